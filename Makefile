@@ -1,0 +1,34 @@
+# Set-up and the everyday commands. `make test` and `make demo` each do all the set-up they need.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+# CPU build of torch by default; a GPU user sets TORCH_SPEC (README, "GPU machines").
+TORCH_SPEC ?= torch==2.13.0
+
+.PHONY: setup test demo bench browser clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q "$(TORCH_SPEC)"
+	$(BIN)/pip install -q -e ".[test]"
+	touch $@
+
+# Headless Chromium (Debian package) for the HTML report test; skipped where apt is not usable.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  (apt-get install -y -q chromium >/dev/null 2>&1 || (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1)) \
+	  || echo "note: chromium not installed; the HTML browser test will be skipped"; }
+
+test: setup browser
+	$(BIN)/python -m pytest -q
+
+demo: setup
+	$(BIN)/fpsynth demo
+
+bench: setup
+	$(BIN)/python benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) workspace workspace-demo

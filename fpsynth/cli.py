@@ -1,0 +1,195 @@
+"""The ``fpsynth`` command: one thin Typer command per stage over importable ``run`` functions.
+
+Every stage command takes ``--workspace`` (default ``./workspace``), ``--config`` (a pipeline file
+or a name in ``pipelines/``, default ``paper``), repeated ``--set section.key=value`` overrides
+checked against the config types, and ``--force``. Stage-specific flags (``--meei``, ``--ids``...)
+are shorthands for fields of that stage's config section.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Callable, Optional
+
+import typer
+from rich.console import Console
+
+from fpsynth import __version__
+from fpsynth.errors import FpsynthError
+from fpsynth.pipeline import DEFAULT_CONFIG, DEFAULT_WORKSPACE, PipelineConfig, load_pipeline, with_section
+
+app = typer.Typer(
+    name="fpsynth",
+    help="Synthetic facial-palsy datasets with CCFExp: prepare -> train -> generate -> report.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+console = Console(stderr=True)
+
+Workspace = Annotated[Path, typer.Option("--workspace", "-w", help="Where every stage writes its outputs.")]
+ConfigOpt = Annotated[str, typer.Option("--config", "-c", help="Pipeline TOML (path, or a name in pipelines/).")]
+SetOpt = Annotated[
+    Optional[list[str]],
+    typer.Option("--set", help="Override a config value, e.g. --set train.optim.lr=2e-4 (repeatable)."),
+]
+ForceOpt = Annotated[bool, typer.Option("--force", help="Redo the stage even if nothing changed.")]
+
+
+def _user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Print FpsynthError messages plainly and exit 2; anything else is a bug and keeps its traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except FpsynthError as exc:
+            console.print(f"[bold red]error:[/] {exc}", highlight=False)
+            raise typer.Exit(code=2) from None
+
+    return wrapper
+
+
+def _load(config: str, overrides: list[str] | None) -> PipelineConfig:
+    return load_pipeline(config, overrides or [])
+
+
+def _print_result(result: Any) -> None:
+    if isinstance(result, dict) and result.get("skipped"):
+        console.print(f"[yellow]nothing changed, skipping[/] (use --force to redo): {result.get('stage', '')}")
+
+
+@app.command()
+@_user_errors
+def prepare(
+    meei: Annotated[Optional[Path], typer.Option(help="MEEI-style tree: per-subject folders of videos and photos.")] = None,
+    aflfp: Annotated[Optional[Path], typer.Option(help="AFLFP-style images with 68-point .pts files.")] = None,
+    images: Annotated[Optional[Path], typer.Option(help="Plain folder of face photos.")] = None,
+    scores: Annotated[Optional[Path], typer.Option(help="CSV: subject, eFACE[, House-Brackmann, Sunnybrook].")] = None,
+    workspace: Workspace = DEFAULT_WORKSPACE,
+    config: ConfigOpt = DEFAULT_CONFIG,
+    set_: SetOpt = None,
+    force: ForceOpt = False,
+) -> None:
+    """Frames and photos -> aligned 112x112 crops + frames/pairs/rejects Parquet manifests."""
+    from fpsynth.data.prepare import run
+
+    cfg = with_section(_load(config, set_), "prepare", meei=meei, aflfp=aflfp, images=images, scores=scores)
+    _print_result(run(cfg, workspace, force=force))
+
+
+@app.command()
+@_user_errors
+def train(
+    workspace: Workspace = DEFAULT_WORKSPACE,
+    config: ConfigOpt = DEFAULT_CONFIG,
+    set_: SetOpt = None,
+    force: ForceOpt = False,
+) -> None:
+    """Train CCFExp on the prepared pairs (resumes from the latest checkpoint)."""
+    from fpsynth.train.run import run
+
+    _print_result(run(_load(config, set_), workspace, force=force))
+
+
+@app.command()
+@_user_errors
+def generate(
+    ids: Annotated[Optional[Path], typer.Option(help="Folder of identity face photos.")] = None,
+    count: Annotated[Optional[int], typer.Option(help="Number of images to generate.")] = None,
+    checkpoint: Annotated[Optional[Path], typer.Option(help="Checkpoint (default: the workspace's latest).")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Output folder (default: WORKSPACE/generate).")] = None,
+    shard: Annotated[Optional[str], typer.Option(help="i/n: this machine's share of the items.")] = None,
+    workspace: Workspace = DEFAULT_WORKSPACE,
+    config: ConfigOpt = DEFAULT_CONFIG,
+    set_: SetOpt = None,
+    force: ForceOpt = False,
+) -> None:
+    """Mass-generate a labelled synthetic facial-palsy dataset."""
+    from fpsynth.generate.run import run
+
+    cfg = with_section(
+        _load(config, set_), "generate", ids=ids, count=count, checkpoint=checkpoint, out=out, shard=shard
+    )
+    _print_result(run(cfg, workspace, force=force))
+
+
+@app.command()
+@_user_errors
+def report(
+    run_dir: Annotated[Optional[Path], typer.Option("--run", help="Generated dataset to evaluate.")] = None,
+    workspace: Workspace = DEFAULT_WORKSPACE,
+    config: ConfigOpt = DEFAULT_CONFIG,
+    set_: SetOpt = None,
+    force: ForceOpt = False,
+) -> None:
+    """Evaluate a model / generated dataset: report.json and a self-contained report.html."""
+    from fpsynth.report.run import run
+
+    cfg = with_section(_load(config, set_), "report", run=run_dir)
+    _print_result(run(cfg, workspace, force=force))
+
+
+@app.command()
+@_user_errors
+def demo(
+    videos: Annotated[Optional[Path], typer.Option(help="Run on a folder of real face videos instead.")] = None,
+    workspace: Annotated[Path, typer.Option("--workspace", "-w")] = Path("workspace-demo"),
+    config: Annotated[str, typer.Option("--config", "-c")] = "tiny",
+    set_: SetOpt = None,
+    force: ForceOpt = False,
+) -> None:
+    """prepare -> train -> generate -> report end to end on a built-in synthetic dataset."""
+    from fpsynth.demo.run import run
+
+    run(_load(config, set_), workspace, videos=videos, force=force)
+
+
+config_app = typer.Typer(help="Inspect pipeline configs.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+
+@config_app.command("show")
+@_user_errors
+def config_show(config: ConfigOpt = DEFAULT_CONFIG, set_: SetOpt = None) -> None:
+    """Print the resolved pipeline config as TOML."""
+    from fpsynth.config import to_toml
+
+    sys.stdout.write(to_toml(_load(config, set_)))
+
+
+@app.command()
+def weights(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """List the pretrained networks fpsynth can use, where each comes from and its config key."""
+    from fpsynth.weights import all_weight_specs
+
+    specs = all_weight_specs()
+    if as_json:
+        sys.stdout.write(json.dumps([s.__dict__ for s in specs], indent=2) + "\n")
+        return
+    from rich.table import Table
+
+    table = Table("network", "config key", "files", "source")
+    for s in specs:
+        table.add_row(s.name, s.config_key, ", ".join(s.files), s.source)
+    Console().print(table)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"fpsynth {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True)] = False,
+) -> None:
+    """fpsynth."""
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,1 @@
+"""The built-in synthetic demo dataset and the end-to-end demo command."""

@@ -1,0 +1,1 @@
+"""Noise schedule, samplers and the cycle-diffusion losses (Algorithm 1)."""

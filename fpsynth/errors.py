@@ -1,0 +1,5 @@
+"""User-facing errors: the CLI prints their message (no traceback) and exits with status 2."""
+
+
+class FpsynthError(Exception):
+    """An error whose message tells the user what is wrong and what to do about it."""

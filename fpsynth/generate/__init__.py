@@ -1,0 +1,1 @@
+"""The generate stage: sampling plans and sharded, resumable dataset writing."""

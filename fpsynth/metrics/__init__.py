@@ -1,0 +1,1 @@
+"""Image-quality, identity and expression metrics (no torchvision)."""

@@ -1,0 +1,1 @@
+"""The report stage: report.json and a self-contained report.html."""

@@ -1,0 +1,284 @@
+"""Stage machinery shared by prepare, train, generate and report.
+
+A stage lives in ``WORKSPACE/<name>/``. It declares its inputs (files or folders, each with the
+command that makes it) and outputs, and writes ``stage.json`` when it finishes with a fingerprint
+of (its config section, its inputs, the package version). A second run with the same fingerprint
+and all outputs present says "nothing changed, skipping" unless ``force``. Every file is written
+atomically (temporary name in the same folder, fsync, rename) so that a kill never leaves a
+half-written artifact under its final name. Per-item stages keep one small part file per finished
+item under ``parts/<fingerprint>/`` (see :class:`ItemStore`) and resume from them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as _dt
+import hashlib
+import io
+import json
+import os
+import tempfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from fpsynth import __version__
+from fpsynth.config import to_dict, to_toml
+from fpsynth.errors import FpsynthError
+
+# Files up to this size are fingerprinted by content; larger ones (raw videos) by size and mtime,
+# which is what make does and keeps a re-run over a 100 GB video tree instant.
+_HASH_CONTENT_BELOW = 64 * 1024 * 1024
+
+
+class MissingInputError(FpsynthError, FileNotFoundError):
+    """A declared input is absent; the message names the command that makes it."""
+
+
+# --------------------------------------------------------------------------- atomic writes
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success it is renamed onto ``path``.
+
+    The temporary name keeps the suffix (writers such as OpenCV pick the format from it) and starts
+    with a dot so that globbing for outputs never sees it. On error it is removed.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        with open(tmp_path, "rb+") as fh:  # flush the data before the rename makes it visible
+            os.fsync(fh.fileno())
+        os.replace(tmp_path, path)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def atomic_write_parquet(path: Path, frame: Any) -> None:
+    """Write a pandas DataFrame (or pyarrow Table) as Parquet, atomically."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = frame if isinstance(frame, pa.Table) else pa.Table.from_pandas(frame, preserve_index=False)
+    buf = io.BytesIO()
+    pq.write_table(table, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+# --------------------------------------------------------------------------- fingerprints
+
+
+def _hash_file(path: Path, h: "hashlib._Hash") -> None:
+    st = path.stat()
+    if st.st_size < _HASH_CONTENT_BELOW:
+        with open(path, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+    else:
+        h.update(f"size={st.st_size};mtime={st.st_mtime_ns}".encode())
+
+
+def hash_paths(paths: Mapping[str, Path]) -> str:
+    """Content fingerprint of named files/folders (folders: every file below, sorted)."""
+    h = hashlib.sha256()
+    for name in sorted(paths):
+        p = Path(paths[name])
+        h.update(f"\0{name}\0".encode())
+        if p.is_file():
+            _hash_file(p, h)
+        elif p.is_dir():
+            for f in sorted(q for q in p.rglob("*") if q.is_file() and not q.name.startswith(".")):
+                h.update(str(f.relative_to(p)).encode())
+                _hash_file(f, h)
+        else:
+            h.update(b"<missing>")
+    return h.hexdigest()
+
+
+def fingerprint(section: Any, inputs: Mapping[str, Path], extra: Mapping[str, Any] | None = None) -> str:
+    """sha256 of (config section, inputs' contents, package version, anything extra)."""
+    sec = to_dict(section) if dataclasses.is_dataclass(section) else section
+    payload = json.dumps(
+        {"section": sec, "inputs": hash_paths(inputs), "version": __version__, "extra": extra or {}},
+        sort_keys=True,
+        default=str,
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+# --------------------------------------------------------------------------- the stage
+
+
+@dataclasses.dataclass(frozen=True)
+class Input:
+    """A declared input: where it is, and the command a user runs to make it."""
+
+    path: Path
+    made_by: str  # e.g. "fpsynth prepare --meei DIR"
+
+
+class Stage:
+    """Bookkeeping of one stage run in ``workspace/<name>``.
+
+    Usage::
+
+        stage = Stage("train", workspace, cfg.train, inputs={"pairs": Input(p, "fpsynth prepare ...")},
+                      outputs=["checkpoints/latest.json"], force=force)
+        stage.require_inputs()
+        if stage.is_up_to_date():
+            return stage.skipped()
+        stage.begin(pipeline_cfg)
+        ...  # work, writing with atomic_* helpers
+        stage.finish({"steps": 1000})
+    """
+
+    def __init__(
+        self,
+        name: str,
+        workspace: Path,
+        section: Any,
+        inputs: Mapping[str, Input] | None = None,
+        outputs: list[str] | None = None,
+        force: bool = False,
+        extra: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.name = name
+        self.workspace = Path(workspace)
+        self.dir = self.workspace / name
+        self.section = section
+        self.inputs = dict(inputs or {})
+        self.outputs = [self.dir / o for o in (outputs or [])]
+        self.force = force
+        self.extra = dict(extra or {})
+        self._fingerprint: str | None = None
+
+    @property
+    def record_path(self) -> Path:
+        return self.dir / "stage.json"
+
+    def require_inputs(self) -> None:
+        for name, inp in self.inputs.items():
+            if not Path(inp.path).exists():
+                raise MissingInputError(
+                    f"{self.name}: input '{name}' not found at {inp.path}; run `{inp.made_by}` first"
+                )
+
+    @property
+    def fingerprint(self) -> str:
+        if self._fingerprint is None:
+            self._fingerprint = fingerprint(
+                self.section, {k: v.path for k, v in self.inputs.items()}, self.extra
+            )
+        return self._fingerprint
+
+    def record(self) -> dict[str, Any] | None:
+        try:
+            return json.loads(self.record_path.read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None
+
+    def is_up_to_date(self) -> bool:
+        """True when the last finished run had this fingerprint and its outputs are all present."""
+        if self.force:
+            return False
+        rec = self.record()
+        return (
+            rec is not None
+            and rec.get("fingerprint") == self.fingerprint
+            and rec.get("status") == "finished"
+            and all(p.exists() for p in self.outputs)
+        )
+
+    def begin(self, pipeline_cfg: Any) -> None:
+        """Create the stage folder and write the resolved pipeline config beside the outputs."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.dir / "config.toml", to_toml(pipeline_cfg))
+        atomic_write_json(
+            self.record_path,
+            {"stage": self.name, "status": "running", "fingerprint": self.fingerprint,
+             "version": __version__, "started_at": _now()},
+        )
+
+    def finish(self, summary: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        rec = {
+            "stage": self.name,
+            "status": "finished",
+            "fingerprint": self.fingerprint,
+            "version": __version__,
+            "finished_at": _now(),
+            "outputs": [str(p.relative_to(self.workspace)) for p in self.outputs],
+            "summary": dict(summary or {}),
+        }
+        atomic_write_json(self.record_path, rec)
+        return rec
+
+    def skipped(self) -> dict[str, Any]:
+        rec = self.record() or {}
+        return {**rec, "skipped": True}
+
+    def items(self, kind: str = "items") -> "ItemStore":
+        """Per-item resume store for this run's fingerprint (a config change starts afresh)."""
+        return ItemStore(self.dir / "parts" / kind / self.fingerprint[:16])
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+# --------------------------------------------------------------------------- per-item resume
+
+
+class ItemStore:
+    """One Parquet part file per finished item; a kill loses at most the items in flight.
+
+    Keys are free strings (a clip's pseudonymous id, a shard number); they are hashed into file
+    names so that any key is safe on disk. An item counts as done only once its part file has been
+    renamed into place, so a resumed run redoes exactly the unfinished items and never duplicates.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, key: str) -> Path:
+        return self.folder / f"{hashlib.sha1(key.encode()).hexdigest()[:20]}.parquet"
+
+    def done(self, key: str) -> bool:
+        return self._path(key).exists()
+
+    def write(self, key: str, frame: Any) -> None:
+        atomic_write_parquet(self._path(key), frame)
+
+    def read(self, key: str) -> Any:
+        import pandas as pd
+
+        return pd.read_parquet(self._path(key))
+
+    def read_all(self) -> Any:
+        """All finished parts concatenated (an empty DataFrame when there are none)."""
+        import pandas as pd
+
+        parts = sorted(self.folder.glob("*.parquet"))
+        frames = [pd.read_parquet(p) for p in parts]
+        frames = [f for f in frames if len(f)]
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

@@ -1,0 +1,1 @@
+"""The training stage: loop, EMA, checkpoints, distributed set-up."""

@@ -1,0 +1,231 @@
+"""Pretrained weights: a registry entry per network and one safe way to read them.
+
+Every pretrained network fpsynth uses has a :class:`WeightSpec` (name, the config key that sets
+its path, the file names it accepts, the key prefixes of the formats it accepts, a few keys that
+must be present, where a user gets it, a checksum where known). Specs are declared next to their
+networks and registered here, so ``fpsynth weights`` can list them all.
+
+Reading never unpickles arbitrary objects: ``.safetensors`` through safetensors, everything else
+through ``torch.load(weights_only=True)``. Lightning checkpoints that also pickle harmless
+non-tensor objects (hyper-parameters in an ``argparse.Namespace``, say) are read with a restricted
+unpickler that turns every class it does not know into an inert placeholder and never calls it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import pickle
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from fpsynth.errors import FpsynthError
+
+
+class WeightsError(FpsynthError, RuntimeError):
+    """Weights missing, unreadable, or of the wrong layout; the message says what to do."""
+
+
+@dataclasses.dataclass(frozen=True)
+class WeightSpec:
+    name: str  # registry name, e.g. "ir50-adaface"
+    config_key: str  # e.g. "weights.ir50_id": where a user sets the path
+    files: tuple[str, ...]  # file names it is published under
+    expected_keys: tuple[str, ...]  # keys (after prefix stripping) that must be present
+    source: str  # where a user gets it
+    prefixes: tuple[str, ...] = ("module.", "model.", "backbone.", "net.")  # stripped if present
+    sha256: str | None = None  # checked when known
+
+
+REGISTRY: dict[str, WeightSpec] = {}
+
+
+def register(spec: WeightSpec) -> WeightSpec:
+    REGISTRY[spec.name] = spec
+    return spec
+
+
+# Modules that declare WeightSpecs; importing them fills REGISTRY.
+_SPEC_MODULES = (
+    "fpsynth.models.ir50",
+    "fpsynth.models.mobilefacenet",
+    "fpsynth.metrics.inception",
+    "fpsynth.metrics.vgg",
+    "fpsynth.metrics.lpips",
+)
+
+
+def all_weight_specs() -> list[WeightSpec]:
+    """Every registered network (imports the modules that declare them)."""
+    import importlib
+
+    for name in _SPEC_MODULES:
+        importlib.import_module(name)
+    return sorted(REGISTRY.values(), key=lambda s: s.name)
+
+
+@dataclasses.dataclass(frozen=True)
+class WeightsConfig:
+    """``[weights]``: paths of user-supplied pretrained files (see README, 'Weights')."""
+
+    ir50_id: Path | None = None  # IR-50 face recognition (AdaFace/InsightFace layout): E_ID, F_ID, ID loss
+    ir50_expression: Path | None = None  # IR-50 trained for expression (F_Face of E_Exp)
+    mobilefacenet: Path | None = None  # 68-point MobileFaceNet (E_LM and D_LM)
+    inception: Path | None = None  # Inception-v3 2015-12-05 for FID (.pth state dict or TorchScript)
+    vgg16: Path | None = None  # VGG16 ImageNet features for LPIPS and perceptual loss
+    lpips: Path | None = None  # LPIPS v0.1 linear layers (vgg.pth)
+    dlib_models: Path | None = None  # folder with dlib .dat models (default: face_recognition_models)
+    # Networks allowed to start from random weights when their file is unset (tiny/demo configs).
+    # Anything not listed here fails loudly instead; every run records what it used.
+    random_init: tuple[str, ...] = ()
+
+
+# --------------------------------------------------------------------------- reading
+
+
+class _Inert:
+    """Stands in for any class a checkpoint pickles that is not a tensor container."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.args = args
+
+    def __setstate__(self, state: Any) -> None:
+        self.state = state
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    # Only what torch's own serialisation needs to rebuild tensors is resolved for real.
+    _ALLOWED = {
+        ("collections", "OrderedDict"),
+        ("torch._utils", "_rebuild_tensor_v2"),
+        ("torch._utils", "_rebuild_parameter"),
+        ("torch._utils", "_rebuild_parameter_with_state"),
+        ("torch", "Size"),
+        ("builtins", "set"),
+        ("builtins", "frozenset"),
+    }
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in self._ALLOWED:
+            return super().find_class(module, name)
+        if module == "torch" and name.endswith("Storage"):
+            return super().find_class(module, name)
+        return _Inert
+
+
+class _RestrictedPickleModule:
+    Unpickler = _RestrictedUnpickler
+    load = pickle.load
+    __name__ = "fpsynth_restricted_pickle"
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """Tensors of a weights file: safetensors, a plain state dict, or a Lightning checkpoint."""
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(path), device="cpu")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        # Lightning/ADM checkpoints pickle extra objects beside the tensors; resolve none of them.
+        obj = torch.load(path, map_location="cpu", weights_only=False, pickle_module=_RestrictedPickleModule)
+    except Exception as exc:  # truncated file, not a torch file at all
+        raise WeightsError(f"{path}: not a readable weights file ({exc})") from exc
+    if isinstance(obj, Mapping) and "state_dict" in obj and isinstance(obj["state_dict"], Mapping):
+        obj = obj["state_dict"]
+    if not isinstance(obj, Mapping):
+        raise WeightsError(f"{path}: expected a state dict, found {type(obj).__name__}")
+    tensors = {str(k): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+    if not tensors:
+        raise WeightsError(f"{path}: holds no tensors")
+    return tensors
+
+
+def strip_prefixes(state: Mapping[str, torch.Tensor], prefixes: tuple[str, ...], expected: tuple[str, ...]) -> dict[str, torch.Tensor]:
+    """Remove the first prefix (possibly repeated, 'module.model.') that makes ``expected`` keys appear."""
+    state = dict(state)
+    for _ in range(3):
+        if not expected or all(k in state for k in expected):
+            return state
+        for p in prefixes:
+            if any(k.startswith(p) for k in state):
+                state = {k[len(p):]: v for k, v in state.items() if k.startswith(p)}
+                break
+        else:
+            break
+    return state
+
+
+# --------------------------------------------------------------------------- loading into a module
+
+
+@dataclasses.dataclass(frozen=True)
+class LoadRecord:
+    """What a run used for one network (written into checkpoints and reports)."""
+
+    name: str
+    path: str | None  # None: random initialisation, explicitly allowed
+    sha256: str | None
+    random_init: bool
+
+
+def resolve_path(spec: WeightSpec, path: Path | None, random_init: tuple[str, ...]) -> Path | None:
+    """The file to load for ``spec``; None when random init is explicitly allowed; else an error."""
+    if path is None:
+        if spec.name in random_init:
+            return None
+        raise WeightsError(
+            f"no weights file for {spec.name}: set `{spec.config_key}` in your pipeline TOML or pass "
+            f"--set {spec.config_key}=/path/to/{spec.files[0]} (get it from {spec.source}); "
+            f"for a test run only, random initialisation needs `weights.random_init` to list '{spec.name}'"
+        )
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise WeightsError(
+            f"weights file for {spec.name} not found: {path} (set by `{spec.config_key}`; "
+            f"expected one of {', '.join(spec.files)} from {spec.source})"
+        )
+    return path
+
+
+def load_into(module: torch.nn.Module, spec: WeightSpec, path: Path | None, random_init: tuple[str, ...] = ()) -> LoadRecord:
+    """Load ``spec``'s file into ``module`` strictly (every key and shape must match)."""
+    resolved = resolve_path(spec, path, random_init)
+    if resolved is None:
+        return LoadRecord(spec.name, None, None, True)
+    digest = sha256_file(resolved)
+    if spec.sha256 and digest != spec.sha256:
+        raise WeightsError(f"{resolved}: sha256 {digest} does not match the published {spec.sha256} for {spec.name}")
+    state = strip_prefixes(read_state_dict(resolved), spec.prefixes, spec.expected_keys)
+    missing_expected = [k for k in spec.expected_keys if k not in state]
+    if missing_expected:
+        sample = ", ".join(sorted(state)[:5])
+        raise WeightsError(
+            f"{resolved}: not a {spec.name} checkpoint: keys {missing_expected} absent (found e.g. {sample})"
+        )
+    own = module.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    wrong = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
+    if missing or unexpected or wrong:
+        raise WeightsError(
+            f"{resolved}: layout does not match {spec.name}: "
+            f"missing {missing[:5]}{'...' if len(missing) > 5 else ''}, "
+            f"unexpected {unexpected[:5]}{'...' if len(unexpected) > 5 else ''}, "
+            f"wrong shape {[(k, tuple(state[k].shape), tuple(own[k].shape)) for k in wrong[:3]]}"
+        )
+    module.load_state_dict(state, strict=True)
+    return LoadRecord(spec.name, str(resolved), digest, False)

@@ -1,0 +1,24 @@
+"""Shared test helpers: the real fixtures in ../shared/fixtures (read in place, never copied)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+FIXTURES = Path(os.environ.get("FPSYNTH_FIXTURES", REPO.parent / "shared" / "fixtures"))
+
+
+def fixture_path(*parts: str) -> Path:
+    """Path inside ../shared/fixtures; skips the calling test with a reason when it is absent."""
+    p = FIXTURES.joinpath(*parts)
+    if not p.exists():
+        pytest.skip(f"real fixture {p} not present (the shared fixtures folder is absent on this machine)")
+    return p
+
+
+@pytest.fixture
+def fixtures() -> Path:
+    return fixture_path()
