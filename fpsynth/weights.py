@@ -217,7 +217,9 @@ def load_into(module: torch.nn.Module, spec: WeightSpec, path: Path | None, rand
             f"{resolved}: not a {spec.name} checkpoint: keys {missing_expected} absent (found e.g. {sample})"
         )
     own = module.state_dict()
-    missing = sorted(set(own) - set(state))
+    # BatchNorm's num_batches_tracked postdates checkpoints saved before PyTorch 0.4.1 (and is
+    # unused in eval); load_state_dict fills it in when absent, so it is not reported as missing.
+    missing = sorted(k for k in set(own) - set(state) if not k.endswith("num_batches_tracked"))
     unexpected = sorted(set(state) - set(own))
     wrong = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
     if missing or unexpected or wrong:
