@@ -1,9 +1,124 @@
-"""``[prepare]`` configuration."""
+"""``[prepare]`` configuration: sources, face backend, detection, quality gates, frame picking, splits.
+
+Defaults follow the paper (32 frames per expression clip, 88/12 split by subject, 112x112 ArcFace
+alignment) and DESIGN.md (dlib offline backend). Thresholds are in the units named beside them.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import enum
 from pathlib import Path
+
+# Default MEEI pattern, applied to the path relative to --meei without its extension:
+# <subject>/<expression>[_<side>], side in left/right/l/r (case-insensitive).
+MEEI_PATTERN = r"^(?P<subject>[^/]+)/(?P<expression>[^/]+?)(?:[_-](?P<side>left|right|l|r))?$"
+
+
+class Backend(str, enum.Enum):
+    DLIB = "dlib"  # HOG detector + 68-point regression trees; offline, CPU (the default)
+    INSIGHTFACE = "insightface"  # SCRFD + 1k3d68 (optional package, user-supplied model folder)
+    FACE_ALIGNMENT = "face-alignment"  # S3FD + 2D-FAN-4 (optional package, torch hub checkpoints)
+
+
+@dataclasses.dataclass(frozen=True)
+class FaceConfig:
+    """Which face backend finds faces and their 68 landmarks, and at what image size."""
+
+    backend: Backend = Backend.DLIB
+    # dlib: the HOG detector's window is 80 px; each upsample halves the smallest findable face.
+    photo_upsample: int = 1
+    video_upsample: int = 0
+    # Images are shrunk so that their long side is at most this before detection (landmarks are
+    # always fitted at full resolution). Video detection runs small and often; photos once.
+    photo_max_side: int = 1280
+    video_max_side: int = 360
+    # Score below which a backend's candidate is not a face at all (dlib: SVM margin, where 0 is
+    # dlib's own default threshold; insightface/face-alignment: a probability in [0, 1]).
+    # None: the backend's default (dlib 0.0, insightface 0.5, face-alignment 0.5).
+    min_score: float | None = None
+    # insightface: models under <root>/models/<name>/ (det_*.onnx and 1k3d68.onnx).
+    insightface_root: Path | None = None
+    insightface_name: str = "buffalo_l"
+
+
+@dataclasses.dataclass(frozen=True)
+class QualityConfig:
+    """Gates every kept crop must pass; each failure becomes a rejects row naming the gate."""
+
+    # A second face whose box side is at least this fraction of the largest face's makes the
+    # image ambiguous ("two faces"); a clearly smaller background face is tolerated.
+    second_face_ratio: float = 0.5
+    min_interocular_px: float = 20.0  # eye-centre distance in the source image (template: 35.2)
+    min_blur: float = 15.0  # variance of the Laplacian of the 112x112 grey crop
+    max_abs_yaw_deg: float = 45.0  # landmark yaw proxy (nose tip vs. jaw line), degrees
+
+
+@dataclasses.dataclass(frozen=True)
+class PhaseQuota:
+    """Frames kept per clip in each phase of the expression (the paper keeps 32 in all)."""
+
+    neutral: int = 4
+    onset: int = 6
+    development: int = 6
+    peak: int = 8
+    dissipation: int = 8
+
+    @property
+    def total(self) -> int:
+        return self.neutral + self.onset + self.development + self.peak + self.dissipation
+
+
+@dataclasses.dataclass(frozen=True)
+class VideoConfig:
+    """Decoding and the motion-curve frame picker."""
+
+    quota: PhaseQuota = PhaseQuota()
+    detect_every: int = 5  # run the detector on every n-th analysed frame; track landmarks between
+    max_analysed_frames: int = 900  # longer clips are analysed on every k-th frame (others skipped)
+    max_frames: int | None = None  # read only the first n frames of each clip (tests, quick looks)
+    neutral_window: float = 0.1  # the neutral reference is the medoid of this leading share of the clip
+    smooth: int = 5  # moving-average window (analysed frames) of the motion curve
+    # Phases around the curve's maximum, as fractions of the peak motion: a frame is at rest
+    # (neutral) below `onset_at`, in development from `development_at`, at the peak from `peak_at`.
+    onset_at: float = 0.2
+    development_at: float = 0.5
+    peak_at: float = 0.85
+    # Onset and dissipation end where the curve stops falling away from the peak by more than
+    # this fraction of the peak motion (so a neighbouring expression is not taken for onset).
+    rise_slack: float = 0.1
+    # Motion is the mean landmark shift in inter-ocular distances. Landmark jitter of a still face
+    # reaches about 0.03, so below this a frame is at rest, and a clip peaking below it is all neutral.
+    min_motion: float = 0.03
+
+    def __post_init__(self) -> None:
+        if not 0 < self.onset_at < self.development_at < self.peak_at <= 1:
+            raise ValueError("need 0 < onset_at < development_at < peak_at <= 1")
+        if self.detect_every < 1 or self.max_analysed_frames < 2 or self.smooth < 1:
+            raise ValueError("detect_every, smooth must be >= 1 and max_analysed_frames >= 2")
+
+
+@dataclasses.dataclass(frozen=True)
+class SourcesConfig:
+    """How input files are found and named."""
+
+    meei_pattern: str = MEEI_PATTERN  # regex with named groups subject, expression and optional side
+    video_extensions: tuple[str, ...] = (".mp4", ".avi", ".mov", ".mkv", ".m4v")
+    image_extensions: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm")
+
+
+@dataclasses.dataclass(frozen=True)
+class SplitConfig:
+    """Subject-level train/test split and training pairs."""
+
+    test_fraction: float = 0.12  # the paper: 88% of subjects train, 12% test
+    pairs_per_frame: int = 1  # identity images drawn (same subject, other image) per style frame
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.test_fraction < 1:
+            raise ValueError("test_fraction must be in [0, 1)")
+        if self.pairs_per_frame < 1:
+            raise ValueError("pairs_per_frame must be >= 1")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -12,3 +127,14 @@ class PrepareConfig:
     aflfp: Path | None = None  # AFLFP-style images with 68-point .pts annotations
     images: Path | None = None  # plain folder of face photos
     scores: Path | None = None  # CSV: subject, eFACE[, House-Brackmann, Sunnybrook]
+    n_jobs: int = 2  # worker processes (joblib loky); 1 runs in-process
+    png_compression: int = 3  # cv2 PNG level 0-9: 3 is fast and within ~10% of the smallest
+    faces: FaceConfig = FaceConfig()
+    quality: QualityConfig = QualityConfig()
+    video: VideoConfig = VideoConfig()
+    sources: SourcesConfig = SourcesConfig()
+    split: SplitConfig = SplitConfig()
+
+    def __post_init__(self) -> None:
+        if self.n_jobs < 1:
+            raise ValueError("n_jobs must be >= 1")

@@ -1,0 +1,95 @@
+"""Similarity alignment of a face onto the ArcFace 112x112 template.
+
+Five points are derived from the 68 (eye centres, nose tip, mouth corners), a least-squares
+similarity (Umeyama: rotation, uniform scale, translation; no reflection) maps them onto the
+template, and the image is warped. Landmarks are carried into crop coordinates by the same matrix.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import cv2
+import numpy as np
+
+CROP_SIZE = 112
+# ArcFace / insightface 112x112 template: image-left eye, image-right eye, nose tip, mouth corners.
+ARCFACE_TEMPLATE = np.array(
+    [[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655], [70.7299, 92.2041]],
+    dtype=np.float64,
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Aligned:
+    crop: np.ndarray  # (112, 112, 3) uint8 RGB
+    landmarks: np.ndarray  # (68, 2) float32, crop coordinates
+    matrix: np.ndarray  # (2, 3) float64, source pixel -> crop pixel
+
+
+def five_points(lm68: np.ndarray) -> np.ndarray:
+    """(5, 2): eye centres (mean of 36-41 and 42-47), nose tip 30, mouth corners 48 and 54."""
+    lm = np.asarray(lm68, np.float64)
+    return np.stack([lm[36:42].mean(0), lm[42:48].mean(0), lm[30], lm[48], lm[54]])
+
+
+def umeyama(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """(2, 3) similarity minimising sum |M [src; 1] - dst|^2 (Umeyama 1991), reflections excluded."""
+    src, dst = np.asarray(src, np.float64), np.asarray(dst, np.float64)
+    mu_s, mu_d = src.mean(0), dst.mean(0)
+    sc, dc = src - mu_s, dst - mu_d
+    cov = dc.T @ sc / len(src)  # (2, 2)
+    u, s, vt = np.linalg.svd(cov)
+    d = np.array([1.0, 1.0 if np.linalg.det(u) * np.linalg.det(vt) >= 0 else -1.0])
+    rot = u @ np.diag(d) @ vt
+    var_s = (sc**2).sum() / len(src)
+    scale = float((s * d).sum() / var_s) if var_s > 0 else 1.0
+    t = mu_d - scale * rot @ mu_s
+    return np.hstack([scale * rot, t[:, None]])
+
+
+def transform_points(matrix: np.ndarray, pts: np.ndarray) -> np.ndarray:
+    """Apply a (2, 3) affine to (N, 2) points."""
+    pts = np.asarray(pts, np.float64)
+    return pts @ matrix[:, :2].T + matrix[:, 2]
+
+
+def align(rgb: np.ndarray, lm68: np.ndarray) -> Aligned:
+    """Warp the face with landmarks ``lm68`` (68, 2) in ``rgb`` (H, W, 3) onto the template."""
+    matrix = umeyama(five_points(lm68), ARCFACE_TEMPLATE)
+    crop = warp(rgb, matrix, CROP_SIZE)
+    return Aligned(crop, transform_points(matrix, lm68).astype(np.float32), matrix)
+
+
+def warp(img: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
+    """``cv2.warpAffine`` onto (size, size), area-averaging first when the warp shrinks by > 2x.
+
+    A bilinear warp samples 4 source pixels per output pixel, so a face 4x larger than the crop
+    would alias (jagged edges, shimmering between video frames). The region the crop covers is
+    therefore first reduced with INTER_AREA to about crop scale, and the matrix adjusted to match.
+    """
+    scale = float(np.sqrt(abs(np.linalg.det(matrix[:, :2]))))
+    if scale < 0.5:
+        shrunk = _shrink_region(img, matrix, size, scale)
+        if shrunk is not None:
+            img, matrix = shrunk
+    return cv2.warpAffine(img, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+
+
+def _shrink_region(img: np.ndarray, matrix: np.ndarray, size: int, scale: float):
+    inv = cv2.invertAffineTransform(matrix)
+    corners = transform_points(inv, np.array([[0, 0], [size, 0], [0, size], [size, size]], np.float64))
+    h, w = img.shape[:2]
+    x0, y0 = (max(0, int(np.floor(v)) - 2) for v in corners.min(0))
+    x1, y1 = min(w, int(np.ceil(corners[:, 0].max())) + 2), min(h, int(np.ceil(corners[:, 1].max())) + 2)
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        return None  # the crop lies outside the image: nothing to average
+    roi = img[y0:y1, x0:x1]
+    nw, nh = max(1, round((x1 - x0) * scale)), max(1, round((y1 - y0) * scale))
+    small = cv2.resize(roi, (nw, nh), interpolation=cv2.INTER_AREA)
+    fx, fy = nw / (x1 - x0), nh / (y1 - y0)
+    # small pixel q <-> source pixel p = (q + 0.5) / f - 0.5 + origin (cv2.resize's centre convention)
+    a = matrix[:, :2]
+    offset = np.array([0.5 / fx - 0.5 + x0, 0.5 / fy - 0.5 + y0])
+    adjusted = np.hstack([a @ np.diag([1.0 / fx, 1.0 / fy]), (a @ offset + matrix[:, 2])[:, None]])
+    return small, adjusted

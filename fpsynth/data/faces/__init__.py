@@ -1,0 +1,125 @@
+"""Face detection and 68-point landmarks behind one small interface.
+
+A backend finds faces (``detect``) and refits the 68 landmarks inside a given box (``landmarks``),
+which is what lets the video path track a face between detector runs. All coordinates are image
+pixels, x right, y down, 0-based (pixel centres at integers, the OpenCV convention); landmarks
+follow the iBUG 68-point order (0-16 jaw from image left, 36-41 the image-left eye, 48 and 54 the
+mouth corners).
+
+Backends: ``dlib`` (default, offline: HOG detector + the 68-point predictor of
+``face_recognition_models``), ``insightface`` (SCRFD + 1k3d68) and ``face-alignment`` (S3FD +
+2D-FAN-4). The last two are optional packages whose model files the user supplies; their files
+are checked before the package is imported, so a missing file is named even where the package
+is absent.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from pathlib import Path
+from typing import Protocol
+
+import cv2
+import numpy as np
+
+from fpsynth.data.config import Backend, FaceConfig
+from fpsynth.errors import FpsynthError
+
+
+class FaceBackendError(FpsynthError, RuntimeError):
+    """A face backend that cannot start: package or model files missing; the message says which."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Face:
+    bbox: np.ndarray  # (4,) float32 x1, y1, x2, y2
+    score: float  # detector confidence in the backend's own units
+    landmarks: np.ndarray  # (68, 2) float32
+
+    @property
+    def side(self) -> float:
+        """Geometric mean of the box's width and height (px)."""
+        w, h = self.bbox[2] - self.bbox[0], self.bbox[3] - self.bbox[1]
+        return float(np.sqrt(max(w, 0.0) * max(h, 0.0)))
+
+
+class FaceBackend(Protocol):
+    name: str
+    min_score: float  # candidates below this are not faces
+
+    def detect(self, rgb: np.ndarray, upsample: int = 0) -> list[Face]:
+        """Faces in an (H, W, 3) uint8 RGB image, each with its landmarks.
+
+        ``upsample``: how many times the detector doubles the image first to find faces smaller
+        than its window (dlib); backends with a fixed input size ignore it.
+        """
+        ...
+
+    def landmarks(self, rgb: np.ndarray, bbox: np.ndarray) -> np.ndarray:
+        """(68, 2) landmarks of the face in ``bbox`` (4,) x1, y1, x2, y2."""
+        ...
+
+
+DEFAULT_MIN_SCORE = {Backend.DLIB: 0.0, Backend.INSIGHTFACE: 0.5, Backend.FACE_ALIGNMENT: 0.5}
+
+
+@functools.lru_cache(maxsize=4)
+def get_backend(cfg: FaceConfig, dlib_models: Path | None = None) -> FaceBackend:
+    """The configured backend, built once per process (loading models takes about a second)."""
+    min_score = DEFAULT_MIN_SCORE[cfg.backend] if cfg.min_score is None else cfg.min_score
+    if cfg.backend is Backend.DLIB:
+        from fpsynth.data.faces.dlib_backend import DlibBackend
+
+        return DlibBackend(dlib_models, min_score)
+    if cfg.backend is Backend.INSIGHTFACE:
+        from fpsynth.data.faces.insightface_backend import InsightFaceBackend
+
+        return InsightFaceBackend(cfg.insightface_root, cfg.insightface_name, min_score)
+    from fpsynth.data.faces.fan_backend import FanBackend
+
+    return FanBackend(min_score)
+
+
+def detect_faces(backend: FaceBackend, rgb: np.ndarray, max_side: int, upsample: int) -> list[Face]:
+    """Faces of ``rgb``, largest first: detected on a copy shrunk to ``max_side``, landmarks refitted
+    at full resolution (the shrunk copy only has to find the face, not place its points)."""
+    h, w = rgb.shape[:2]
+    scale = min(1.0, max_side / max(h, w))
+    if scale >= 1.0:
+        faces = backend.detect(rgb, upsample)
+    else:
+        small = cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+        faces = []
+        for f in backend.detect(small, upsample):
+            bbox = (f.bbox / scale).astype(np.float32)
+            faces.append(Face(bbox, f.score, backend.landmarks(rgb, bbox)))
+    return sorted(faces, key=lambda f: -f.side)
+
+
+def box_from_landmarks(lm: np.ndarray, anchor: np.ndarray) -> np.ndarray:
+    """A detector-like box for tracked landmarks.
+
+    ``anchor`` (4,) is the detector's box at the last detection expressed in units of that
+    frame's stable-point frame (:func:`box_anchor`); carrying it to the new landmarks keeps the
+    box the landmark regressor was trained on, however the face moved or scaled since.
+    """
+    centre, scale = _stable_frame(lm)
+    return np.concatenate([centre + anchor[:2] * scale, centre + anchor[2:] * scale]).astype(np.float32)
+
+
+def box_anchor(lm: np.ndarray, bbox: np.ndarray) -> np.ndarray:
+    """(4,) ``bbox`` relative to the landmarks' stable-point centre, in units of their scale."""
+    centre, scale = _stable_frame(lm)
+    return np.concatenate([(bbox[:2] - centre) / scale, (bbox[2:] - centre) / scale]).astype(np.float32)
+
+
+# Eye corners and the nose: points that expressions (smiles, eye closure) barely move.
+STABLE_POINTS = np.array([27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 39, 42, 45])
+
+
+def _stable_frame(lm: np.ndarray) -> tuple[np.ndarray, float]:
+    pts = lm[STABLE_POINTS]
+    centre = pts.mean(axis=0)
+    scale = float(np.linalg.norm(lm[45] - lm[36])) or 1.0  # outer eye corners
+    return centre, scale

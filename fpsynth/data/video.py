@@ -1,0 +1,89 @@
+"""Video decoding with OpenCV, robust to empty, truncated and non-video files.
+
+:class:`VideoDecoder` yields (index, RGB frame) for the frames asked for and only *grabs* the
+others (demux + decode without the colour conversion), so skipping frames costs little. After
+iteration, ``decoded`` holds how many frames the file really gave, which a truncated file shows
+by falling short of the count in its header.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from fpsynth.data.reasons import Reason, Rejected
+
+# Containers often state a frame count one or two off the real one; only a larger gap means loss.
+_COUNT_SLACK = 2
+
+
+@dataclasses.dataclass(frozen=True)
+class VideoInfo:
+    frame_count: int  # from the container header (may be 0 or approximate)
+    fps: float  # 0.0 when the container does not say
+    width: int
+    height: int
+
+    def time_of(self, index: int) -> float | None:
+        """Seconds from the start of frame ``index`` (None when the fps is unknown)."""
+        return index / self.fps if self.fps > 0 else None
+
+
+class VideoDecoder:
+    """Sequential reader of one video file; raises :class:`Rejected` for files that are not videos."""
+
+    def __init__(self, path: Path) -> None:
+        path = Path(path)
+        try:
+            size = path.stat().st_size
+        except OSError as exc:
+            raise Rejected(Reason.UNREADABLE, exc.strerror or type(exc).__name__) from None
+        if size == 0:
+            raise Rejected(Reason.EMPTY_FILE, "zero bytes")
+        try:
+            with open(path, "rb") as fh:  # OpenCV reports a permission error as "cannot open"
+                fh.read(1)
+        except OSError as exc:
+            raise Rejected(Reason.UNREADABLE, exc.strerror or type(exc).__name__) from None
+        self.path = path
+        self._cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+        if not self._cap.isOpened():
+            self._cap.release()
+            raise Rejected(Reason.NOT_A_VIDEO, "OpenCV/FFmpeg cannot open it (not a video, or an MP4 cut before its index)")
+        self.info = VideoInfo(
+            frame_count=max(0, int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT))),
+            fps=float(self._cap.get(cv2.CAP_PROP_FPS) or 0.0),
+            width=int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH)),
+            height=int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT)),
+        )
+        self.decoded = 0
+
+    def frames(self, wanted: Callable[[int], bool] = lambda i: True, max_frames: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
+        """(index, (H, W, 3) uint8 RGB) for every frame index ``wanted`` accepts, in order."""
+        try:
+            index = 0
+            while max_frames is None or index < max_frames:
+                if wanted(index):
+                    ok, bgr = self._cap.read()
+                    if not ok or bgr is None:
+                        break
+                    self.decoded = index + 1
+                    yield index, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+                else:
+                    if not self._cap.grab():
+                        break
+                    self.decoded = index + 1
+                index += 1
+        finally:
+            self._cap.release()
+
+    def shortfall(self, max_frames: int | None = None) -> tuple[int, int] | None:
+        """(first missing index, last expected index) when decoding stopped well short of the header."""
+        expected = self.info.frame_count if max_frames is None else min(self.info.frame_count, max_frames)
+        if expected - self.decoded > _COUNT_SLACK:
+            return self.decoded, expected - 1
+        return None
