@@ -1,0 +1,237 @@
+"""CCFExp: the triple-condition denoiser, composed from ModelConfig, and its weight loading.
+
+Data flow for a batch of (style image x0, identity image x_id), all (B, 3, 112, 112) RGB [-1, 1]:
+
+    frozen (no grad, once per batch)        trainable
+    F_ID(x0), F_Face(x0) -> deviation  -----> ExpressionAdapter -> exp tokens (B, 49, E) --+
+    E_LM(x0) 7x7x512 map -> lm tokens (B, 49, 512) ----------------------------------------+--> fusion -> tokens (B, 147, cond)
+                                             E_ID(x_id) -> id tokens (B, 49, E) ------------+
+                                                       -> scaled f_ID (B, 4*base) -> added to the time embedding
+    U-Net(x_t, t, tokens, f_ID) -> eps (B, 3, 112, 112) [+ learned-range variance (B, 3, 112, 112)]
+
+The DCFace variant replaces the expression and landmark streams by the patch statistics of the
+frozen ir50-id's early map of x0. The frozen networks also serve the losses: ``recognize`` is the
+identity-loss network f (ir50-id), ``detect_landmarks`` is D_LM (the same MobileFaceNet as E_LM).
+
+Typical use (training step; see ``fpsynth.diffusion.objective`` for the whole of Algorithm 1):
+
+    model, records = build_model(cfg.train.model, cfg.weights)
+    frozen = model.frozen_features(x0, x_id)        # StyleFeatures + LossTargets
+    cond = model.conditions(x_id, frozen.style)     # trainable encoders, once per batch
+    eps_hat = model(x_t, t, cond)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from fpsynth.diffusion.losses import LossTargets
+from fpsynth.models.config import ModelConfig, Variant
+from fpsynth.models.dcface import PatchStatEncoder
+from fpsynth.models.expression import ExpressionAdapter, expression_deviation
+from fpsynth.models.fusion import RING_WITH_LANDMARKS, RING_WITHOUT_LANDMARKS, ConcatFusion, CrossFusion
+from fpsynth.models.identity import IdentityEncoder
+from fpsynth.models.ir50 import IR50_EXPRESSION, IR50_ID, IResNet
+from fpsynth.models.mobilefacenet import MOBILEFACENET_68, MobileFaceNet
+from fpsynth.models.tokens import map_to_tokens
+from fpsynth.models.unet import UNet
+from fpsynth.weights import LoadRecord, WeightsConfig, WeightsError, WeightSpec, load_into
+
+LANDMARK_MAP_CHANNELS = 512  # MobileFaceNet's conv_6_sep width
+
+
+@dataclasses.dataclass
+class StyleFeatures:
+    """What the frozen networks extract from the style image x0 (no grad)."""
+
+    deviation: torch.Tensor | None  # (B, E) F_Face(x0) - F_ID(x0)            [ccfexp]
+    landmark_tokens: torch.Tensor | None  # (B, 49, 512) E_LM(x0)              [ccfexp with landmarks]
+    early_map: torch.Tensor | None  # (B, C1, 56, 56) ir50-id first stage        [dcface]
+
+
+@dataclasses.dataclass
+class FrozenFeatures:
+    style: StyleFeatures
+    targets: LossTargets
+
+
+@dataclasses.dataclass
+class Conditions:
+    """Output of the trainable condition encoders, fed to every U-Net call of a batch."""
+
+    tokens: torch.Tensor  # (B, L, cond_dim): 147 (ccfexp), 98 (no landmarks), 49 + 1 + k^2 (dcface)
+    id_embedding: torch.Tensor  # (B, 4*base) scale * f_ID, added to the time embedding
+
+
+@dataclasses.dataclass
+class Prediction:
+    eps: torch.Tensor  # (B, 3, H, W)
+    variance: torch.Tensor  # (B, 3, H, W) learned-range interpolation values (not trained by the losses)
+
+
+class CCFExp(nn.Module):
+    FROZEN = ("id_net", "face_net", "landmark_net")
+    TRAINABLE = ("unet", "id_encoder", "exp_adapter", "style_encoder", "fusion")
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        emb, c_last = cfg.identity_ir.embedding_dim, cfg.identity_ir.stage_channels[-1]
+        cond_dim = cfg.unet.cond_dim
+        self.unet = UNet(cfg.unet)
+        self.id_encoder = IdentityEncoder(cfg.identity_ir, cfg.id_scale_init)
+        self.id_net = IResNet(cfg.identity_ir)  # frozen: F_ID, the identity-loss f, DCFace's style map
+        if cfg.variant is Variant.CCFEXP:
+            self.exp_adapter = ExpressionAdapter(cfg.expression_tokens)
+            self.face_net = IResNet(cfg.expression_ir)  # frozen F_Face
+            streams = {"id": c_last, "exp": emb}
+            if cfg.use_landmarks:
+                self.landmark_net = MobileFaceNet()  # frozen E_LM and D_LM
+                streams["lm"] = LANDMARK_MAP_CHANNELS
+            ring = RING_WITH_LANDMARKS if cfg.use_landmarks else RING_WITHOUT_LANDMARKS
+            self.fusion: nn.Module = (
+                CrossFusion(streams, ring, cfg.fusion, cond_dim) if cfg.cross_fusion else ConcatFusion(streams, cond_dim)
+            )
+        else:
+            self.style_encoder = PatchStatEncoder(cfg.identity_ir.stage_channels[0], cfg.fusion.dim, cfg.dcface_grid)
+            self.fusion = ConcatFusion({"id": c_last, "style": cfg.fusion.dim}, cond_dim)
+        for module in self.frozen_modules().values():
+            module.requires_grad_(False)
+            module.eval()
+
+    # ------------------------------------------------------------------ bookkeeping
+
+    @property
+    def has_landmarks(self) -> bool:
+        """True when E_LM conditions the model and D_LM's landmark loss applies."""
+        return hasattr(self, "landmark_net")
+
+    def frozen_modules(self) -> dict[str, nn.Module]:
+        return {name: getattr(self, name) for name in self.FROZEN if hasattr(self, name)}
+
+    def trainable_modules(self) -> dict[str, nn.Module]:
+        """Every module the optimizer must see (U-Net, E_ID with its scale and positions, adapters, fusion)."""
+        return {name: getattr(self, name) for name in self.TRAINABLE if hasattr(self, name)}
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        return [p for m in self.trainable_modules().values() for p in m.parameters()]
+
+    def trainable_state_dict(self) -> dict[str, torch.Tensor]:
+        """State of the trainable modules only (checkpoints need not repeat the frozen weights)."""
+        return {f"{name}.{k}": v for name, m in self.trainable_modules().items() for k, v in m.state_dict().items()}
+
+    def load_trainable_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        """Strict inverse of :meth:`trainable_state_dict`."""
+        own = self.trainable_state_dict()
+        missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+        if missing or unexpected:
+            raise WeightsError(f"checkpoint does not fit this model config: missing {missing[:5]}, unexpected {unexpected[:5]}")
+        for name, module in self.trainable_modules().items():
+            prefix = f"{name}."
+            module.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
+
+    def train(self, mode: bool = True) -> CCFExp:
+        """Train mode for the trainable parts; the frozen networks always stay in eval mode."""
+        super().train(mode)
+        for module in self.frozen_modules().values():
+            module.eval()
+        return self
+
+    # ------------------------------------------------------------------ frozen features
+
+    @torch.no_grad()
+    def style_features(self, x0: torch.Tensor) -> StyleFeatures:
+        """x0 (B, 3, 112, 112) style images -> frozen features (computed once per batch)."""
+        return self._frozen_on_style(x0)[0]
+
+    @torch.no_grad()
+    def frozen_features(self, x0: torch.Tensor, x_id: torch.Tensor) -> FrozenFeatures:
+        """Style features and loss targets, one pass of each frozen network over x0 and x_id."""
+        style, id_of_x0, landmarks = self._frozen_on_style(x0)
+        targets = LossTargets(id_of_xid=self.id_net(x_id).embedding, id_of_x0=id_of_x0, landmarks_of_x0=landmarks)
+        return FrozenFeatures(style, targets)
+
+    def _frozen_on_style(self, x0: torch.Tensor) -> tuple[StyleFeatures, torch.Tensor, torch.Tensor | None]:
+        dcface = self.cfg.variant is Variant.DCFACE
+        ident = self.id_net(x0, keep_early=dcface)
+        deviation = None if dcface else expression_deviation(self.face_net, ident.embedding, x0)
+        landmarks = lm_tokens = None
+        if self.has_landmarks:
+            landmarks, lm_map = self.landmark_net(x0)
+            lm_tokens = map_to_tokens(lm_map)  # (B, 49, 512)
+        return StyleFeatures(deviation, lm_tokens, ident.early_map), ident.embedding, landmarks
+
+    # ------------------------------------------------------------------ trainable conditions and denoising
+
+    def conditions(self, x_id: torch.Tensor, style: StyleFeatures) -> Conditions:
+        """Trainable encoders: identity image + frozen style features -> U-Net conditions."""
+        id_embedding, id_tokens = self.id_encoder(x_id)  # (B, E), (B, 49, E)
+        streams = {"id": id_tokens}
+        if self.cfg.variant is Variant.DCFACE:
+            streams["style"] = self.style_encoder(style.early_map)
+        else:
+            streams["exp"] = self.exp_adapter(style.deviation)
+            if self.has_landmarks:
+                streams["lm"] = style.landmark_tokens
+        return Conditions(tokens=self.fusion(streams), id_embedding=id_embedding)
+
+    def predict(self, x_t: torch.Tensor, t: torch.Tensor, cond: Conditions) -> Prediction:
+        """x_t (B, 3, H, W), t (B,) int -> eps and the variance channels."""
+        out = self.unet(x_t, t, cond.tokens, cond.id_embedding)
+        eps, variance = out.split(3, dim=1)
+        return Prediction(eps, variance)
+
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor, cond: Conditions) -> torch.Tensor:
+        """x_t (B, 3, H, W), t (B,) int -> predicted noise eps (B, 3, H, W)."""
+        return self.predict(x_t, t, cond).eps
+
+    # ------------------------------------------------------------------ frozen networks used by the losses
+
+    def recognize(self, x: torch.Tensor) -> torch.Tensor:
+        """The identity-loss network f (frozen ir50-id): (B, 3, 112, 112) -> (B, E); grads reach x."""
+        return self.id_net(x).embedding
+
+    def detect_landmarks(self, x: torch.Tensor) -> torch.Tensor:
+        """D_LM (frozen MobileFaceNet): (B, 3, 112, 112) -> (B, 68, 2) in [0, 1]; grads reach x."""
+        if not self.has_landmarks:
+            raise ValueError("this model has no landmark network (use_landmarks is off or the variant is dcface)")
+        return self.landmark_net(x)[0]
+
+
+# ---------------------------------------------------------------------- building with pretrained weights
+
+
+def _load(module: nn.Module, spec: WeightSpec, path: Path | None, weights: WeightsConfig, hint: str = "") -> LoadRecord:
+    try:
+        return load_into(module, spec, path, weights.random_init)
+    except WeightsError as exc:
+        if hint and "layout does not match" in str(exc):
+            raise WeightsError(f"{exc}. {hint}") from exc
+        raise
+
+
+def build_model(cfg: ModelConfig, weights: WeightsConfig) -> tuple[CCFExp, list[LoadRecord]]:
+    """CCFExp with its pretrained networks loaded; one LoadRecord per pretrained network.
+
+    ir50-id fills the frozen F_ID/f AND is the starting point of the trainable E_ID; ir50-expression
+    fills F_Face; mobilefacenet-68 fills E_LM/D_LM. A missing file is a ``WeightsError`` naming the
+    file and the config key; random initialisation happens only for networks listed in
+    ``weights.random_init``, and the record says so.
+    """
+    model = CCFExp(cfg)
+    other = "insightface" if cfg.identity_ir.layout.value == "adaface" else "adaface"
+    hint = (
+        f"If the file is an IR-50 of the other published layout, set "
+        f"train.model.identity_ir.layout (and expression_ir.layout) to '{other}'"
+    )
+    records = [_load(model.id_net, IR50_ID, weights.ir50_id, weights, hint)]
+    model.id_encoder.backbone.load_state_dict(model.id_net.state_dict())  # E_ID starts from the same weights
+    if cfg.variant is Variant.CCFEXP:
+        records.append(_load(model.face_net, IR50_EXPRESSION, weights.ir50_expression, weights, hint))
+        if model.has_landmarks:
+            records.append(_load(model.landmark_net, MOBILEFACENET_68, weights.mobilefacenet, weights))
+    return model, records
