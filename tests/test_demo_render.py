@@ -9,14 +9,13 @@ import cv2
 import numpy as np
 import pytest
 
+from fpsynth.data.align import ARCFACE_TEMPLATE, align, five_points
 from fpsynth.demo.config import Movement
 from fpsynth.demo.face import LEFT_EYE, MIRROR, RIGHT_EYE, neutral_landmarks, sample_identity, symmetrize
 from fpsynth.demo.movements import NO_PALSY, Palsy, pose_face
 from fpsynth.demo.paint import similarity_matrix, spline, transform_points
 from fpsynth.demo.render import render_face
 
-ARCFACE = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655],
-                    [70.7299, 92.2041]])
 # The renderer's fixed paints (fpsynth.demo.render).
 SCLERA, PUPIL = np.array([236, 232, 226.0]), np.array([14, 10, 10.0])
 MOUTH_INSIDE, TEETH = np.array([62, 24, 30.0]), np.array([238, 234, 222.0])
@@ -143,19 +142,17 @@ def test_pts_follow_the_global_transform_exactly():
 
 
 def test_aligning_by_the_pts_puts_the_eyes_on_the_arcface_template():
-    """5-point similarity (Umeyama via OpenCV) from the .pts onto the ArcFace 112x112 template."""
+    """prepare's 5-point similarity warp, driven by the .pts, lands the drawn eyes on the template."""
     for seed in range(5):
         rng = np.random.default_rng(seed)
         idt, img, px = _face(seed, rot=rng.uniform(-4, 4), scale=rng.uniform(0.95, 1.05),
                              palsy=Palsy("right", 0.25 * seed))
-        five = np.stack([px[RIGHT_EYE].mean(0), px[LEFT_EYE].mean(0), px[30], px[48], px[54]])
-        m, _ = cv2.estimateAffinePartial2D(five, ARCFACE, method=cv2.LMEDS)
-        residual = np.linalg.norm(transform_points(m, five) - ARCFACE, axis=1)
+        aligned = align(img, px)
+        residual = np.linalg.norm(transform_points(aligned.matrix, five_points(px)) - ARCFACE_TEMPLATE, axis=1)
         assert residual.mean() < 3.0, residual  # the face's proportions match the template's
-        crop = cv2.warpAffine(img, m, (112, 112), flags=cv2.INTER_AREA)
-        for eye in ARCFACE[:2]:
-            assert _classify(idt, _at(crop, eye), EYE) == "eye"
-        assert 0.45 < np.sqrt(abs(np.linalg.det(m[:, :2]))) < 0.9  # 256 px faces shrink onto 112
+        for eye in ARCFACE_TEMPLATE[:2]:
+            assert _classify(idt, _at(aligned.crop, eye), EYE) == "eye"
+        assert 0.45 < np.sqrt(abs(np.linalg.det(aligned.matrix[:, :2]))) < 0.9  # 256 px faces shrink onto 112
 
 
 def _dlib_models() -> Path | None:
