@@ -18,7 +18,7 @@ from fpsynth.data.pts import read_pts
 from fpsynth.data.scores import read_scores
 from fpsynth.data.sources import Kind, discover_aflfp, discover_images
 from fpsynth.demo.config import DemoConfig, Movement
-from fpsynth.demo.dataset import DemoFolderError, subject_plan, write_demo_dataset
+from fpsynth.demo.dataset import DemoFolderError, read_demo_manifest, subject_plan, write_demo_dataset
 from fpsynth.demo.files import png_bytes, png_text
 from fpsynth.pipeline import load_pipeline
 
@@ -111,6 +111,9 @@ def test_images_say_they_are_synthetic(demo):
     assert "SYNTHETIC" in readme and "NOT clinical" in readme
     manifest = json.loads((root / "demo.json").read_text())
     assert manifest["synthetic"] is True and manifest["seed"] == 11
+    for folder in (root, demo["aflfp"], demo["ids"]):
+        assert read_demo_manifest(folder) == manifest
+    assert read_demo_manifest(demo["aflfp"] / "synthetic-001") is None
     assert manifest["counts"] == {"subjects": 8, "images": 96, "id_images": 3}
     subjects = list(csv.DictReader(demo["subjects_csv"].open()))
     assert all(r["synthetic"] == "True" and r["subject"].startswith("synthetic-") for r in subjects)
@@ -157,6 +160,8 @@ def test_rewrite_replaces_a_demo_folder_whole_and_refuses_foreign_folders(tmp_pa
     with pytest.raises(DemoFolderError, match="not an fpsynth demo dataset"):
         write_demo_dataset(foreign, cfg, seed=1, workers=1)
     assert (foreign / "thesis.tex").read_text() == "keep me"
+    with pytest.raises(DemoFolderError, match="is a file"):
+        write_demo_dataset(foreign / "thesis.tex", cfg, seed=1, workers=1)
 
 
 def test_png_text_chunks_round_trip_and_stay_readable():

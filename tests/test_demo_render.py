@@ -36,8 +36,8 @@ def _classify(idt, rgb: np.ndarray, among: tuple[str, ...]) -> str:
     (sclera, catchlight), since those paints share a few pixels at the eye's centre.
     """
     parts = np.stack([PUPIL, np.array(idt.iris), SCLERA])
-    eye = [w @ parts for a in np.linspace(0, 1, 11) for b in np.linspace(0, 1 - a, max(int(round((1 - a) * 10)), 0) + 1)
-           for w in [np.array([a, b, 1 - a - b])]]
+    weights = [(a, b, 1 - a - b) for a in np.linspace(0, 1, 11) for b in np.linspace(0, 1 - a, 11)]
+    eye = [np.array(w) @ parts for w in weights]
     refs = {"skin": [np.array(idt.skin)], "lips": [np.array(idt.lips)], "eye": eye,
             "brow": [np.array(idt.brows)], "mouth": [MOUTH_INSIDE], "teeth": [TEETH]}
     p = rgb.astype(float)
@@ -99,7 +99,8 @@ def test_open_mouth_shows_its_inside_and_a_closed_one_does_not():
         inside = np.zeros(img.shape[:2], np.uint8)
         cv2.fillPoly(inside, [np.round(px[60:68]).astype(np.int32)], 1)
         inside = cv2.erode(inside, np.ones((3, 3), np.uint8))  # off the anti-aliased edge
-        kinds = [_classify(idt, img[y, x], ("skin", "lips", "mouth", "teeth")) for y, x in zip(*np.nonzero(inside))]
+        among = ("skin", "lips", "mouth", "teeth")
+        kinds = [_classify(idt, img[y, x], among) for y, x in zip(*np.nonzero(inside))]
         assert len(kinds) > 20
         assert np.mean([k in ("mouth", "teeth") for k in kinds]) > 0.8, kinds
         idt, img, px = _face(seed)

@@ -32,9 +32,9 @@ from joblib import Parallel, delayed
 
 from fpsynth import __version__
 from fpsynth.config import to_dict
+from fpsynth.data.pts import format_pts
 from fpsynth.demo.config import DemoConfig, PoseJitter
 from fpsynth.demo.face import Identity, neutral_landmarks, sample_identity
-from fpsynth.data.pts import format_pts
 from fpsynth.demo.files import png_bytes
 from fpsynth.demo.movements import NO_PALSY, PHASES, Palsy, clip_schedule, pose_face
 from fpsynth.demo.paint import similarity_matrix
@@ -139,6 +139,8 @@ def write_demo_dataset(out_dir: Path, cfg: DemoConfig, seed: int, workers: int |
     Raises :class:`DemoFolderError` if ``out_dir`` is a non-empty folder that is not a demo dataset.
     """
     out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise DemoFolderError(f"{out_dir} is a file; give a folder for the demo data")
     if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / "demo.json").is_file():
         raise DemoFolderError(
             f"{out_dir} is not empty and is not an fpsynth demo dataset (no demo.json); "
@@ -171,6 +173,20 @@ def write_demo_dataset(out_dir: Path, cfg: DemoConfig, seed: int, workers: int |
             "id_images": len(ids), "categories": dict(Counter(row["category"] for row in plan))}
 
 
+def read_demo_manifest(folder: Path) -> dict[str, Any] | None:
+    """``demo.json`` of the demo dataset holding ``folder`` (its root, ``aflfp/`` or ``ids/``), or None.
+
+    Lets a reader of any input folder find out that it is synthetic (``manifest["synthetic"]``).
+    """
+    folder = Path(folder)
+    for candidate in (folder / "demo.json", folder.parent / "demo.json"):
+        if candidate.is_file():
+            manifest = json.loads(candidate.read_text())
+            if manifest.get("generator") == "fpsynth.demo":
+                return manifest
+    return None
+
+
 def _swap_into_place(tmp: Path, out_dir: Path) -> None:
     """Rename the finished ``tmp`` onto ``out_dir``, replacing a previous demo dataset whole."""
     old = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
@@ -194,8 +210,9 @@ Made with seed {seed}: {subjects} subjects x {movements} movements x {frames} fr
 
 ## Layout
 - `aflfp/<subject>/<movement>/<NNN>_<phase>.png` and `.pts`: one clip per movement, frames in
-  time order (sorted by name), phases {phases}. `.pts` are iBUG 68-point files in the image's
-  pixels, exact: the renderer draws every feature from these points.
+  time order (sorted by name). `.pts` are iBUG 68-point files (1-based pixel coordinates), exact:
+  the renderer draws every feature from these points.
+  Phases: {phases}.
 - `scores.csv`: `subject,eface,house_brackmann,sunnybrook` (HB grade as 1-6).
 - `subjects.csv`: the same plus `synthetic`, palsy `side`, `severity` (0-1), eFACE `category`.
 - `ids/<name>.png` and `.pts`: neutral faces of people who are not among the subjects.
@@ -208,15 +225,16 @@ droops, the eye opens wider (and cannot close fully), the mouth corner droops an
 fold flattens, all growing with s. eFACE = round(98 - 56 s); categories as in the CCFExp paper
 (normal 96-100, near-normal 91-95, mild 80-90, moderate 70-79, severe 60-69, complete < 60).
 
-Movements: {movement_list}.
+Movements:
+{movement_list}
 
 | category | subjects |
 |---|---|
 {category_rows}
 
-## Use
-    fpsynth prepare --aflfp {{this folder}}/aflfp --scores {{this folder}}/scores.csv
-    fpsynth generate --ids {{this folder}}/ids
+## Use (DATA = this folder)
+    fpsynth prepare --aflfp DATA/aflfp --scores DATA/scores.csv
+    fpsynth generate --ids DATA/ids
 """
 
 
@@ -226,7 +244,7 @@ def _readme(cfg: DemoConfig, seed: int, plan: list[dict[str, Any]], images: int,
     return README_TEMPLATE.format(
         subject_prefix=SUBJECT_PREFIX, seed=seed, subjects=len(plan), movements=len(cfg.movements),
         frames=cfg.frames, images=images, size=cfg.image_size, ids=ids, phases=", ".join(phases),
-        movement_list=", ".join(m.value for m in cfg.movements),
+        movement_list="\n".join(f"- {m.value}" for m in cfg.movements),
         category_rows="\n".join(f"| {c} | {counts[c]} |" for c in sorted(counts, key=_category_order)))
 
 

@@ -37,8 +37,8 @@ MIDLINE = np.flatnonzero(MIRROR == np.arange(68))  # 8, 27-30, 33, 51, 57, 62, 6
 IMAGE_LEFT = np.array(list(range(0, 8)) + [17, 18, 19, 20, 21, 31, 32] + list(range(36, 42))
                       + [48, 49, 50, 58, 59, 60, 61, 67])
 
-RIGHT_EYE = np.arange(36, 42)  # image-left eye
-LEFT_EYE = np.arange(42, 48)  # image-right eye
+RIGHT_EYE = np.arange(36, 42)  # the subject's right eye, on the image's left
+LEFT_EYE = np.arange(42, 48)  # the subject's left eye, on the image's right
 
 
 class HairStyle(str, enum.Enum):

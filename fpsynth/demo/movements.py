@@ -27,7 +27,7 @@ from typing import Literal
 import numpy as np
 
 from fpsynth.demo.config import Movement
-from fpsynth.demo.face import CENTRE_X, IMAGE_LEFT, MIRROR, Identity, mirror_vectors
+from fpsynth.demo.face import CENTRE_X, MIRROR, Identity, mirror_vectors
 
 Side = Literal["left", "right"]
 PHASES = ("neutral", "onset", "development", "peak", "dissipation")
@@ -191,12 +191,8 @@ def _resting_signs(lm: np.ndarray, palsy: Palsy) -> np.ndarray:
     d[31] = (0.004 * s, 0.004 * s)  # the ala drops with the flattened fold
     d[32] = (0.002 * s, 0.002 * s)
     d[3:7, 1] = 0.005 * s  # cheek sag
-    # Written for an affected image-left half (the subject's right); move to the other half if needed.
-    if palsy.side == "left":
-        full = np.zeros_like(d)
-        full[MIRROR[IMAGE_LEFT]] = np.stack([-d[IMAGE_LEFT, 0], d[IMAGE_LEFT, 1]], axis=1)
-        return full
-    return d
+    # Written for an affected image-left half (the subject's right); a left palsy is its mirror image.
+    return d[MIRROR] * (-1.0, 1.0) if palsy.side == "left" else d
 
 
 def pose_face(idt: Identity, neutral: np.ndarray, movement: Movement | None, intensity: float,

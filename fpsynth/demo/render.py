@@ -9,7 +9,7 @@ transformed landmarks with the image, so the ``.pts`` a writer stores are exact 
 
 Shading is soft: a lighting ramp from the upper left, the face darkening toward its outline,
 blurred creases (nasolabial folds, forehead and nasal lines whose strength the movement and the
-palsy set), a slight optical blur and sensor noise.
+palsy set), a slight optical blur and, optionally, sensor noise.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import math
 import cv2
 import numpy as np
 
-from fpsynth.demo.face import CENTRE_X, JAW_TOP, HairStyle, Identity, auxiliary_outline
+from fpsynth.demo.face import CENTRE_X, JAW_TOP, LEFT_EYE, RIGHT_EYE, HairStyle, Identity, auxiliary_outline
 from fpsynth.demo.movements import FaceState
 from fpsynth.demo.paint import Canvas, ellipse, spline, transform_points
 
@@ -28,7 +28,10 @@ _SCLERA = np.array([236, 232, 226], np.float32)
 _MOUTH = np.array([62, 24, 30], np.float32)
 _TEETH = np.array([238, 234, 222], np.float32)
 _LASH = np.array([34, 24, 22], np.float32)
-_EYES = (np.arange(36, 42), np.arange(42, 48))  # image-left, image-right; order: corner, upper x2, corner, lower x2
+_PUPIL = np.array([14, 10, 10], np.float32)
+_CATCHLIGHT = np.full(3, 250, np.float32)
+# Image-left and image-right eye; each runs corner, upper lid x2, corner, lower lid x2.
+_EYES = (RIGHT_EYE, LEFT_EYE)
 
 
 def render_face(idt: Identity, state: FaceState, m: np.ndarray, size: int,
@@ -115,7 +118,7 @@ class _Renderer:
         shade = 0.74 + 0.26 * np.sqrt(np.clip(2 * inner - 1, 0, 1))
         c.paint(roi, cov, self.skin * shade[..., None], lit=True)
         lips = np.array(self.idt.lips, np.float32)
-        for k, sign in ((0, -1), (1, 1)):
+        for sign in (-1, 1):
             eye_x = CENTRE_X + sign * self.idt.eye_sep
             c.fill(self.oval((eye_x, self.idt.eye_y + 0.1), (0.05, 0.032)), lips, 0.13, self.u(0.02))
             c.fill(self.oval((eye_x + sign * 0.02, self.idt.eye_y + 0.06), (0.045, 0.018)),
@@ -162,13 +165,13 @@ class _Renderer:
                0.4, self.u(0.005))
         c.stroke(self.T(lm[[27, 28, 29]]), np.minimum(self.skin * 1.1 + 8, 255), self.u(0.006), 0.25,
                  self.u(0.004))
-        for k, sign in ((0, -1), (1, 1)):
-            w = self.st.nose_wrinkle[k]
+        for w, sign in zip(self.st.nose_wrinkle, (-1, 1)):  # lines across the bridge, per half
+            if w <= 0.01:
+                continue
             for off in (-0.008, 0.002, 0.012):
-                if w > 0.01:
-                    y = lm[28, 1] + off
-                    seg = np.array([[CENTRE_X + sign * 0.004, y], [CENTRE_X + sign * 0.02, y + 0.006]])
-                    c.stroke(self.T(seg), self.skin * 0.6, self.u(0.004), 0.5 * w, self.u(0.002))
+                y = lm[28, 1] + off
+                seg = np.array([[CENTRE_X + sign * 0.004, y], [CENTRE_X + sign * 0.02, y + 0.006]])
+                c.stroke(self.T(seg), self.skin * 0.6, self.u(0.004), 0.5 * w, self.u(0.002))
 
     def eye(self, idx: np.ndarray, gaze_up: float) -> None:
         c, lm, px = self.canvas, self.lm, self.px
@@ -191,9 +194,8 @@ class _Renderer:
             c.fill(self.oval(iris_c, (r, r)), iris, clip=white)
             c.fill(self.oval(iris_c, (r, r)), iris * 0.45, 0.6, self.u(0.004), clip=white)
             c.fill(self.oval(iris_c, (0.78 * r, 0.78 * r)), iris, 0.75, self.u(0.002), clip=white)
-            c.fill(self.oval(iris_c, (0.42 * r, 0.42 * r)), np.array([14, 10, 10], np.float32), clip=white)
-            c.fill(self.oval(iris_c + (-0.3 * r, -0.35 * r), (0.16 * r, 0.16 * r)), np.full(3, 250, np.float32),
-                   0.9, clip=white)
+            c.fill(self.oval(iris_c, (0.42 * r, 0.42 * r)), _PUPIL, clip=white)
+            c.fill(self.oval(iris_c + (-0.3 * r, -0.35 * r), (0.16 * r, 0.16 * r)), _CATCHLIGHT, 0.9, clip=white)
             c.fill(opening, self.skin * 0.5, 0.25, self.u(0.004), clip=white)  # lid shadow on the eyeball
         c.stroke(px[lower], self.skin * 0.68, self.u(0.003), 0.5)
         c.stroke(spline(px[upper]), _LASH, self.u(0.0055), 0.92)
@@ -243,7 +245,8 @@ class _Renderer:
     def hair_back(self) -> None:
         chin = self.idt.eye_y + self.idt.face_h
         w = self.idt.face_w
-        back = np.concatenate([self._cap(1.14, 1.1), [[CENTRE_X - 1.3 * w, chin + 0.1], [CENTRE_X + 1.3 * w, chin + 0.1]]])
+        back = np.concatenate([self._cap(1.14, 1.1), [[CENTRE_X - 1.3 * w, chin + 0.1],
+                                                      [CENTRE_X + 1.3 * w, chin + 0.1]]])
         self.canvas.fill(self.T(back), self.hair * 0.8, lit=True)
 
     def hair_front(self) -> None:
@@ -273,5 +276,5 @@ class _Renderer:
         shine = np.minimum(self.hair * 1.4 + 25, 255)
         for k, s in enumerate((0.97, 0.92, 0.86, 0.8)):  # strands following the skull
             arc = self._cap(1.06 * s, 1.08 * s)[3:-3]
-            c.fill(self.T(np.concatenate([arc, arc[::-1] + (0.0, 0.004)])), shine if k % 2 else self.hair * 0.6,
-                   0.22, self.u(0.003), clip=cover)
+            strand = np.concatenate([arc, arc[::-1] + (0.0, 0.004)])
+            c.fill(self.T(strand), shine if k % 2 else self.hair * 0.6, 0.22, self.u(0.003), clip=cover)
