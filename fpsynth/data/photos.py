@@ -43,6 +43,7 @@ def process_photos(folder: Path, cfg: PrepareConfig, out_dir: Path, *, dlib_mode
         rejects.extend(result.rejects)
 
     ctx = Context(cfg, Path(out_dir), dlib_models)
+    ctx.backend()  # a backend that cannot start fails here, before any work
     execute(ps.jobs, ctx, cfg.n_jobs if n_jobs is None else n_jobs, sink, label="identity photos")
     rejects.extend({"input": input_id, "dataset": f.dataset, "subject": None, "frame_start": None,
                     "frame_end": None, "reason": f.reason.value, "detail": f.detail} for input_id, f in ps.unusable)

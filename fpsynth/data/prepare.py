@@ -29,7 +29,7 @@ from fpsynth.data.process import CROPS_DIR, Context
 from fpsynth.data.reasons import Reason
 from fpsynth.data.runner import console, execute
 from fpsynth.data.scores import ScoreTable, read_scores
-from fpsynth.data.sources import SourceError, check_root, discover_aflfp, discover_images, discover_meei
+from fpsynth.data.sources import Kind, SourceError, check_root, discover_aflfp, discover_images, discover_meei
 from fpsynth.stage import Input, ItemStore, Stage, atomic_write_parquet
 
 OUTPUTS = ["frames.parquet", "pairs.parquet", "rejects.parquet", "private/mapping.parquet"]
@@ -68,6 +68,9 @@ def run(cfg: Any, workspace: Path, force: bool = False) -> dict[str, Any]:
         found.extend(items)
     scores = read_scores(Path(pc.scores)) if pc.scores is not None else ScoreTable({}, [])
     ps = pseudonymise(found, cfg.seed)
+    ctx = Context(pc, stage.dir, cfg.weights.dlib_models)
+    if any(job.kind is not Kind.SEQUENCE for job in ps.jobs):
+        ctx.backend()  # a backend that cannot start fails here, before any work
 
     stage.begin(cfg)
     if force:
@@ -79,7 +82,6 @@ def run(cfg: Any, workspace: Path, force: bool = False) -> dict[str, Any]:
         frames_store.write(job.input, pd.DataFrame(result.frames))
 
     pending = [job for job in ps.jobs if not frames_store.done(job.input)]
-    ctx = Context(pc, stage.dir, cfg.weights.dlib_models)
     execute(pending, ctx, pc.n_jobs, sink, done=len(ps.jobs) - len(pending))
 
     summary = _write_manifests(stage, cfg, ps, scores, frames_store, rejects_store)

@@ -26,6 +26,7 @@ from fpsynth.data.pts import read_pts
 from fpsynth.data.quality import Quality, assess, check, dominant_face
 from fpsynth.data.reasons import Reason, Rejected
 from fpsynth.data.sources import Kind, pts_sidecar
+from fpsynth.errors import FpsynthError
 from fpsynth.stage import atomic_write_bytes
 
 CROPS_DIR = "crops"
@@ -71,6 +72,8 @@ def run_job(job: Job, ctx: Context) -> Result:
         return _process_photo(job, ctx)
     except Rejected as r:
         return Result([], [reject_row(job, r.reason.value, r.detail)])
+    except FpsynthError:  # the set-up is wrong (a backend's files, say), not this input: stop the run
+        raise
     except Exception as exc:  # noqa: BLE001 - one bad input must not end a long run; the row says what happened
         detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
         for path in job.files:  # keep original paths out of the shareable manifest

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import os
 import re
 from pathlib import Path
 
@@ -61,14 +62,15 @@ def slug(text: str) -> str:
 def _files(root: Path) -> list[Path]:
     """Every visible file below ``root`` (hidden files and folders skipped), sorted.
 
-    Broken symbolic links are kept: they are inputs the user meant, and reading them yields an
-    "unreadable_file" row instead of silence.
+    Symbolic links to folders are followed (data trees are often assembled from links). Broken
+    links are kept: they are inputs the user meant, and reading them yields an "unreadable_file"
+    row instead of silence.
     """
-    return sorted(
-        p for p in root.rglob("*")
-        if (p.is_file() or (p.is_symlink() and not p.exists()))
-        and not any(part.startswith(".") for part in p.relative_to(root).parts)
-    )
+    out = []
+    for folder, dirs, names in os.walk(root, followlinks=True):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        out += [Path(folder) / n for n in names if not n.startswith(".")]
+    return sorted(out)
 
 
 def check_root(root: Path, flag: str) -> Path:

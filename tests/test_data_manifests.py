@@ -1,0 +1,75 @@
+"""Splits by subject, training pairs, schemas."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fpsynth.data.manifests import FRAMES, PAIRS, REJECTS, assign_splits, build_pairs, to_table
+from fpsynth.data.reasons import Reason
+
+
+def _frames(n_subjects: int = 30, per: int = 7) -> pd.DataFrame:
+    rows = []
+    for s in range(n_subjects):
+        for i in range(per if s else 1):  # subject 0 has a single image
+            rows.append({"frame_id": f"P{s:04d}-smile-{i:05d}", "path": f"crops/P{s:04d}/x/{i:05d}.png",
+                         "subject": f"P{s:04d}", "clip": f"P{s:04d}-smile", "dataset": "meei", "expression": "smile",
+                         "phase": "peak", "severity": "mild"})
+    return pd.DataFrame(rows)
+
+
+def test_split_is_deterministic_by_subject_and_88_12():
+    subjects = [f"P{i:04d}" for i in range(313)]
+    a, b = assign_splits(subjects, 0.12, 123), assign_splits(list(reversed(subjects)), 0.12, 123)
+    assert a == b
+    assert sum(v == "test" for v in a.values()) == 37  # the paper: 37 of 313 subjects
+    assert a != assign_splits(subjects, 0.12, 124)
+
+
+def test_small_sets_still_get_a_test_subject():
+    assert sorted(assign_splits(["a", "b", "c"], 0.12, 0).values()) == ["test", "train", "train"]
+    assert assign_splits(["a"], 0.12, 0) == {"a": "train"}
+    assert set(assign_splits(["a", "b"], 0.0, 0).values()) == {"train"}
+
+
+def test_pairs_same_subject_different_image_and_deterministic():
+    frames = _frames()
+    splits = assign_splits(frames["subject"].tolist(), 0.12, 5)
+    frames["split"] = frames["subject"].map(splits)
+    pairs, rejects = build_pairs(frames, 2, 5)
+    again, _ = build_pairs(frames.sample(frac=1, random_state=1), 2, 5)
+    pd.testing.assert_frame_equal(pairs, again)
+    fid = frames.set_index("frame_id")
+    assert (pairs["id_frame"] != pairs["style_frame"]).all()
+    assert (fid.loc[pairs["id_frame"], "subject"].to_numpy() == pairs["subject"]).all()
+    assert (fid.loc[pairs["style_frame"], "subject"].to_numpy() == pairs["subject"]).all()
+    assert (pairs["split"] == pairs["subject"].map(splits)).all()
+    assert len(pairs) == 29 * 7 * 2 and pairs["pair_id"].is_unique
+    # two identity images per style frame, never the same one twice
+    assert not pairs.duplicated(["style_frame", "id_frame"]).any()
+    (row,) = rejects.itertuples()
+    assert row.reason == Reason.NO_PAIR.value and row.subject == "P0000"
+
+
+def test_subjects_never_cross_splits():
+    frames = _frames()
+    splits = assign_splits(frames["subject"].tolist(), 0.3, 9)
+    frames["split"] = frames["subject"].map(splits)
+    assert frames.groupby("subject")["split"].nunique().max() == 1
+    pairs, _ = build_pairs(frames, 1, 9)
+    train, test = (set(pairs.loc[pairs.split == s, "subject"]) for s in ("train", "test"))
+    assert train and test and not train & test
+
+
+def test_to_table_enforces_schema():
+    df = pd.DataFrame({"frame_id": ["a"], "landmarks": [np.arange(136, dtype=np.float64)], "bbox": [np.zeros(4)],
+                       "frame_index": [3], "eface": [None], "unknown_column": [1]})
+    t = to_table(df, FRAMES)
+    assert t.schema == FRAMES and t.num_rows == 1
+    assert t.column("landmarks")[0].as_py()[135] == 135.0 and t.column("eface")[0].as_py() is None
+    assert to_table(pd.DataFrame(columns=PAIRS.names), PAIRS).num_rows == 0
+    with pytest.raises(Exception):
+        to_table(pd.DataFrame({"landmarks": [np.zeros(10)]}), FRAMES)  # wrong landmark count
+    assert REJECTS.names[:2] == ["input", "dataset"]
