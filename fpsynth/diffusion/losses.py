@@ -21,7 +21,9 @@ def identity_loss(f_hat: torch.Tensor, f_id: torch.Tensor, f_0: torch.Tensor, t:
     held to the style image's identity (it is nearly x0); near t = T, to the identity image's.
     This is Algorithm 1's -(t/T) CS1 - ((T-t)/T) CS2 plus the constant 1 (same gradients).
     """
-    w = t.to(f_hat.dtype) / num_timesteps  # (B,)
+    dtype = torch.promote_types(f_hat.dtype, torch.float32)  # half-precision features: compute in fp32
+    f_hat, f_id, f_0 = f_hat.to(dtype), f_id.to(dtype), f_0.to(dtype)
+    w = t.to(dtype) / num_timesteps  # (B,)
     to_id = 1 - F.cosine_similarity(f_hat, f_id, dim=-1)
     to_x0 = 1 - F.cosine_similarity(f_hat, f_0, dim=-1)
     return (w * to_id + (1 - w) * to_x0).mean()

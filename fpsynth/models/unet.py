@@ -45,10 +45,7 @@ def zero_module(module: nn.Module) -> nn.Module:
 
 
 class TimestepBlock(nn.Module):
-    """A layer whose forward takes the time embedding: ``forward(x, emb)``."""
-
-    def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:  # pragma: no cover - interface
-        raise NotImplementedError
+    """Marks a layer whose forward takes the time embedding: ``forward(x, emb)``."""
 
 
 class AttentionBlock(nn.Module):
