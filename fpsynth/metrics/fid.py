@@ -7,7 +7,8 @@ The distance is the standard one (Heusel et al., as in TTUR / pytorch-fid):
 with ``scipy.linalg.sqrtm`` of the covariance product; when that square root is not finite (the
 product is near-singular) ``eps * I`` is added to both covariances and it is taken again; a
 complex result is accepted only if the imaginary parts of its diagonal are within 1e-3 of 0
-(numerical noise), and its real part is used.
+(numerical noise), and its real part is used. (``sqrtm`` is called without ``disp``, deprecated in
+SciPy 1.16; pytorch-fid's ``disp=False`` only suppressed a printed error estimate.)
 
 Features are accumulated batch by batch (:class:`FeatureStats`: count, mean and the centred
 scatter matrix, merged with Chan et al.'s pairwise update in float64), so 10k+ images never need

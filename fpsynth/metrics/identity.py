@@ -155,8 +155,9 @@ class IR50Embedder:
     def embed(self, images: torch.Tensor | np.ndarray, landmarks: np.ndarray | None = None) -> np.ndarray:
         if isinstance(images, np.ndarray):  # uint8 (N, H, W, 3) -> [-1, 1] (N, 3, H, W)
             images = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+        device = next(self.network.parameters()).device
         chunks = [
-            F.normalize(self.network(images[i : i + self.batch_size].float()).embedding, dim=1)
+            F.normalize(self.network(images[i : i + self.batch_size].to(device, torch.float32)).embedding, dim=1)
             for i in range(0, len(images), self.batch_size)
         ]
         return torch.cat(chunks).cpu().numpy().astype(np.float32) if chunks else np.zeros((0, 512), np.float32)

@@ -58,7 +58,7 @@ def _filter(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
 def ssim(a: torch.Tensor, b: torch.Tensor, data_range: float = 2.0, gaussian: bool = True) -> torch.Tensor:
     """Mean structural similarity per image (channels averaged); (N, C, H, W) x2 -> (N,)."""
     a, b = _pair(a, b, torch.float32)
-    w = _window(gaussian).to(torch.float32)
+    w = _window(gaussian).to(device=a.device, dtype=torch.float32)
     if min(a.shape[-2:]) < len(w):
         raise ValueError(f"images of {tuple(a.shape[-2:])} are smaller than the {len(w)}x{len(w)} SSIM window")
     # scikit-image rescales covariances by NP/(NP-1) for sample covariances (uniform window only).
