@@ -278,7 +278,8 @@ class ItemStore:
         """All finished parts concatenated (an empty DataFrame when there are none)."""
         import pandas as pd
 
-        parts = sorted(self.folder.glob("*.parquet"))
+        # pathlib's glob also matches dot files: skip the temporaries of a write killed mid-way
+        parts = sorted(p for p in self.folder.glob("*.parquet") if not p.name.startswith("."))
         frames = [pd.read_parquet(p) for p in parts]
         frames = [f for f in frames if len(f)]
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

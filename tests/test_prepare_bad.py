@@ -125,7 +125,7 @@ def test_truncated_video_keeps_its_decoded_frames(bad_run):
     clip = mapping.loc[mapping.subject_original == "trunc", "input"].item()
     kept = frames[frames["clip"] == clip]
     row = private[(private.input == clip) & (private.reason == "truncated_video")].iloc[0]
-    assert len(kept) == 32 and kept.frame_index.max() < row.frame_start
+    assert 16 <= len(kept) <= 32 and kept.frame_index.max() < row.frame_start
     assert row.frame_end == 174  # the header's last frame
 
 

@@ -91,7 +91,9 @@ def test_outputs_and_counts(prepared):
     m = _read(out)
     frames = m["frames"]
     per_clip = frames[frames.kind == "video"].groupby("clip").size()
-    assert len(per_clip) == 6 and (per_clip == 32).all()
+    # 32 per clip, unless a clip has fewer frames at rest or in its main expression (frames of a
+    # second expression belong to no phase and are not taken)
+    assert len(per_clip) == 6 and (per_clip <= 32).all() and per_clip.sum() >= 6 * 28
     assert set(frames.dataset) == {"meei", "aflfp", "images"}
     assert (frames[frames.kind == "sequence"].landmark_source == "annotation").all()
     assert len(frames[frames.dataset == "images"]) >= 30  # 33 small face crops, a few may fail a gate
@@ -267,3 +269,15 @@ def test_kill_and_resume_gives_the_same_rows(prepared, raw, tmp_path):
     assert crops == sorted(got["frames"]["path"])
     for path in got["frames"]["path"][:40]:  # same pixels too
         assert (workspace / "prepare" / path).read_bytes() == (reference / path).read_bytes()
+
+
+def test_item_store_ignores_temporaries_of_a_killed_write(tmp_path):
+    """A kill inside ItemStore.write leaves '.<name>.<random>.tmp.parquet' beside the parts;
+    reading must not count it (it once doubled a clip's rows after a resume)."""
+    from fpsynth.stage import ItemStore
+
+    store = ItemStore(tmp_path / "parts")
+    store.write("clip-a", pd.DataFrame({"frame_id": ["a-0", "a-1"]}))
+    stray = tmp_path / "parts" / f".{store._path('clip-a').stem}.x1y2.tmp.parquet"
+    pd.DataFrame({"frame_id": ["a-0", "a-1"]}).to_parquet(stray)
+    assert store.read_all()["frame_id"].tolist() == ["a-0", "a-1"]

@@ -1,9 +1,10 @@
 """A video clip -> its 32 aligned frames, picked from the landmark motion curve.
 
-One decoding pass. The detector runs on every ``detect_every``-th analysed frame, on a copy
-shrunk to ``faces.video_max_side`` (and once at photo settings when that finds nothing, for
-small faces); between detections the 68 landmarks are refitted in a box carried along from the
-previous frame's landmarks (tracking), which costs about a millisecond. Every analysed frame is
+One decoding pass; about ``analyse_fps`` frames per second are analysed, the others only decoded
+(a coarse pass is enough to pick 32 frames). The detector runs on every ``detect_every``-th
+analysed frame, on a copy shrunk to ``faces.video_max_side`` (and at photo settings when that
+finds nothing, for small faces); between detections the 68 landmarks are refitted in a box
+carried along from the previous frame's landmarks (tracking), which costs about a millisecond. Every analysed frame is
 aligned and gated on quality; the motion curve and phases come from the frames that pass, and
 only the picked frames are written. Rejected frames are reported as runs of equal reason.
 """
@@ -17,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from fpsynth.data.align import Aligned, align
+from fpsynth.data.config import VideoConfig
 from fpsynth.data.faces import FaceBackend, box_anchor, box_from_landmarks, detect_faces
 from fpsynth.data.motion import label_phases, motion_curve, pick_frames
 from fpsynth.data.privacy import Job
@@ -79,8 +81,7 @@ def process_clip(job: Job, ctx: Context) -> Result:
     vc = ctx.cfg.video
     decoder = VideoDecoder(Path(job.files[0]))
     info = decoder.info
-    span = min(info.frame_count or 0, vc.max_frames or math.inf)
-    stride = max(1, math.ceil(span / vc.max_analysed_frames)) if span else 1
+    stride = analysis_stride(info.fps, min(info.frame_count, vc.max_frames or info.frame_count), vc)
     tracker = _Tracker(ctx.backend(), ctx)
     candidates: list[Candidate] = []
     failures: list[tuple[int, Rejected]] = []
@@ -117,6 +118,16 @@ def process_clip(job: Job, ctx: Context) -> Result:
         rows.append(frame_row(job, c.index, c.aligned, c.face, c.quality, size, time_s=info.time_of(c.index),
                               phase=phases[k], motion=float(curve[k])))
     return Result(rows, rejects)
+
+
+def analysis_stride(fps: float, n_frames: int, vc: VideoConfig) -> int:
+    """Analyse every k-th frame: about ``analyse_fps`` per second, at most ``max_analysed_frames``,
+    but at least 2 x the quota of frames when the clip has them."""
+    stride = max(1, round(fps / vc.analyse_fps)) if vc.analyse_fps and fps > 0 else 1
+    if n_frames > 0:
+        stride = max(stride, math.ceil(n_frames / vc.max_analysed_frames))
+        stride = min(stride, max(1, n_frames // (2 * vc.quota.total)))
+    return stride
 
 
 def _runs(failures: list[tuple[int, Rejected]], stride: int) -> list[tuple[int, int, str, str]]:

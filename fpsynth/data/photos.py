@@ -14,6 +14,7 @@ import pandas as pd
 from fpsynth.data.config import PrepareConfig
 from fpsynth.data.manifests import REJECTS
 from fpsynth.data.privacy import pseudonymise
+from fpsynth.data.faces import check_backend
 from fpsynth.data.process import Context
 from fpsynth.data.runner import execute
 from fpsynth.data.sources import SourceError, check_root, discover_images
@@ -43,7 +44,7 @@ def process_photos(folder: Path, cfg: PrepareConfig, out_dir: Path, *, dlib_mode
         rejects.extend(result.rejects)
 
     ctx = Context(cfg, Path(out_dir), dlib_models)
-    ctx.backend()  # a backend that cannot start fails here, before any work
+    check_backend(cfg.faces, dlib_models)  # fail here, before any work
     execute(ps.jobs, ctx, cfg.n_jobs if n_jobs is None else n_jobs, sink, label="identity photos")
     rejects.extend({"input": input_id, "dataset": f.dataset, "subject": None, "frame_start": None,
                     "frame_end": None, "reason": f.reason.value, "detail": f.detail} for input_id, f in ps.unusable)

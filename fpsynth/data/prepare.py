@@ -25,6 +25,7 @@ from fpsynth.data.manifests import (
     FRAMES, PAIRS, REJECTS, add_subject_columns, assign_splits, build_pairs, sort_frames, sort_rejects, to_table,
 )
 from fpsynth.data.privacy import Pseudonymised, pseudonymise
+from fpsynth.data.faces import check_backend
 from fpsynth.data.process import CROPS_DIR, Context
 from fpsynth.data.reasons import Reason
 from fpsynth.data.runner import console, execute
@@ -70,7 +71,7 @@ def run(cfg: Any, workspace: Path, force: bool = False) -> dict[str, Any]:
     ps = pseudonymise(found, cfg.seed)
     ctx = Context(pc, stage.dir, cfg.weights.dlib_models)
     if any(job.kind is not Kind.SEQUENCE for job in ps.jobs):
-        ctx.backend()  # a backend that cannot start fails here, before any work
+        check_backend(pc.faces, cfg.weights.dlib_models)  # fail here, before any work
 
     stage.begin(cfg)
     if force:

@@ -81,6 +81,23 @@ def get_backend(cfg: FaceConfig, dlib_models: Path | None = None) -> FaceBackend
     return FanBackend(min_score)
 
 
+def check_backend(cfg: FaceConfig, dlib_models: Path | None = None) -> None:
+    """Fail now, with the backend's own message, if it could not start (files, packages);
+    cheap: nothing is loaded, so the parent process can check before its workers start."""
+    if cfg.backend is Backend.DLIB:
+        from fpsynth.data.faces.dlib_backend import check
+
+        check(dlib_models)
+    elif cfg.backend is Backend.INSIGHTFACE:
+        from fpsynth.data.faces.insightface_backend import check
+
+        check(cfg.insightface_root, cfg.insightface_name)
+    else:
+        from fpsynth.data.faces.fan_backend import check
+
+        check()
+
+
 def detect_faces(backend: FaceBackend, rgb: np.ndarray, max_side: int, upsample: int) -> list[Face]:
     """Faces of ``rgb``, largest first: detected on a copy shrunk to ``max_side``, landmarks refitted
     at full resolution (the shrunk copy only has to find the face, not place its points)."""

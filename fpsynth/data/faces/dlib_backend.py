@@ -26,19 +26,25 @@ def default_models_dir() -> Path | None:
     return Path(list(spec.submodule_search_locations)[0]) / "models"
 
 
+def check(models_dir: Path | None) -> Path:
+    """The 68-point predictor file to use, or :class:`FaceBackendError` naming it."""
+    folder = Path(models_dir).expanduser() if models_dir else default_models_dir()
+    path = folder / PREDICTOR_FILE if folder else None
+    if path is None or not path.is_file():
+        where = f"in {folder}" if folder else "(package face_recognition_models is not installed)"
+        raise FaceBackendError(
+            f"dlib 68-point model {PREDICTOR_FILE} not found {where}; install "
+            "face_recognition_models (pip install face_recognition_models) or set "
+            "weights.dlib_models to a folder holding the file"
+        )
+    return path
+
+
 class DlibBackend:
     name = "dlib"
 
     def __init__(self, models_dir: Path | None, min_score: float) -> None:
-        folder = Path(models_dir).expanduser() if models_dir else default_models_dir()
-        path = folder / PREDICTOR_FILE if folder else None
-        if path is None or not path.is_file():
-            where = f"in {folder}" if folder else "(package face_recognition_models is not installed)"
-            raise FaceBackendError(
-                f"dlib 68-point model {PREDICTOR_FILE} not found {where}; install "
-                "face_recognition_models (pip install face_recognition_models) or set "
-                "weights.dlib_models to a folder holding the file"
-            )
+        path = check(models_dir)
         self.min_score = min_score
         self._detector = dlib.get_frontal_face_detector()
         self._predictor = dlib.shape_predictor(str(path))

@@ -9,6 +9,7 @@ headless build).
 
 from __future__ import annotations
 
+import importlib.util
 import inspect
 from pathlib import Path
 
@@ -26,7 +27,8 @@ def checkpoint_dir() -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints"
 
 
-def check_checkpoints() -> Path:
+def check() -> Path:
+    """The checkpoint folder, once its files and the package are there; else :class:`FaceBackendError`."""
     folder = checkpoint_dir()
     missing = [f for f in CHECKPOINTS if not (folder / f).is_file()]
     if missing:
@@ -35,6 +37,11 @@ def check_checkpoints() -> Path:
             "(or set TORCH_HOME to a folder whose hub/checkpoints holds them) before choosing "
             "prepare.faces.backend='face-alignment'"
         )
+    if importlib.util.find_spec("face_alignment") is None:
+        raise FaceBackendError(
+            "the face-alignment backend needs the face-alignment package; install it with "
+            "`pip install --no-deps face-alignment` (README, optional face backends)"
+        )
     return folder
 
 
@@ -42,13 +49,13 @@ class FanBackend:
     name = "face-alignment"
 
     def __init__(self, min_score: float) -> None:
-        check_checkpoints()
+        check()
         try:
             import face_alignment
-        except ImportError as exc:
+        except ImportError as exc:  # installed, but one of its own dependencies is not
             raise FaceBackendError(
-                f"the face-alignment backend needs the face-alignment package ({exc}); install it "
-                "with `pip install --no-deps face-alignment` (README, optional face backends)"
+                f"the face-alignment package does not import ({exc}); install its missing dependency "
+                "(README, optional face backends)"
             ) from None
         kwargs: dict = {"device": "cpu", "face_detector": "sfd", "face_detector_kwargs": {"filter_threshold": min_score}}
         if "compile" in inspect.signature(face_alignment.FaceAlignment).parameters:

@@ -8,6 +8,7 @@ install it with ``pip install --no-deps insightface onnxruntime`` (README, optio
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,19 @@ from fpsynth.data.faces import Face, FaceBackendError
 
 LANDMARK_FILE = "1k3d68.onnx"
 DETECTOR_GLOBS = ("det_*.onnx", "scrfd_*.onnx")
+
+
+def check(root: Path | None, name: str) -> Path:
+    """The model folder, once its files and the packages are there; else :class:`FaceBackendError`."""
+    folder = check_model_dir(root, name)
+    missing = [m for m in ("insightface", "onnxruntime") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise FaceBackendError(
+            f"the insightface backend needs the package(s) {', '.join(missing)}; install them with "
+            "`pip install --no-deps insightface onnxruntime` plus their small dependencies "
+            "(README, optional face backends)"
+        )
+    return folder
 
 
 def check_model_dir(root: Path | None, name: str) -> Path:
@@ -43,14 +57,13 @@ class InsightFaceBackend:
     name = "insightface"
 
     def __init__(self, root: Path | None, name: str, min_score: float) -> None:
-        check_model_dir(root, name)
+        check(root, name)
         try:
             from insightface.app import FaceAnalysis
-        except ImportError as exc:
+        except ImportError as exc:  # installed, but one of its own dependencies is not
             raise FaceBackendError(
-                f"the insightface backend needs the insightface and onnxruntime packages ({exc}); "
-                "install them with `pip install --no-deps insightface onnxruntime` plus their small "
-                "dependencies (README, optional face backends)"
+                f"the insightface package does not import ({exc}); install its missing dependency "
+                "(README, optional face backends)"
             ) from None
         self.min_score = min_score
         self._app = FaceAnalysis(
