@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -73,3 +76,53 @@ def test_to_table_enforces_schema():
     with pytest.raises(Exception):
         to_table(pd.DataFrame({"landmarks": [np.zeros(10)]}), FRAMES)  # wrong landmark count
     assert REJECTS.names[:2] == ["input", "dataset"]
+
+
+# --------------------------------------------------------------------------- documentation and examples
+
+MANIFESTS = Path(__file__).resolve().parent.parent / "manifests"
+
+
+def _documented(section: str) -> list[str]:
+    """Column names of the table under '## <section>' in manifests/README.md, in order."""
+    text = (MANIFESTS / "README.md").read_text()
+    body = text.split(f"## {section}\n", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"^\| `([a-z_0-9]+)` \|", body, flags=re.M)
+
+
+@pytest.mark.parametrize("section, schema", [("frames.parquet", FRAMES), ("pairs.parquet", PAIRS),
+                                             ("rejects.parquet", REJECTS)])
+def test_readme_documents_every_column_in_order(section, schema):
+    assert _documented(section) == schema.names
+
+
+def test_readme_documents_the_mapping():
+    from fpsynth.data.privacy import MAPPING_COLUMNS
+
+    assert _documented("private/mapping.parquet") == MAPPING_COLUMNS
+
+
+def test_readme_lists_every_reason_code():
+    from fpsynth.data.process import INTERNAL_ERROR
+
+    text = (MANIFESTS / "README.md").read_text()
+    for code in [r.value for r in Reason] + [INTERNAL_ERROR]:
+        assert f"`{code}`" in text, code
+
+
+@pytest.mark.parametrize("name, schema", [("frames", FRAMES), ("pairs", PAIRS), ("rejects", REJECTS)])
+def test_examples_follow_the_schemas(name, schema):
+    import pyarrow.parquet as pq
+
+    path = MANIFESTS / "examples" / f"{name}.parquet"
+    table = pq.read_table(path)
+    assert table.schema.remove_metadata() == schema and table.num_rows > 0
+
+
+def test_examples_are_small_and_pseudonymous():
+    files = list((MANIFESTS / "examples").glob("*.parquet"))
+    assert sum(f.stat().st_size for f in files) < 50_000
+    for name in ("frames", "pairs", "rejects"):
+        df = pd.read_parquet(MANIFESTS / "examples" / f"{name}.parquet")
+        text = " ".join(map(str, df.select_dtypes(exclude="number").to_numpy().ravel().tolist()))
+        assert "patient" not in text and "subject_C" not in text

@@ -50,7 +50,12 @@ class VideoDecoder:
         except OSError as exc:
             raise Rejected(Reason.UNREADABLE, exc.strerror or type(exc).__name__) from None
         self.path = path
-        self._cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+        level = cv2.utils.logging.getLogLevel()
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # a bad file is a reject row, not a warning
+        try:
+            self._cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+        finally:
+            cv2.utils.logging.setLogLevel(level)
         if not self._cap.isOpened():
             self._cap.release()
             raise Rejected(Reason.NOT_A_VIDEO, "OpenCV/FFmpeg cannot open it (not a video, or an MP4 cut before its index)")
