@@ -135,7 +135,7 @@ def test_eye_centres_on_real_video_frames(dlib_backend):
 
     errs = []
     for clip in ("lp_d18.mp4", "lp_d9.mp4", "lp_d20.mp4"):
-        for i, rgb in VideoDecoder(fixture_path("videos", clip)).frames(lambda i: i % 25 == 0, 150):
+        for _, rgb in VideoDecoder(fixture_path("videos", clip)).frames(lambda i: i % 25 == 0, 150):
             lm = detect_faces(dlib_backend, rgb, 640, 0)[0].landmarks
             a = align(rgb, lm)
             left, right = eye_centres(a.landmarks.astype(np.float64))

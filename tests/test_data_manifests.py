@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from fpsynth.data.manifests import FRAMES, PAIRS, REJECTS, assign_splits, build_pairs, to_table
@@ -73,7 +74,7 @@ def test_to_table_enforces_schema():
     assert t.schema == FRAMES and t.num_rows == 1
     assert t.column("landmarks")[0].as_py()[135] == 135.0 and t.column("eface")[0].as_py() is None
     assert to_table(pd.DataFrame(columns=PAIRS.names), PAIRS).num_rows == 0
-    with pytest.raises(Exception):
+    with pytest.raises(pa.ArrowInvalid):
         to_table(pd.DataFrame({"landmarks": [np.zeros(10)]}), FRAMES)  # wrong landmark count
     assert REJECTS.names[:2] == ["input", "dataset"]
 

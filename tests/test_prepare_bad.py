@@ -194,3 +194,28 @@ def test_cli_exit_code_for_missing_folder(tmp_path):
 
     result = CliRunner().invoke(app, ["prepare", "--meei", str(tmp_path / "nowhere"), "-w", str(tmp_path)])
     assert result.exit_code == 2 and "does not exist" in result.output
+
+
+def test_unexpected_error_becomes_a_row_without_the_path(tmp_path, monkeypatch):
+    """A bug met on one input is recorded (type and message, path masked) and the run goes on."""
+    import fpsynth.data.process as process
+    from fpsynth.data.prepare import run
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in ("a.jpg", "b.jpg"):
+        (photos / name).symlink_to(fixture_path("faces", "photos", "obama.jpg"))
+    real = process._process_photo
+
+    def flaky(job, ctx):
+        if job.files[0].endswith("a.jpg"):
+            raise ValueError(f"cannot handle {job.files[0]}")
+        return real(job, ctx)
+
+    monkeypatch.setattr(process, "_process_photo", flaky)
+    cfg = with_section(load_pipeline("tiny", ["prepare.n_jobs=1"]), "prepare", images=photos)
+    record = run(cfg, tmp_path / "ws")
+    assert record["summary"]["frames"] == 1
+    rejects = pd.read_parquet(tmp_path / "ws" / "prepare" / "rejects.parquet")
+    row = rejects[rejects.reason == "internal_error"].iloc[0]
+    assert row.detail == "ValueError: cannot handle <input>"

@@ -85,14 +85,15 @@ def run(cfg: Any, workspace: Path, force: bool = False) -> dict[str, Any]:
     pending = [job for job in ps.jobs if not frames_store.done(job.input)]
     execute(pending, ctx, pc.n_jobs, sink, done=len(ps.jobs) - len(pending))
 
-    summary = _write_manifests(stage, cfg, ps, scores, frames_store, rejects_store)
-    _remove_stale(stage, set(summary.pop("_paths")))
+    summary, crops = _write_manifests(stage, cfg, ps, scores, frames_store, rejects_store)
+    _remove_stale(stage, crops)
     _print_summary(summary)
     return stage.finish(summary)
 
 
 def _write_manifests(stage: Stage, cfg: Any, ps: Pseudonymised, scores: ScoreTable,
-                     frames_store: ItemStore, rejects_store: ItemStore) -> dict[str, Any]:
+                     frames_store: ItemStore, rejects_store: ItemStore) -> tuple[dict[str, Any], set[str]]:
+    """Build and write the manifests from every stored job; returns (summary, crop paths in use)."""
     pc = cfg.prepare
     frames = frames_store.read_all()
     if len(frames):
@@ -104,9 +105,8 @@ def _write_manifests(stage: Stage, cfg: Any, ps: Pseudonymised, scores: ScoreTab
     else:
         frames, pairs, pair_rejects = pd.DataFrame(columns=FRAMES.names), pd.DataFrame(columns=PAIRS.names), None
     parts = [rejects_store.read_all(), _discovery_rejects(ps), _score_rejects(ps, scores), pair_rejects]
-    rejects = pd.concat([p for p in parts if p is not None and len(p)], ignore_index=True) if any(
-        p is not None and len(p) for p in parts) else pd.DataFrame(columns=REJECTS.names)
-    rejects = sort_rejects(rejects)
+    parts = [p for p in parts if p is not None and len(p)]
+    rejects = sort_rejects(pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=REJECTS.names))
 
     out = stage.dir
     atomic_write_parquet(out / "frames.parquet", to_table(frames, FRAMES))
@@ -114,15 +114,15 @@ def _write_manifests(stage: Stage, cfg: Any, ps: Pseudonymised, scores: ScoreTab
     atomic_write_parquet(out / "rejects.parquet", to_table(rejects, REJECTS))
     atomic_write_parquet(out / "private" / "mapping.parquet", ps.mapping)
     atomic_write_parquet(out / "private" / "rejects.parquet", _rejects_with_paths(rejects, ps.mapping))
-    return {
+    summary = {
         "frames": len(frames), "pairs": len(pairs), "rejects": len(rejects),
         "subjects": int(frames["subject"].nunique()) if len(frames) else 0,
         "inputs": len(ps.jobs) + len(ps.unusable),
         "split_subjects": {s: int(frames.loc[frames["split"] == s, "subject"].nunique()) for s in ("train", "test")}
         if len(frames) else {},
         "reasons": {str(k): int(v) for k, v in rejects["reason"].value_counts().sort_index().items()},
-        "_paths": frames["path"].tolist(),
     }
+    return summary, set(frames["path"])
 
 
 def _discovery_rejects(ps: Pseudonymised) -> pd.DataFrame:

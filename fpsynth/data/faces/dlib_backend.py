@@ -62,6 +62,6 @@ class DlibBackend:
         x1, y1, x2, y2 = (int(round(float(v))) for v in bbox)
         return self._fit(rgb, dlib.rectangle(x1, y1, max(x2 - 1, x1 + 1), max(y2 - 1, y1 + 1)))
 
-    def _fit(self, rgb: np.ndarray, rect: "dlib.rectangle") -> np.ndarray:
+    def _fit(self, rgb: np.ndarray, rect: dlib.rectangle) -> np.ndarray:
         shape = self._predictor(np.ascontiguousarray(rgb), rect)
         return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32)  # (68, 2)
