@@ -18,14 +18,14 @@ class NoiseSchedule:
         self.num_timesteps = cfg.num_timesteps
         self.betas = torch.linspace(cfg.beta_start, cfg.beta_end, cfg.num_timesteps, dtype=torch.float64)  # (T,)
         self.alphas_cumprod = torch.cumprod(1.0 - self.betas, dim=0)  # (T,) alpha_bar_t
-
-    def _at(self, table: torch.Tensor, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-        """table[t] shaped (B, 1, 1, 1) to broadcast against ``like`` (B, C, H, W)."""
-        values = table.to(t.device)[t.long()]
-        return values.to(like.dtype).view(-1, *([1] * (like.dim() - 1)))
+        self._on_device: dict[torch.device, torch.Tensor] = {}  # copies of alphas_cumprod (no copy per call)
 
     def alpha_bar(self, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-        return self._at(self.alphas_cumprod, t, like)
+        """alpha_bar[t] shaped (B, 1, 1, 1) in ``like``'s dtype, to broadcast against it (B, C, H, W)."""
+        table = self._on_device.get(t.device)
+        if table is None:
+            table = self._on_device[t.device] = self.alphas_cumprod.to(t.device)
+        return table[t.long()].to(like.dtype).view(-1, *([1] * (like.dim() - 1)))
 
     def sample_timesteps(self, n: int, generator: torch.Generator, device: torch.device | str = "cpu") -> torch.Tensor:
         """n timesteps uniform on {0, ..., T-1}, drawn from ``generator``, on ``device``."""

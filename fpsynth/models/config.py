@@ -92,6 +92,7 @@ class FusionConfig:
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
     variant: Variant = Variant.CCFEXP
+    # The next two switch parts of the ccfexp variant; the dcface variant has neither part.
     use_landmarks: bool = True  # ablation "no landmarks" (CCFExp^1): ID <-> expression only
     cross_fusion: bool = True  # ablation "no cross-fusion" (CCFExp^3): plain concatenation
     dcface_grid: int = 3  # DCFace baseline: k of the k x k patch statistics (3 or 5)
