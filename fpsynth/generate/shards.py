@@ -1,0 +1,190 @@
+"""Making and checking one shard: its images ``shards/NNNNN/<item>.png`` and its part ``shards/NNNNN.parquet``.
+
+A shard counts as done only once its metadata part exists; the part is written last, atomically,
+and carries the run key in its Parquet metadata. A shard without a part (a killed run) is removed
+and made again from scratch: its images are a pure function of the plan rows and seeds, so the
+redo writes the same bytes, and no item is ever duplicated or skipped. A part is trusted only after
+verification: same run key, exactly the planned items, every file present with its recorded sha256.
+
+Durability is per shard, not per image: an fsync per PNG cost 3.6 ms against 0.06 ms for the write
+itself on the development machine (60x), so images are written plainly and one ``os.sync()`` flushes
+the whole shard before its part is renamed into place. A crash that loses image data after the part
+is written is caught by the hash check on the next run, which redoes the shard.
+
+The pipeline of a shard: a loader thread decodes the next batch's identity and style crops while
+the device samples the current one; writer threads encode, hash and write the PNGs of earlier
+batches. Only one shard's images are ever in memory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+
+from fpsynth.data.dataset import load_crop
+from fpsynth.generate.identities import Identities, encode_png
+from fpsynth.generate.plan import PLAN, shard_dir_name
+from fpsynth.generate.sampling import Synthesizer
+from fpsynth.stage import atomic_write_parquet
+
+RUN_KEY = b"fpsynth.run_key"
+
+METADATA = pa.schema([
+    *[f for f in PLAN if f.name != "style_path"],
+    ("style_path", pa.string()),  # relative to the prepare folder the run read (WORKSPACE/prepare)
+    ("sampler", pa.string()), ("steps", pa.int32()), ("eta", pa.float32()),
+    ("checkpoint", pa.string()), ("checkpoint_step", pa.int64()),
+    ("device", pa.string()), ("precision", pa.string()), ("batch_size", pa.int32()),
+    ("image_sha256", pa.string()), ("synthetic", pa.bool_()),
+])
+
+
+@dataclasses.dataclass(frozen=True)
+class RunInfo:
+    """What is the same for every item of a run, recorded in every metadata row."""
+
+    run_key: str
+    sampler: str
+    steps: int
+    eta: float
+    checkpoint: str  # sha256 identifying the checkpoint's weights
+    checkpoint_step: int | None
+    device: str  # "cpu" / "cuda": the noise streams differ between them
+    precision: str
+    batch_size: int
+
+
+def part_path(out: Path, shard: int) -> Path:
+    return Path(out) / "shards" / f"{shard_dir_name(shard)}.parquet"
+
+
+def image_dir(out: Path, shard: int) -> Path:
+    return Path(out) / "shards" / shard_dir_name(shard)
+
+
+def read_part_table(out: Path, shard: int) -> pa.Table | None:
+    """A shard's part, or None when it has none (or an unreadable one)."""
+    path = part_path(out, shard)
+    if not path.is_file():
+        return None
+    try:
+        return pq.read_table(path)
+    except (OSError, pa.ArrowException):
+        return None
+
+
+def part_key(table: pa.Table) -> str:
+    """The run key a part (or the merged metadata) was written with."""
+    return (table.schema.metadata or {}).get(RUN_KEY, b"").decode()
+
+
+def verify_shard(out: Path, shard: int, run_key: str, planned: pd.DataFrame) -> str | None:
+    """None when the shard is done and intact; otherwise what is wrong with it (in words)."""
+    table = read_part_table(out, shard)
+    if table is None:
+        return "not finished"
+    if part_key(table) != run_key:
+        return "made by another run"
+    rows = table.to_pandas()
+    if rows["item_id"].tolist() != planned["item_id"].tolist():
+        return "its items differ from the plan"
+    for name, digest in zip(rows["file_name"], rows["image_sha256"]):
+        path = Path(out) / name
+        if not path.is_file():
+            return f"{name} is missing"
+        if hashlib.sha256(path.read_bytes()).hexdigest() != digest:
+            return f"{name} does not match its sha256"
+    return None
+
+
+def batches(rows: pd.DataFrame, size: int) -> Iterator[pd.DataFrame]:
+    for lo in range(0, len(rows), size):
+        yield rows.iloc[lo : lo + size]
+
+
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """(B, 3, H, W) [-1, 1] -> (B, H, W, 3) uint8 RGB on the CPU (rounded, as the crops were stored)."""
+    u8 = ((images + 1) * 127.5).round_().clamp_(0, 255).to(torch.uint8)
+    return u8.permute(0, 2, 3, 1).cpu().numpy()
+
+
+class ShardMaker:
+    """Samples and writes shards, one at a time, with its loader and writer threads."""
+
+    def __init__(self, synth: Synthesizer, identities: Identities, prepare_dir: Path, out: Path, info: RunInfo,
+                 *, batch_size: int, writer_threads: int = 2, png_compression: int = 3) -> None:
+        self.synth, self.out, self.info = synth, Path(out), info
+        self.prepare_dir = Path(prepare_dir)
+        self.batch_size = batch_size
+        self.png_compression = png_compression
+        self._identity_row = {v: i for i, v in enumerate(identities.table["identity_id"])}
+        self._identities = identities
+        self._loader = ThreadPoolExecutor(1, thread_name_prefix="fpsynth-load")
+        self._writers = ThreadPoolExecutor(writer_threads, thread_name_prefix="fpsynth-write")
+
+    def close(self) -> None:
+        self._loader.shutdown()
+        self._writers.shutdown()
+
+    def __enter__(self) -> ShardMaker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _load(self, rows: pd.DataFrame) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, 3, 112, 112) identity and style crops of a batch, pinned on CUDA for an async copy."""
+        x_id = torch.stack([self._identities.crop(self._identity_row[i]) for i in rows["identity_id"]])
+        x_style = torch.stack([load_crop(self.prepare_dir / p) for p in rows["style_path"]])
+        if self.synth.cuda:
+            x_id, x_style = x_id.pin_memory(), x_style.pin_memory()
+        return x_id, x_style
+
+    def _write(self, rgb: np.ndarray, path: Path) -> str:
+        data = encode_png(rgb, self.png_compression)
+        path.write_bytes(data)  # durability: one os.sync() per shard (module docstring)
+        return hashlib.sha256(data).hexdigest()
+
+    def make(self, shard: int, planned: pd.DataFrame, advance: Callable[[int], None] = lambda n: None) -> pd.DataFrame:
+        """Sample and write every item of ``planned`` (one shard's PLAN rows); returns its metadata rows."""
+        folder = image_dir(self.out, shard)
+        shutil.rmtree(folder, ignore_errors=True)  # a partial shard is redone whole
+        part_path(self.out, shard).unlink(missing_ok=True)
+        folder.mkdir(parents=True)
+        chunks = list(batches(planned, self.batch_size))
+        pending: list[Future[str]] = []
+        upcoming = self._loader.submit(self._load, chunks[0])
+        for i, rows in enumerate(chunks):
+            x_id, x_style = upcoming.result()
+            if i + 1 < len(chunks):  # decode the next batch while this one samples
+                upcoming = self._loader.submit(self._load, chunks[i + 1])
+            images = to_uint8(self.synth(x_id, x_style, rows["seed"].tolist()))
+            pending += [self._writers.submit(self._write, img, self.out / name)
+                        for img, name in zip(images, rows["file_name"])]
+            advance(len(rows))
+        digests = [f.result() for f in pending]
+        os.sync()
+        meta = self._metadata(planned, digests)
+        table = pa.Table.from_pandas(meta, schema=METADATA, preserve_index=False)
+        table = table.replace_schema_metadata({RUN_KEY: self.info.run_key.encode()})
+        atomic_write_parquet(part_path(self.out, shard), table)
+        return meta
+
+    def _metadata(self, planned: pd.DataFrame, digests: list[str]) -> pd.DataFrame:
+        info = self.info
+        constant = {"sampler": info.sampler, "steps": info.steps, "eta": info.eta, "checkpoint": info.checkpoint,
+                    "checkpoint_step": info.checkpoint_step, "device": info.device, "precision": info.precision,
+                    "batch_size": info.batch_size, "synthetic": True}
+        meta = planned.assign(**constant, image_sha256=digests)
+        return meta[METADATA.names]
