@@ -109,6 +109,19 @@ def generate(root: Path, out: Path, cfg: PipelineConfig, **kwargs: Any) -> dict:
     return produce(cfg, out, make_identities(), pool, root / "tiny.safetensors", tiny_loader, **kwargs)
 
 
+def save_train_checkpoint(workspace: Path, cfg: PipelineConfig, step: int = 5) -> Path:
+    """A real checkpoint of the train stage's format (tiny model, no training) in ``WORKSPACE/train``."""
+    from fpsynth.train.checkpoint import CHECKPOINTS, CheckpointPayload, describe_run, save_checkpoint
+
+    torch.manual_seed(0)
+    model, records = build_model(cfg.train.model, cfg.weights)
+    optimizer = torch.optim.AdamW(model.trainable_parameters())
+    names = [name for name, p in model.named_parameters() if p.requires_grad]
+    payload = CheckpointPayload(model.state_dict(), dict(model.unet.state_dict()), optimizer.state_dict(), names,
+                                describe_run(cfg, records))
+    return save_checkpoint(workspace / "train" / CHECKPOINTS, step, payload, keep_last=1)
+
+
 def make_workspace(root: Path) -> Path:
     make_prepare(root / "prepare")
     save_tiny_checkpoint(root / "tiny.safetensors")
