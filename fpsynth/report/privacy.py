@@ -1,0 +1,86 @@
+"""The privacy audit of a generated set: is a generated face recognisably a training patient?
+
+Every training subject's frames (split ``train`` of the prepared data) are embedded with the
+report's identity network; :func:`fpsynth.metrics.privacy.privacy_audit` finds each generated
+image's nearest subject (best score over all of that subject's frames) and flags the images a
+face verifier would call that patient. For the flagged images the single closest training frame
+is also named, so a person can look at the two side by side.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from fpsynth.metrics.privacy import privacy_audit
+from fpsynth.report.config import PrivacyConfig
+from fpsynth.report.evaluate import Timings, per_file
+from fpsynth.report.networks import Networks
+from fpsynth.report.sources import Prepared, stable_int
+
+
+def training_frames(prepared: Prepared, cfg: PrivacyConfig, seed: int) -> pd.DataFrame:
+    """The training frames compared against: all, or a seeded ``frames_per_subject`` per subject."""
+    train = prepared.split("train")
+    if cfg.frames_per_subject is None:
+        return train
+    rng = np.random.default_rng([seed, stable_int("report-privacy")])
+    keep = [
+        np.sort(rng.choice(idx, size=min(len(idx), cfg.frames_per_subject), replace=False))
+        for _, idx in sorted(train.groupby("subject").indices.items())
+    ]
+    return train.iloc[np.concatenate(keep)].reset_index(drop=True)
+
+
+def audit(
+    items: pd.DataFrame,
+    embeddings: np.ndarray,
+    prepared: Prepared,
+    nets: Networks,
+    cfg: PrivacyConfig,
+    batch_size: int,
+    seed: int,
+    timings: Timings,
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Items with ``privacy_subject``/``privacy_score``/``privacy_flagged`` columns, and the summary."""
+    if not nets.available("identity"):
+        return items, nets.identity.to_dict()
+    train = training_frames(prepared, cfg, seed)
+    if not len(train):
+        return items, {"status": "not computed", "reason": "the prepared data has no training subjects"}
+    verifier = nets.identity.net.verifier
+    with timings("privacy"):
+        by_path = per_file(train["image"].tolist(), nets.identity.net.embed, batch_size)
+        emb_train = np.stack([by_path[p] for p in train["image"]])
+        result = privacy_audit(verifier, embeddings, emb_train, train["subject"].tolist(), items["item"].tolist())
+        flagged = result.flagged_items()
+        for row in flagged:
+            # the closest single training frame of the nearest subject, for the side-by-side view
+            of_subject = np.flatnonzero(train["subject"].to_numpy() == row["subject"])
+            scores = verifier.matrix(embeddings[row["index"]][None], emb_train[of_subject])[0]
+            best = of_subject[int(verifier.best_index(scores, axis=0))]
+            row["training_frame"] = str(train["frame_id"].iloc[best])
+            row["training_path"] = str(train["path"].iloc[best])  # relative to the prepare folder
+    table = items.assign(
+        privacy_subject=result.nearest_subject.astype(str),
+        privacy_score=result.score.astype(np.float64),
+        privacy_flagged=result.flagged,
+    )
+    summary = {
+        "status": "ok",
+        "score": verifier.kind.value,
+        "threshold": verifier.threshold,
+        "rule": "flagged when the nearest training subject passes the verification threshold",
+        "n": int(len(items)),
+        "n_flagged": int(result.flagged.sum()),
+        "share_flagged": result.share_flagged,
+        "training": {
+            "subjects": int(train["subject"].nunique()),
+            "frames": int(len(train)),
+            "frames_per_subject": cfg.frames_per_subject,
+        },
+        "flagged": flagged,  # most similar first: item, index, subject, score, training_frame/_path
+    }
+    return table, summary

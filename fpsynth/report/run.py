@@ -1,0 +1,233 @@
+"""The ``report`` stage: evaluate a trained model and/or a generated dataset.
+
+Outputs in ``WORKSPACE/report/``::
+
+    report.json            every figure, with what it was computed on (n, networks, files, split, thresholds)
+    report.html            the same for a person: one self-contained static page
+    items-dataset.parquet  per-image values of the generated dataset (when one was evaluated)
+    items-model.parquet    per-image values of the model's aFID first pass (when a checkpoint was evaluated)
+    afid/first|returned/   the aFID transfer images; identities/: the dataset's identity crops as PNGs
+    config.toml  stage.json  parts/
+
+What is evaluated is whatever exists: the generated dataset (``--run DIR``, default
+``WORKSPACE/generate``) gets FID against the real frames of ``report.split``, Table 1, identity,
+expression fidelity and the privacy audit; a trained checkpoint (``report.checkpoint``, default the
+workspace's latest) gets aFID and the same per-image metrics on aFID's first-pass images.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from rich.console import Console
+
+from fpsynth import __version__
+from fpsynth.config import to_dict, to_toml
+from fpsynth.metrics.fid import fid
+from fpsynth.report import page
+from fpsynth.report.afid import AFID_DIR, afid_of, plan_afid, run_transfers
+from fpsynth.report.dataset import METADATA_FILE, read_generated
+from fpsynth.report.evaluate import SetResult, Timings, evaluate_set
+from fpsynth.report.images import batched, load_images
+from fpsynth.report.networks import Networks, open_networks, resolve_device
+from fpsynth.report.privacy import audit
+from fpsynth.report.sources import (
+    GENERATE_COMMAND, PREPARE_COMMAND, TRAIN_COMMAND, Inputs, locate, provenance, read_train_log,
+    seeded_subset,
+)
+from fpsynth.report.summary import (
+    breakdown, expression_summary, fid_summary, identity_summary, pair_metrics, table1_row,
+)
+from fpsynth.stage import Input, Stage, atomic_write_json, atomic_write_parquet, atomic_write_text
+
+OUTPUTS = ["report.json", "report.html"]
+console = Console(stderr=True)
+
+
+def run(cfg: Any, workspace: Path, force: bool = False) -> dict[str, Any]:
+    """Run the stage for ``cfg`` (a PipelineConfig); returns the stage record."""
+    rc = cfg.report
+    workspace = Path(workspace)
+    inputs = locate(rc.run, rc.checkpoint, workspace)
+    stage = Stage("report", workspace, rc, inputs=_declared(inputs), outputs=OUTPUTS, force=force,
+                  extra={"seed": cfg.seed, "weights": to_dict(cfg.weights)})
+    stage.require_inputs()
+    if stage.is_up_to_date():
+        return stage.skipped()
+    stage.begin(cfg)
+    timings = Timings()
+    nets = open_networks(cfg.weights, rc.metrics, resolve_device(rc.device), cfg.seed)
+    prepared = inputs.prepared
+    reference = seeded_subset(prepared.split(rc.split), rc.max_images, cfg.seed, "report-reference")
+    ref_stats = _feature_stats(nets, reference["image"].tolist(), rc.batch_size, timings)
+
+    sets: dict[str, pd.DataFrame] = {}
+    blocks: dict[str, dict[str, Any]] = {}
+    evaluated: dict[str, Any] = {"dataset": None, "model": None}
+    if inputs.dataset is not None:
+        items, evaluated["dataset"] = read_generated(inputs.dataset, prepared, rc.max_images, cfg.seed, stage.dir / "identities")
+        result = evaluate_set(items, nets, rc.metrics, rc.batch_size, timings)
+        privacy = None
+        if rc.privacy.enabled:
+            result.items, privacy = audit(result.items, result.embeddings, prepared, nets, rc.privacy,
+                                          rc.batch_size, cfg.seed, timings)
+        sets["dataset"], blocks["dataset"] = result.items, _set_block(result, nets, ref_stats, rc, timings, privacy)
+
+    afid_block: dict[str, Any] = {"status": "not computed", "reason": f"no trained checkpoint (run `{TRAIN_COMMAND}`)"}
+    afid_plan = None
+    if inputs.checkpoint is not None and not rc.afid.enabled:
+        afid_block = {"status": "not computed", "reason": "report.afid.enabled is false"}
+    elif inputs.checkpoint is not None:
+        evaluated["model"], afid_block, afid_plan, result = _model(inputs, cfg, nets, stage, timings)
+        if result is not None:
+            sets["model"], blocks["model"] = result.items, _set_block(result, nets, ref_stats, rc, timings, None)
+
+    train_log = read_train_log(inputs.train_log)
+    report = {
+        "title": "fpsynth report",
+        "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "fpsynth_version": __version__,
+        "workspace": str(workspace),
+        "provenance": provenance(workspace, prepared),
+        "evaluated": evaluated,
+        "reference": {"split": rc.split, "n": int(len(reference)), "subjects": int(reference["subject"].nunique()),
+                      "what": f"real prepared frames of the {rc.split} split (FID reference)"},
+        "networks": nets.summary(),
+        "missing": nets.missing(),
+        "random_init": nets.random_init(),
+        "sets": blocks,
+        "afid": afid_block,
+        "table1": [table1_row(name, block, afid_block if name == "model" else None) for name, block in blocks.items()],
+        "training": _training(inputs.train_log, train_log),
+        "timings_s": dict(timings),
+        "config": to_dict(rc),
+        "files": {name: f"items-{name}.parquet" for name in sets},
+    }
+    for name, items in sets.items():
+        atomic_write_parquet(stage.dir / f"items-{name}.parquet", items)
+    atomic_write_json(stage.dir / "report.json", plain_json(report))
+    html = page.render(report, sets, afid_plan, train_log, prepared.dir, rc.page, to_toml({"report": to_dict(rc)}))
+    atomic_write_text(stage.dir / "report.html", html)
+    console.print(f"report: {stage.dir / 'report.html'} (figures in {stage.dir / 'report.json'})", highlight=False)
+    return stage.finish({"sets": {k: len(v) for k, v in sets.items()}, "missing": [m["metric"] for m in report["missing"]],
+                         "html": str(stage.dir / "report.html")})
+
+
+def _declared(inputs: Inputs) -> dict[str, Input]:
+    declared = {"frames": Input(inputs.prepared.dir / "frames.parquet", PREPARE_COMMAND)}
+    if inputs.dataset is not None:
+        declared["dataset"] = Input(inputs.dataset / METADATA_FILE, GENERATE_COMMAND)
+    if inputs.checkpoint is not None:
+        declared["checkpoint"] = Input(inputs.checkpoint, TRAIN_COMMAND)
+    if inputs.train_log is not None:
+        declared["train_log"] = Input(inputs.train_log, TRAIN_COMMAND)
+    return declared
+
+
+def _model(inputs: Inputs, cfg: Any, nets: Networks, stage: Stage, timings: Timings):
+    """aFID of the checkpoint, and its first-pass images as an evaluation set."""
+    from fpsynth.generate.sampling import Synthesizer
+    from fpsynth.train.checkpoint import load_checkpoint
+
+    rc = cfg.report
+    loaded = load_checkpoint(inputs.checkpoint, ema=True, device=nets.device)
+    info = _model_info(loaded)
+    plan, skipped = plan_afid(inputs.prepared, rc.afid, rc.split, cfg.seed)
+    base = {"sampler": to_dict(rc.afid.sampler), "identity_pool": rc.afid.identity_pool.value,
+            "images_per_patient": rc.afid.images_per_patient, "skipped": skipped}
+    if not len(plan):
+        return info, {"status": "not computed", "reason": f"no test patient can be evaluated ({len(skipped)} skipped)", **base}, None, None
+    synth = Synthesizer(loaded.model, loaded.schedule, rc.afid.sampler, nets.device)
+    plan = run_transfers(plan, synth, rc.afid.batch_size, stage.dir / AFID_DIR, stage.items("afid"), timings)
+    items = plan.rename(columns={"first_image": "image", "patient": "style_subject"}).assign(identity=plan["id_subject"])
+    result = evaluate_set(items, nets, rc.metrics, rc.batch_size, timings)
+    if nets.available("fid"):
+        block = {"status": "ok", **afid_of(plan, nets, rc.batch_size, rc.metrics.fid.eps, timings).to_dict(), **base}
+    else:
+        block = {**nets.fid.to_dict(), **base}
+    return info, block, plan, result
+
+
+def _model_info(loaded: Any) -> dict[str, Any]:
+    """What the checkpoint is: step, weights hash, the paper's Table 1 switches, pretrained files."""
+    state = loaded.state
+    model = state["model_config"]
+    loss = state.get("config", {}).get("train", {}).get("loss", {})
+    dcface = model["variant"] == "dcface"
+    return {
+        "path": str(loaded.path),
+        "sha256": loaded.sha256,
+        "step": state["step"],
+        "variant": model["variant"],
+        "switches": {  # Table 1: GS grid size (DCFace), LM landmarks, CF cross-fusion, CD cycle diffusion
+            "grid": f"{model['dcface_grid']}x{model['dcface_grid']}" if dcface else None,
+            "landmarks": not dcface and model["use_landmarks"],
+            "cross_fusion": not dcface and model["cross_fusion"],
+            "cycle": loss.get("cycle"),
+        },
+        "random_init": [r["name"] for r in state["load_records"] if r["random_init"]],
+        "load_records": state["load_records"],
+    }
+
+
+def _feature_stats(nets: Networks, paths: list[str], batch_size: int, timings: Timings):
+    """Inception statistics of real images (None when FID is missing or there are < 2)."""
+    if not nets.available("fid") or len(paths) < 2:
+        return None
+    from fpsynth.metrics.fid import extract_features
+
+    with timings("reference_features"):
+        batches = (load_images(paths[sl]).to(nets.device) for sl in batched(len(paths), batch_size))
+        return extract_features(nets.fid.net, batches)
+
+
+def _set_block(result: SetResult, nets: Networks, ref_stats, rc: Any, timings: Timings,
+               privacy: dict[str, Any] | None) -> dict[str, Any]:
+    items = result.items
+    fid_result = None
+    if result.stats is not None and ref_stats is not None and result.stats.n >= 2:
+        with timings("fid_distance"):
+            fid_result = fid(result.stats, ref_stats, rc.metrics.fid.eps)
+    block = {
+        "n": int(len(items)),
+        "fid": fid_summary(fid_result, nets, f"real frames of the {rc.split} split"),
+        "pairwise": pair_metrics(items, nets),
+        "identity": identity_summary(items, nets),
+        "expression": expression_summary(items, nets),
+        "by_severity": breakdown(items, "severity"),
+        "by_expression": breakdown(items, "expression"),
+    }
+    if privacy is not None:
+        block["privacy"] = privacy
+    return block
+
+
+def _training(path: Path | None, log: pd.DataFrame | None) -> dict[str, Any] | None:
+    if log is None:
+        return None
+    return {"log": str(path), "rows": int(len(log)), "last": log.iloc[-1].to_dict()}
+
+
+def plain_json(obj: Any) -> Any:
+    """JSON-safe copy: numpy scalars to Python, NaN/inf to None, paths and enums to text."""
+    if isinstance(obj, dict):
+        return {str(k): plain_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [plain_json(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return plain_json(obj.tolist())
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if dataclasses.is_dataclass(obj):
+        return plain_json(dataclasses.asdict(obj))
+    if isinstance(obj, (str, int, float, bool)) or obj is None:
+        return obj
+    return str(obj)

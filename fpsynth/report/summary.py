@@ -1,0 +1,159 @@
+"""Per-image figures -> the summaries of report.json: distributions, Table 1, breakdowns.
+
+Every summary carries its n (finite values only; NaN rows are counted apart), so each figure on
+the page can say what it was computed on.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from fpsynth.metrics.expression import Asymmetry
+from fpsynth.metrics.fid import FIDResult
+from fpsynth.report.evaluate import PAIR_METRICS, PAIR_NETWORK, REFERENCES, pair_column
+from fpsynth.report.networks import Networks
+from fpsynth.report.sources import severity_sort_key
+
+UNITS = {
+    "psnr": "dB",
+    "ssim": "unitless, 1 = identical",
+    "lpips": "LPIPS distance, 0 = identical",
+    "pl": "mean squared VGG16 feature difference",
+    "expression_error": "inter-ocular distances (IOD)",
+    "asymmetry": "IOD (mouth, brow); eye-aspect-ratio difference (eye)",
+}
+HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "lpips": False, "pl": False}
+
+
+def describe(values: Any) -> dict[str, Any]:
+    """n, mean, std, median, 5th/95th percentile of the finite values (n_nan: the rest)."""
+    x = np.asarray(values, dtype=np.float64)
+    finite = x[np.isfinite(x)]
+    if not len(finite):
+        return {"n": 0, "n_nan": int(len(x)), "mean": None, "std": None, "median": None, "p05": None, "p95": None}
+    return {
+        "n": int(len(finite)),
+        "n_nan": int(len(x) - len(finite)),
+        "mean": float(finite.mean()),
+        "std": float(finite.std(ddof=1)) if len(finite) > 1 else 0.0,
+        "median": float(np.median(finite)),
+        "p05": float(np.percentile(finite, 5)),
+        "p95": float(np.percentile(finite, 95)),
+    }
+
+
+def pair_metrics(items: pd.DataFrame, nets: Networks) -> dict[str, Any]:
+    """Table 1's metrics: {metric: {"x_id": describe, "x_style": describe}} or the missing row."""
+    out: dict[str, Any] = {}
+    for metric in PAIR_METRICS:
+        network = PAIR_NETWORK[metric]
+        if network is not None and not nets.available(network):
+            out[metric] = nets.get(network).to_dict()
+            continue
+        out[metric] = {ref: describe(items[pair_column(metric, ref)]) for ref in REFERENCES}
+        out[metric]["unit"] = UNITS[metric]
+    return out
+
+
+def identity_summary(items: pd.DataFrame, nets: Networks) -> dict[str, Any]:
+    if not nets.available("identity"):
+        return nets.identity.to_dict()
+    verifier = nets.identity.net.verifier
+    same = items["identity_same"].to_numpy(bool)
+    return {
+        "status": "ok",
+        "embedder": nets.identity.net.name,
+        "score": verifier.kind.value,  # euclidean distance (lower = closer) or cosine similarity
+        "threshold": verifier.threshold,
+        "rule": "same person when distance < threshold" if verifier.kind.value == "euclidean"
+        else "same person when cosine similarity >= threshold",
+        "distribution": describe(items["identity_score"]),
+        "verification_rate": float(same.mean()) if len(same) else None,
+        "n": int(len(same)),
+    }
+
+
+def expression_summary(items: pd.DataFrame, nets: Networks) -> dict[str, Any]:
+    if not nets.available("landmarks"):
+        return nets.landmarks.to_dict()
+    rows = []
+    for severity, group in _groups(items, "severity"):
+        row: dict[str, Any] = {"severity": severity, "n": int(len(group))}
+        for name in Asymmetry.NAMES:
+            # Magnitudes: the affected side differs between patients, so signed means would cancel.
+            row[f"{name}_style"] = _mean(np.abs(group[f"asym_{name}_style"]))
+            row[f"{name}_gen"] = _mean(np.abs(group[f"asym_{name}_gen"]))
+            row[f"{name}_err"] = _mean(group[f"asym_{name}_err"])
+        rows.append(row)
+    correlation = {
+        name: _corr(items[f"asym_{name}_gen"], items[f"asym_{name}_style"]) for name in Asymmetry.NAMES
+    }
+    return {
+        "status": "ok",
+        "expression_error": describe(items["expression_error"]),
+        "without_rest_frame": int(items["rest_image"].isna().sum()),
+        "unit": UNITS["expression_error"],
+        "asymmetry_unit": UNITS["asymmetry"],
+        "asymmetry_by_severity": rows,
+        "asymmetry_correlation": correlation,  # Pearson r of signed indices, generated vs style
+    }
+
+
+def breakdown(items: pd.DataFrame, by: str) -> list[dict[str, Any]]:
+    """Mean of every per-image figure per value of ``by`` (severity in clinical order, or expression)."""
+    columns = [c for c in metric_columns(items) if not c.startswith("asym_")]
+    rows = []
+    for value, group in _groups(items, by):
+        row: dict[str, Any] = {by: value, "n": int(len(group))}
+        for c in columns:
+            row[c] = _mean(group[c].astype(np.float64))
+        rows.append(row)
+    return rows
+
+
+def metric_columns(items: pd.DataFrame) -> list[str]:
+    prefixes = tuple(f"{m}_" for m in PAIR_METRICS) + ("identity_", "expression_error", "asym_")
+    return [c for c in items.columns if c.startswith(prefixes)]
+
+
+def fid_summary(result: FIDResult | None, nets: Networks, reference: str) -> dict[str, Any]:
+    if not nets.available("fid"):
+        return nets.fid.to_dict()
+    if result is None:
+        return {"status": "not computed", "reason": "fewer than 2 images on a side"}
+    return {"status": "ok", **result.to_dict(), "reference": reference}
+
+
+def table1_row(set_name: str, evaluation: dict[str, Any], afid: dict[str, Any] | None) -> dict[str, Any]:
+    """One row of the paper's Table 1: aFID, then PSNR/SSIM/LPIPS/PL against X_ID and X_Style (means)."""
+    row: dict[str, Any] = {"set": set_name, "n": evaluation["n"], "afid": None}
+    if afid is not None and afid.get("status") == "ok":
+        row["afid"] = afid["pooled"]["value"]
+    for metric in PAIR_METRICS:
+        block = evaluation["pairwise"][metric]
+        row[metric] = {ref: block[ref]["mean"] for ref in REFERENCES} if "x_id" in block else None
+    return row
+
+
+def _groups(items: pd.DataFrame, by: str):
+    values = items[by].fillna("unknown").astype(str)
+    order = sorted(values.unique(), key=lambda v: (severity_sort_key(pd.Series([v]))[0], v) if by == "severity" else v)
+    for value in order:
+        yield value, items[values == value]
+
+
+def _mean(values: Any) -> float | None:
+    x = np.asarray(values, dtype=np.float64)
+    x = x[np.isfinite(x)]
+    return float(x.mean()) if len(x) else None
+
+
+def _corr(a: Any, b: Any) -> float | None:
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    ok = np.isfinite(a) & np.isfinite(b)
+    if ok.sum() < 3 or a[ok].std() == 0 or b[ok].std() == 0:
+        return None
+    return float(np.corrcoef(a[ok], b[ok])[0, 1])
