@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 import torch
 
-from fpsynth.diffusion.config import SamplerConfig
+from fpsynth.diffusion.config import SamplerConfig, SamplerKind
 from fpsynth.generate.config import RuntimeConfig, ShardSpec
 from fpsynth.generate.dataset import GeneratedDataset, read_metadata
 from fpsynth.generate.plan import PLAN_FILE
@@ -173,6 +173,14 @@ def test_kill_mid_shard_then_resume_equals_an_uninterrupted_run(root, tmp_path):
     pd.testing.assert_frame_equal(read_metadata(killed), read_metadata(whole))
     assert image_bytes(killed) == image_bytes(whole)
     assert len(read_metadata(killed)) == 8 and read_metadata(killed)["item_id"].is_unique
+
+
+def test_dpm_solver_is_selectable_and_recorded(root, tmp_path):
+    cfg = pipeline(4, sampler=SamplerConfig(kind=SamplerKind.DPM_SOLVER_PP, steps=3))
+    assert generate(root, tmp_path / "dpm", cfg)["summary"]["images"] == 4
+    meta = read_metadata(tmp_path / "dpm")
+    assert set(meta["sampler"]) == {"dpm-solver++"} and set(meta["steps"]) == {3}
+    assert meta["image_sha256"].is_unique and (tmp_path / "dpm" / meta["file_name"].iat[3]).is_file()
 
 
 def test_cpu_runs_fp32_contiguous_and_auto_batch_is_the_cpu_default(root):
