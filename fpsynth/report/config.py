@@ -79,7 +79,7 @@ class ReportConfig:
     checkpoint: Path | None = None  # trained model for aFID (default: the workspace's latest)
     split: str = "test"  # prepared frames used as the real reference (FID) and as aFID's patients
     max_images: int = 10000  # generated images evaluated (a seeded subset when there are more)
-    batch_size: int = 32  # images per metric forward pass
+    batch_size: int = 32  # images read and compared per step (Inception: at most metrics.fid.batch_size at once)
     device: str = "auto"  # "auto" (cuda when available), "cpu", "cuda", "cuda:1"...
     metrics: MetricsConfig = MetricsConfig()
     afid: AFIDConfig = AFIDConfig()

@@ -89,7 +89,7 @@ def evaluate_set(items: pd.DataFrame, nets: Networks, cfg: MetricsConfig, batch_
                     _put(out, pair_column("pl", ref), sl, n, perceptual_distance(nets.perceptual.net, gen, x, cfg.perceptual))
         if nets.available("fid"):
             with timings("fid_features"):
-                stats = extract_features(nets.fid.net, [gen], stats)
+                stats = extract_features(nets.fid.net, gen.split(cfg.fid.batch_size), stats)
         if nets.available("identity"):
             with timings("identity"):
                 embeddings.append(nets.identity.net.embed(gen))

@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import math
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -61,11 +62,13 @@ def run(cfg: Any, workspace: Path, force: bool = False) -> dict[str, Any]:
     if stage.is_up_to_date():
         return stage.skipped()
     stage.begin(cfg)
+    if force:  # redo the aFID transfers too, not only the figures
+        shutil.rmtree(stage.dir / "parts", ignore_errors=True)
     timings = Timings()
     nets = open_networks(cfg.weights, rc.metrics, resolve_device(rc.device), cfg.seed)
     prepared = inputs.prepared
     reference = seeded_subset(prepared.split(rc.split), rc.max_images, cfg.seed, "report-reference")
-    ref_stats = _feature_stats(nets, reference["image"].tolist(), rc.batch_size, timings)
+    ref_stats = _feature_stats(nets, reference["image"].tolist(), rc.metrics.fid.batch_size, timings)
 
     sets: dict[str, pd.DataFrame] = {}
     blocks: dict[str, dict[str, Any]] = {}
@@ -148,7 +151,7 @@ def _model(inputs: Inputs, cfg: Any, nets: Networks, stage: Stage, timings: Timi
     items = plan.rename(columns={"first_image": "image", "patient": "style_subject"}).assign(identity=plan["id_subject"])
     result = evaluate_set(items, nets, rc.metrics, rc.batch_size, timings)
     if nets.available("fid"):
-        block = {"status": "ok", **afid_of(plan, nets, rc.batch_size, rc.metrics.fid.eps, timings).to_dict(), **base}
+        block = {"status": "ok", **afid_of(plan, nets, rc.metrics.fid.batch_size, rc.metrics.fid.eps, timings).to_dict(), **base}
     else:
         block = {**nets.fid.to_dict(), **base}
     return info, block, plan, result

@@ -94,27 +94,30 @@ def afid(report: dict[str, Any], examples: str) -> str:
              "other individuals (first pass), then the results are used as the style with P's real images as "
              "identity (second pass); aFID is the FID between the returned images and P's real frames. Lower "
              "is better; 0 would mean the round trip returns P's images exactly.")
-    if not is_ok(block):
+    if "sampler" not in block:  # no model was evaluated
         return section("afid", "aFID", f"<p>{missing_cell(block)}</p>", intro)
-    pooled = block["pooled"]
-    facts = definition_list([
-        ("pooled aFID", f"<b>{num(pooled['value'], 4)}</b> (returned n = {num(pooled['n_b'])}, real n = {num(pooled['n_a'])})"),
-        ("mean of per-patient aFID", num(block["mean_per_patient"], 4)),
-        ("patients", f"{len(block['per_patient'])} evaluated, {len(block['skipped'])} skipped"),
-        ("sampler", _sampler(block["sampler"])),
-        ("identity pool (first pass)", esc(block["identity_pool"])),
-        ("images per patient", esc(block["images_per_patient"] or "all of the patient's frames")),
-    ])
-    rank = ('Each per-patient set has far fewer images than the 2048 Inception features, so its covariance is '
-            'singular: those values are biased upward and comparable only between runs with equal n '
-            '(<code>rank_deficient</code> in report.json).')
-    rows = [[esc(p["patient"]), num(p["n_real"]), num(p["n_returned"]),
-             num(p["value"], 4) if p["value"] is not None else f'<span class="missing">{esc(p["error"])}</span>']
-            for p in block["per_patient"]]
-    rows += [[esc(s["patient"]), "&ndash;", "&ndash;", f'<span class="missing">skipped: {esc(s["reason"])}</span>']
-             for s in block["skipped"]]
-    body = (facts + note(rank) + table(["patient", "real frames", "returned images", "aFID"], rows, cls="numbers")
-            + "<h3>Round-trip examples</h3>" + examples)
+    ok = is_ok(block)
+    value = (f"<b>{num(block['pooled']['value'], 4)}</b> (returned n = {num(block['pooled']['n_b'])}, real n = "
+             f"{num(block['pooled']['n_a'])})" if ok else missing_cell(block))
+    facts = [("pooled aFID", value)]
+    if ok:
+        facts += [("mean of per-patient aFID", num(block["mean_per_patient"], 4)),
+                  ("patients", f"{len(block['per_patient'])} evaluated, {len(block['skipped'])} skipped")]
+    facts += [("sampler", _sampler(block["sampler"])), ("identity pool (first pass)", esc(block["identity_pool"])),
+              ("images per patient", esc(block["images_per_patient"] or "all of the patient's frames"))]
+    body = definition_list(facts)
+    if ok:
+        rank = ("Each per-patient set has far fewer images than the 2048 Inception features, so its covariance is "
+                "singular: those values are biased upward and comparable only between runs with equal n "
+                "(<code>rank_deficient</code> in report.json).")
+        rows = [[esc(p["patient"]), num(p["n_real"]), num(p["n_returned"]),
+                 num(p["value"], 4) if p["value"] is not None else f'<span class="missing">{esc(p["error"])}</span>']
+                for p in block["per_patient"]]
+        body += note(rank) + table(["patient", "real frames", "returned images", "aFID"], rows, cls="numbers")
+    if block["skipped"]:
+        body += table(["patient skipped", "why"], [[esc(s["patient"]), esc(s["reason"])] for s in block["skipped"]])
+    if examples:
+        body += "<h3>Round-trip examples</h3>" + examples
     return section("afid", "aFID", body, intro)
 
 
