@@ -1,0 +1,70 @@
+"""Periodic sample grids: DDIM from the EMA U-Net on a fixed set of held-out pairs.
+
+Each row is one pair: identity image | style image | sample with that identity and style. The
+pairs come from the test split (subjects the model never trains on) when it has any, else from
+the training split, chosen once per run with the pipeline seed; each row's noise has its own
+fixed seed, so grids of successive steps differ only by the weights.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from fpsynth.data.dataset import PairDataset, read_manifest
+from fpsynth.diffusion.config import SamplerConfig
+from fpsynth.diffusion.samplers import item_generators, sample
+from fpsynth.diffusion.schedule import NoiseSchedule
+from fpsynth.models.ccfexp import CCFExp
+from fpsynth.stage import atomic_write_bytes
+from fpsynth.train.data import step_seed
+from fpsynth.train.ema import EMA
+
+_PICK_STREAM, _NOISE_STREAM = 0x6121D, 0x6121E
+
+
+def held_out_pairs(prepare_dir: Path, count: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, str]:
+    """(x_id (n, 3, 112, 112), x0 (n, 3, 112, 112), split used): up to ``count`` fixed pairs."""
+    splits = set(read_manifest(prepare_dir, "pairs")["split"])
+    split = "test" if "test" in splits else "train"
+    pairs = PairDataset(prepare_dir, split=split)
+    rng = np.random.default_rng([seed, _PICK_STREAM])
+    picks = sorted(rng.choice(len(pairs), size=min(count, len(pairs)), replace=False).tolist())
+    items = [pairs[i] for i in picks]
+    return torch.stack([it["x_id"] for it in items]), torch.stack([it["x0"] for it in items]), split
+
+
+@torch.no_grad()
+def sample_with_ema(model: CCFExp, ema: EMA, schedule: NoiseSchedule, cfg: SamplerConfig, x_id: torch.Tensor,
+                    x0: torch.Tensor, seed: int, autocast: contextlib.AbstractContextManager) -> torch.Tensor:
+    """Samples (n, 3, 112, 112) in [-1, 1] from the EMA U-Net, model in eval mode; train mode restored."""
+    device = next(model.unet.parameters()).device
+    x_id, x0 = x_id.to(device), x0.to(device)
+    was_training = model.training
+    model.eval()
+    try:
+        with ema.applied_to(model.unet), autocast:
+            cond = model.conditions(x_id, model.style_features(x0))
+            generators = item_generators([step_seed(seed, _NOISE_STREAM, i) for i in range(len(x0))])
+            images = sample(lambda x, t: model(x, t, cond), schedule, cfg, generators, device=device)
+    finally:
+        model.train(was_training)
+    return images.float()
+
+
+def grid_image(x_id: torch.Tensor, x0: torch.Tensor, samples: torch.Tensor) -> np.ndarray:
+    """(n*112, 3*112, 3) uint8 RGB: rows of identity | style | sample."""
+    rows = torch.cat([x_id.cpu(), x0.cpu(), samples.cpu()], dim=3)  # (n, 3, 112, 336)
+    grid = torch.cat(list(rows), dim=1)  # (3, n*112, 336)
+    return ((grid.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).numpy()
+
+
+def write_png(path: Path, rgb: np.ndarray) -> None:
+    ok, data = cv2.imencode(".png", np.ascontiguousarray(rgb[:, :, ::-1]))
+    if not ok:
+        raise RuntimeError(f"PNG encoding failed for {path}")
+    atomic_write_bytes(path, data.tobytes())
