@@ -85,6 +85,7 @@ def synthetic_workspace(prepare_dir: Path, frames_per_stratum: int = 4) -> None:
                 cv2.imwrite(str(prepare_dir / path), smooth_crop(rng))
                 rows.append({"frame_id": f"P{s:04d}-{expression}-{j:05d}", "path": path, "subject": f"P{s:04d}",
                              "expression": expression, "phase": "peak", "severity": severity, "eface": 50.0 + 8 * s,
+                             "landmarks": np.zeros(136), "bbox": np.zeros(4), "affine": np.zeros(6),
                              "split": "test"})
     atomic_write_parquet(prepare_dir / "frames.parquet", to_table(pd.DataFrame(rows), FRAMES))
 
@@ -124,8 +125,11 @@ def time_fpsynth(model: CCFExp, root: Path, cfg: PipelineConfig, run: int) -> fl
 
 
 def time_plain(synth: Synthesizer, count: int, batch: int) -> float:
-    """Seconds of conditions + sampler over ``count`` items on tensors already on the device."""
-    model, device = synth.model, synth.device
+    """Seconds of conditions + sampler over ``count`` items on tensors already on the device.
+
+    The same (on CUDA: compiled) denoiser as fpsynth's; every batch is a full one, as fpsynth pads.
+    """
+    model, network, device = synth.model, synth.network, synth.device
     g = torch.Generator().manual_seed(0)
     x_id, x_style = [(torch.rand(batch, 3, 112, 112, generator=g) * 2 - 1).to(device)
                      .contiguous(memory_format=synth.memory_format) for _ in range(2)]
@@ -133,22 +137,21 @@ def time_plain(synth: Synthesizer, count: int, batch: int) -> float:
     _sync(device)
     start = time.perf_counter()
     for lo in range(0, count, batch):
-        n = min(batch, count - lo)
         with torch.no_grad():
             with amp:
-                cond = model.conditions(x_id[:n], model.style_features(x_style[:n]))
+                cond = model.conditions(x_id, model.style_features(x_style))
 
             def eps_fn(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
                 with amp:
-                    return model(x.contiguous(memory_format=synth.memory_format), t, cond).float()
+                    return network(x.contiguous(memory_format=synth.memory_format), t, cond).float()
 
-            sample(eps_fn, synth.schedule, synth.sampler, item_generators(range(lo, lo + n), device), device=device)
+            sample(eps_fn, synth.schedule, synth.sampler, item_generators(range(lo, lo + batch), device), device=device)
     _sync(device)
     return time.perf_counter() - start
 
 
 def time_unet_only(synth: Synthesizer, count: int, batch: int) -> float:
-    """Seconds of the U-Net forwards alone: count/batch batches x steps, fixed inputs."""
+    """Seconds of the denoiser's forwards alone: count/batch batches x steps, fixed inputs."""
     model, device, steps = synth.model, synth.device, synth.sampler.steps
     x = torch.randn(batch, 3, 112, 112, device=device).contiguous(memory_format=synth.memory_format)
     t = torch.full((batch,), 500, device=device, dtype=torch.long)
@@ -157,7 +160,7 @@ def time_unet_only(synth: Synthesizer, count: int, batch: int) -> float:
         _sync(device)
         start = time.perf_counter()
         for _ in range(-(-count // batch) * steps):
-            model(x, t, cond)
+            synth.network(x, t, cond)
     _sync(device)
     return time.perf_counter() - start
 
@@ -166,21 +169,24 @@ def bench_speed(args: argparse.Namespace, device: torch.device) -> dict:
     model = build(args.config, device)
     runtime = RuntimeConfig(device=str(device), batch_size=args.batch)
     synth = Synthesizer(model, NoiseSchedule(), SamplerConfig(steps=args.steps), device, runtime)
-    batch = synth.batch_size()
+    batch = synth.batch_size(divides=args.shard_size)
     cfg = pipeline(args.count, args.steps, batch, args.shard_size, str(device))
     times: dict[str, list[float]] = {"plain": [], "fpsynth": []}
     with tempfile.TemporaryDirectory(prefix="bench-generate-") as tmp:
         root = Path(tmp)
         synthetic_workspace(root / "prepare")
-        time_plain(synth, min(args.count, 2 * batch), batch)  # warm-up: kernels, allocator, caches
+        time_plain(synth, min(args.count, 2 * batch), batch)  # warm-up: compilation, kernels, allocator
         for r in range(args.repeats):
             times["plain"].append(time_plain(synth, args.count, batch))
             times["fpsynth"].append(time_fpsynth(model, root, cfg, r))
         unet = time_unet_only(synth, args.count, batch) if device.type == "cuda" else None
-    result = {"config": args.config, "device": str(device), "precision": synth.precision, "count": args.count,
+        hashes = [pd.read_parquet(root / f"out{r}" / "metadata.parquet")["image_sha256"].tolist()
+                  for r in range(args.repeats)]
+    result = {"config": args.config, "device": str(device), "precision": synth.precision,
+              "compiled": synth.compiled, "count": args.count,
               "steps": args.steps, "batch": batch, "repeats": args.repeats,
               "plain_s": statistics.median(times["plain"]), "fpsynth_s": statistics.median(times["fpsynth"]),
-              "all_times": times}
+              "all_times": times, "repeats_identical_bytes": all(h == hashes[0] for h in hashes)}
     result["plain_images_per_s"] = args.count / result["plain_s"]
     result["fpsynth_images_per_s"] = args.count / result["fpsynth_s"]
     result["ratio"] = result["fpsynth_images_per_s"] / result["plain_images_per_s"]
@@ -245,7 +251,8 @@ def markdown(result: dict) -> str:
     lines = []
     if "speed" in result:
         s = result["speed"]
-        lines += [f"**speed** ({s['config']} model, {s['device']} {s['precision']}, {s['count']} images, "
+        compiled = ", compiled" if s["compiled"] else ""
+        lines += [f"**speed** ({s['config']} model, {s['device']} {s['precision']}{compiled}, {s['count']} images, "
                   f"{s['steps']} steps, batch {s['batch']}, median of {s['repeats']})", "",
                   "| loop | images/s |", "|---|---|",
                   f"| plain sampling loop | {s['plain_images_per_s']:.2f} |",
@@ -253,7 +260,8 @@ def markdown(result: dict) -> str:
                   f"{s['fpsynth_images_per_s']:.2f} |"]
         if "unet_only_images_per_s" in s:
             lines.append(f"| U-Net forwards alone | {s['unet_only_images_per_s']:.2f} |")
-        lines += [f"| **ratio fpsynth / plain** (target >= 0.95) | **{s['ratio']:.3f}** |", ""]
+        lines += [f"| **ratio fpsynth / plain** (target >= 0.95) | **{s['ratio']:.3f}** |", "",
+                  f"fpsynth's {s['repeats']} runs wrote identical bytes: {s['repeats_identical_bytes']}", ""]
     if "memory" in result:
         lines += ["**peak RSS** (whole run, 1 step, shards of 100)", "", "| --count | peak RSS (MiB) | seconds |",
                   "|---|---|---|"]
@@ -278,7 +286,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ...")
     parser.add_argument("--parts", default="speed,memory,flops")
     parser.add_argument("--config", default=None, help="tiny or paper (default: tiny on CPU, paper on CUDA)")
-    parser.add_argument("--count", type=int, default=None, help="images per speed run (CPU 32, CUDA 2048)")
+    parser.add_argument("--count", type=int, default=None, help="images per speed run (CPU 32, CUDA 2000)")
     parser.add_argument("--steps", type=int, default=None, help="sampling steps of the speed part (CPU 10, CUDA 50)")
     parser.add_argument("--batch", default=None, help='batch size or "auto" (CPU 8, CUDA auto)')
     parser.add_argument("--shard-size", type=int, default=1000)
@@ -299,7 +307,7 @@ def main() -> None:
     if args.memory_child is not None:
         memory_child(args.memory_child, args.config)
         return
-    args.count = args.count or (2048 if cuda else 32)
+    args.count = args.count or (2000 if cuda else 32)
     args.steps = args.steps or (50 if cuda else 10)
     batch = args.batch or ("auto" if cuda else "8")
     args.batch = batch if batch == "auto" else int(batch)

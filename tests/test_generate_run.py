@@ -21,7 +21,7 @@ from fpsynth.generate.config import RuntimeConfig, ShardSpec
 from fpsynth.generate.dataset import GeneratedDataset, read_metadata
 from fpsynth.generate.plan import PLAN_FILE
 from fpsynth.generate.run import OtherRunError
-from fpsynth.generate.sampling import Synthesizer
+from fpsynth.generate.sampling import Synthesizer, pad_batch
 from fpsynth.generate.shards import part_path
 from fpsynth.generate.workers import Worker
 from test_generate_helpers import generate, image_bytes, make_identities, make_workspace, pipeline, tiny_loader
@@ -98,6 +98,8 @@ def test_same_item_same_bytes_in_other_batches_and_runs(root, reference, tmp_pat
     together = synth(x_id, x_style, seeds)
     alone = synth(x_id[3:4], x_style[3:4], seeds[3:4])
     assert torch.equal(together[3], alone[0])
+    padded = synth(*pad_batch(x_id[:2], x_style[:2], seeds[:2], 5))  # a short batch padded as when compiled
+    assert torch.equal(padded[:2], together[:2]) and torch.equal(padded[4], padded[2])
     torch.set_num_threads(2)  # nor does the number of CPU threads change an image
     assert torch.equal(synth(x_id[1:4], x_style[1:4], seeds[1:4]), together[1:4])
     torch.set_num_threads(1)
@@ -160,7 +162,7 @@ def test_kill_mid_shard_then_resume_equals_an_uninterrupted_run(root, tmp_path):
     proc = subprocess.Popen([*cmd, str(killed), "8"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 300
     try:
-        while not list((killed / "shards" / "00001").glob("*.png")):
+        while not (part_path(killed, 0).exists() and list((killed / "shards" / "00001").glob("*.png"))):
             assert proc.poll() is None, "the run ended before it could be killed"
             assert time.monotonic() < deadline
             time.sleep(0.02)

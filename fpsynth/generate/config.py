@@ -72,6 +72,9 @@ class RuntimeConfig:
     max_batch_size: int = 512
     precision: Precision = Precision.BF16  # on CUDA only; CPU always runs fp32
     channels_last: bool = True  # on CUDA only
+    # CUDA only: torch.compile the denoiser (about 40 s once per process; 3.5x the eager U-Net
+    # throughput measured on one H200). Off: eager, no compile step.
+    compile: bool = True
     png_compression: int = 3  # cv2 PNG level 0-9 (lossless at every level)
     writer_threads: int = 2  # PNG encoding and hashing threads, beside the sampling
 

@@ -194,18 +194,17 @@ def _make_shards(out: Path, plan: Plan, synth: Synthesizer, identities: Identiti
     total = sum(len(plan.shard_range(s)) for s in mine)
     if not todo:
         return 0, 0.0
-    batch_size = synth.batch_size()
+    batch_size = synth.batch_size(divides=plan.shard_size)
     info = RunInfo(run_key, synth.sampler.kind.value, synth.sampler.steps, synth.sampler.eta,
                    settings["checkpoint_sha256"], settings["checkpoint"]["step"], synth.device.type,
                    synth.precision, batch_size)
-    start, made = time.perf_counter(), 0
+    start = time.perf_counter()
     label = f"generate ({worker.describe()}, batch {batch_size}, {synth.device})"
     runtime = synth.runtime
     with ShardMaker(synth, identities, pool.prepare_dir, out, info, batch_size=batch_size,
                     writer_threads=runtime.writer_threads, png_compression=runtime.png_compression) as maker, \
             image_progress(label, total, done, worker.shows_progress) as advance:
-        for s in todo:
-            made += len(maker.make(s, plan.shard_rows(s), advance))
+        made = maker.make(((s, plan.shard_rows(s)) for s in todo), advance)
     if synth.cuda:
         torch.cuda.synchronize(synth.device)
     return made, time.perf_counter() - start

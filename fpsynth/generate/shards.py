@@ -11,9 +11,10 @@ itself on the development machine (60x), so images are written plainly and one `
 the whole shard before its part is renamed into place. A crash that loses image data after the part
 is written is caught by the hash check on the next run, which redoes the shard.
 
-The pipeline of a shard: a loader thread decodes the next batch's identity and style crops while
-the device samples the current one; writer threads encode, hash and write the PNGs of earlier
-batches. Only one shard's images are ever in memory.
+The pipeline: a loader thread decodes the next batch's identity and style crops while the device
+samples the current one, also across shard boundaries; writer threads encode, hash and write the
+PNGs of earlier batches; a finisher thread closes each shard (sync, part) while the next one
+samples. At most about two shards' images are in memory at once, whatever the count.
 """
 
 from __future__ import annotations
@@ -22,9 +23,10 @@ import dataclasses
 import hashlib
 import os
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -120,7 +122,12 @@ def to_uint8(images: torch.Tensor) -> np.ndarray:
 
 
 class ShardMaker:
-    """Samples and writes shards, one at a time, with its loader and writer threads."""
+    """Samples and writes shards with a loader thread, writer threads and a finisher thread.
+
+    The device never waits for a shard boundary: the next shard's first batch is decoded while
+    the last batch of the previous one samples, and a shard's finish (its last PNGs, the sync, the
+    part) runs in the finisher thread while the next shard samples.
+    """
 
     def __init__(self, synth: Synthesizer, identities: Identities, prepare_dir: Path, out: Path, info: RunInfo,
                  *, batch_size: int, writer_threads: int = 2, png_compression: int = 3) -> None:
@@ -132,10 +139,11 @@ class ShardMaker:
         self._identities = identities
         self._loader = ThreadPoolExecutor(1, thread_name_prefix="fpsynth-load")
         self._writers = ThreadPoolExecutor(writer_threads, thread_name_prefix="fpsynth-write")
+        self._finisher = ThreadPoolExecutor(1, thread_name_prefix="fpsynth-finish")
 
     def close(self) -> None:
-        self._loader.shutdown()
-        self._writers.shutdown()
+        for pool in (self._loader, self._writers, self._finisher):
+            pool.shutdown()
 
     def __enter__(self) -> ShardMaker:
         return self
@@ -156,30 +164,51 @@ class ShardMaker:
         path.write_bytes(data)  # durability: one os.sync() per shard (module docstring)
         return hashlib.sha256(data).hexdigest()
 
-    def make(self, shard: int, planned: pd.DataFrame, advance: Callable[[int], None] = lambda n: None) -> pd.DataFrame:
-        """Sample and write every item of ``planned`` (one shard's PLAN rows); returns its metadata rows."""
-        folder = image_dir(self.out, shard)
-        shutil.rmtree(folder, ignore_errors=True)  # a partial shard is redone whole
-        part_path(self.out, shard).unlink(missing_ok=True)
-        folder.mkdir(parents=True)
-        chunks = list(batches(planned, self.batch_size))
+    def _batches(self, shards: Iterable[tuple[int, pd.DataFrame]]) -> Iterator[tuple[int, pd.DataFrame, Any]]:
+        """(shard, batch rows, the shard's rows at its last batch else None); a shard's folder is
+        emptied when its first batch is reached (a partial shard is redone whole)."""
+        for shard, planned in shards:
+            folder = image_dir(self.out, shard)
+            shutil.rmtree(folder, ignore_errors=True)
+            part_path(self.out, shard).unlink(missing_ok=True)
+            folder.mkdir(parents=True)
+            chunks = list(batches(planned, self.batch_size))
+            for i, rows in enumerate(chunks):
+                yield shard, rows, planned if i + 1 == len(chunks) else None
+
+    def make(self, shards: Iterable[tuple[int, pd.DataFrame]], advance: Callable[[int], None] = lambda n: None) -> int:
+        """Sample and write the given shards ((number, PLAN rows), in order); returns the images made."""
+        todo = self._batches(shards)
+        current = next(todo, None)
+        upcoming = self._loader.submit(self._load, current[1]) if current else None
         pending: list[Future[str]] = []
-        upcoming = self._loader.submit(self._load, chunks[0])
-        for i, rows in enumerate(chunks):
+        finishing: list[Future[None]] = []
+        made = 0
+        while current is not None:
+            shard, rows, whole = current
             x_id, x_style = upcoming.result()
-            if i + 1 < len(chunks):  # decode the next batch while this one samples
-                upcoming = self._loader.submit(self._load, chunks[i + 1])
+            current = next(todo, None)
+            if current is not None:  # decode the next batch while this one samples
+                upcoming = self._loader.submit(self._load, current[1])
             images = to_uint8(self.synth(x_id, x_style, rows["seed"].tolist()))
             pending += [self._writers.submit(self._write, img, self.out / name)
                         for img, name in zip(images, rows["file_name"])]
             advance(len(rows))
-        digests = [f.result() for f in pending]
+            made += len(rows)
+            if whole is not None:
+                finishing.append(self._finisher.submit(self._finish, shard, whole, pending))
+                pending = []
+        for f in finishing:
+            f.result()
+        return made
+
+    def _finish(self, shard: int, planned: pd.DataFrame, written: list[Future[str]]) -> None:
+        """Once a shard's PNGs are written: flush them, then write its part (the shard is done)."""
+        digests = [f.result() for f in written]
         os.sync()
-        meta = self._metadata(planned, digests)
-        table = pa.Table.from_pandas(meta, schema=METADATA, preserve_index=False)
+        table = pa.Table.from_pandas(self._metadata(planned, digests), schema=METADATA, preserve_index=False)
         table = table.replace_schema_metadata({RUN_KEY: self.info.run_key.encode()})
         atomic_write_parquet(part_path(self.out, shard), table)
-        return meta
 
     def _metadata(self, planned: pd.DataFrame, digests: list[str]) -> pd.DataFrame:
         info = self.info
