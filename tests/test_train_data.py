@@ -23,7 +23,7 @@ from fpsynth.data.dataset import PairDataset
 from fpsynth.data.images import read_image
 from fpsynth.data.manifests import FRAMES, PAIRS, to_table
 from fpsynth.data.pts import read_pts
-from fpsynth.train.data import Batching, BatchingError, StepBatches, step_noise, steps_per_epoch
+from fpsynth.train.data import Batching, BatchingError, StepBatches, dropout_seeds, step_noise, steps_per_epoch
 
 FACES = ("breakingbad.jpg", "einstein.jpg", "lenna.png", "takeo.ppm")
 # --set overrides of the tiny pipeline at half width (U-Net base 16, IR widths 8..64): the loop
@@ -136,3 +136,10 @@ def test_batching_rules():
         Batching(batch_size=4, world_size=1, accum=4)
     with pytest.raises(BatchingError, match="fewer than one batch"):
         steps_per_epoch(3, 4)
+
+
+def test_dropout_seeds_follow_the_micro_batch_not_the_process():
+    one = dropout_seeds(123, 7, Batching(8, world_size=1, accum=2), rank=0)
+    two = [dropout_seeds(123, 7, Batching(8, world_size=2, accum=1), rank=r)[0] for r in (0, 1)]
+    assert one == two and len(set(one)) == 2
+    assert dropout_seeds(123, 8, Batching(8, 1, 2), 0) != one

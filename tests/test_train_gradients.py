@@ -35,7 +35,7 @@ def test_optimizer_holds_exactly_the_trainable_parameters_and_all_of_them_learn(
     for step in range(3):
         t = torch.tensor([100 + 400 * step, 700])
         eps = torch.randn(2, 3, 112, 112, generator=g)
-        values = trainer.train_step(batching, x0, x_id, t, eps, lr=1e-4, grad_clip=1.0)
+        values = trainer.train_step(batching, x0, x_id, t, eps, [step], lr=1e-4, grad_clip=1.0)
         assert values["grad_norm"] > 0
     # AdamW's first moment is a running mean of the gradients: non-zero iff a gradient arrived
     state = trainer.optimizer.state

@@ -4,8 +4,10 @@ Step s of a run with N pairs and global batch B lies in epoch e = s // (N // B),
 p = s % (N // B); its pairs are slots [p B, (p + 1) B) of epoch e's permutation, a seeded shuffle
 of the N pairs (the N mod B left over are skipped that epoch, so every step has B pairs). Its
 timesteps t (B,) ~ Uniform{0..T-1} and noise eps (B, 3, H, W) ~ N(0, I) come from a generator
-seeded by (seed, step). Nothing is carried from step to step, so a resumed run needs only the
-step number to continue the exact data order and noise, whatever the number of processes.
+seeded by (seed, step), and the dropout masks of its micro-batch m (E_ID's IR-50 has dropout in
+train mode) from a seed of (seed, step, m). Nothing is carried from step to step, so a resumed
+run needs only the step number to continue the exact data order, noise and dropout, whatever
+the number of processes.
 
 A global batch is cut into ``world_size * grad_accum`` equal micro-batches, in order: process r
 trains micro-batches r * grad_accum ... (r + 1) * grad_accum - 1. One process accumulating two
@@ -24,16 +26,16 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from fpsynth.data.dataset import PairDataset
 from fpsynth.errors import FpsynthError
 
-_ORDER_STREAM, _NOISE_STREAM = 0x0D47A, 0x40153  # SeedSequence streams: data order, diffusion noise
+_ORDER_STREAM, _NOISE_STREAM, _DROPOUT_STREAM = 0x0D47A, 0x40153, 0xD809  # SeedSequence streams
 
 
 class BatchingError(FpsynthError, ValueError):
     """A batch size that does not fit the data or the processes."""
 
 
-def step_seed(seed: int, stream: int, step: int) -> int:
-    """A 63-bit seed for (run seed, stream, step), independent across steps and streams."""
-    return int(np.random.SeedSequence([seed, stream, step]).generate_state(1, np.uint64)[0] >> 1)
+def derive_seed(seed: int, stream: int, *keys: int) -> int:
+    """A 63-bit seed for (run seed, stream, keys...), independent across streams and keys."""
+    return int(np.random.SeedSequence([seed, stream, *keys]).generate_state(1, np.uint64)[0] >> 1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,6 +107,12 @@ class StepBatches(Sampler[list[int]]):
         return max(0, self.stop - self.start)
 
 
+def dropout_seeds(seed: int, step: int, batching: Batching, rank: int) -> list[int]:
+    """Seeds of the dropout masks of this process's micro-batches of ``step`` (global micro-batch index)."""
+    first = rank * batching.accum
+    return [derive_seed(seed, _DROPOUT_STREAM, step, first + k) for k in range(batching.accum)]
+
+
 def step_noise(seed: int, step: int, batch_size: int, num_timesteps: int,
                shape: tuple[int, ...] = (3, 112, 112)) -> tuple[torch.Tensor, torch.Tensor]:
     """(t (B,) int64, eps (B, *shape) float32) of a step's global batch, on the CPU.
@@ -112,7 +120,7 @@ def step_noise(seed: int, step: int, batch_size: int, num_timesteps: int,
     Drawn on the CPU whatever the device, so a run gives the same numbers on any machine; the
     cost (B x 37,632 normals) is small next to a step.
     """
-    g = torch.Generator().manual_seed(step_seed(seed, _NOISE_STREAM, step))
+    g = torch.Generator().manual_seed(derive_seed(seed, _NOISE_STREAM, step))
     t = torch.randint(0, num_timesteps, (batch_size,), generator=g)
     eps = torch.randn((batch_size, *shape), generator=g)
     return t, eps

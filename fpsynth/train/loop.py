@@ -7,8 +7,9 @@ process's micro-batches through ``CycleObjective`` (frozen features once per mic
 U-Net passes in one forward, wrapped in DistributedDataParallel under torchrun), gradients
 averaged, unscaled (fp16) and clipped, AdamW over the trainable parameters only, then the EMA of
 the U-Net. Everything a resumed run needs is in the checkpoint: weights, EMA, optimizer, loss
-scaler, the window of the log, every rank's global RNG state (dropout), and the step, from which
-the data order and the noise follow.
+scaler, the window of the log, and the step, from which the data order, the noise and the
+dropout masks follow (each rank's global RNG state is stored and restored too, though the loop
+draws nothing from it).
 """
 
 from __future__ import annotations
@@ -29,14 +30,15 @@ from fpsynth.errors import FpsynthError
 from fpsynth.models.ccfexp import CCFExp, build_model
 from fpsynth.train import checkpoint as ckpt
 from fpsynth.train.config import Precision, TrainConfig
-from fpsynth.train.data import Batching, StepBatches, pair_loader, step_noise, step_seed, steps_per_epoch
+from fpsynth.train.data import (Batching, StepBatches, derive_seed, dropout_seeds, pair_loader, step_noise,
+                                steps_per_epoch)
 from fpsynth.train.distributed import DeviceError, DistContext, gather_objects, mean_over_ranks
 from fpsynth.train.ema import EMA
 from fpsynth.train.logs import LogWindow, TrainLogger
 from fpsynth.train.samples import grid_image, held_out_pairs, sample_with_ema, write_png
 from fpsynth.weights import LoadRecord
 
-_INIT_STREAM, _GLOBAL_RNG_STREAM = 0x1217, 0x61084
+_INIT_STREAM = 0x1217
 
 
 class TrainingDiverged(FpsynthError, RuntimeError):
@@ -108,16 +110,22 @@ class Trainer:
     window: LogWindow
 
     def train_step(self, batching: Batching, x0: torch.Tensor, x_id: torch.Tensor, t: torch.Tensor,
-                   eps: torch.Tensor, lr: float, grad_clip: float) -> dict[str, float]:
-        """One optimizer step over this process's micro-batches; returns its logged values."""
+                   eps: torch.Tensor, seeds: list[int], lr: float, grad_clip: float) -> dict[str, float]:
+        """One optimizer step over this process's micro-batches; returns its logged values.
+
+        ``seeds``: one per micro-batch, for its dropout masks (``fpsynth.train.data.dropout_seeds``);
+        the draws happen inside ``fork_rng``, so the process's global RNG is left as it was.
+        """
         values: dict[str, float] = {}
         accum, micro = batching.accum, batching.micro
+        devices = [x0.device] if x0.device.type == "cuda" else []
         for k in range(accum):
             part = slice(k * micro, (k + 1) * micro)
             last = k == accum - 1
             sync = self.objective.no_sync() if isinstance(self.objective, DistributedDataParallel) and not last \
                 else contextlib.nullcontext()
-            with sync:
+            with sync, torch.random.fork_rng(devices=devices):
+                torch.manual_seed(seeds[k])
                 with self.amp.context():
                     losses = self.objective(x0[part], x_id[part], t[part], eps[part])
                 self.scaler.scale(losses.total / accum).backward()
@@ -148,7 +156,7 @@ def build_trainer(cfg: Any, ctx: DistContext, resume: Path | None) -> Trainer:
     state: dict[str, Any] = {}
     if resume is None:
         with torch.random.fork_rng(devices=[]):  # seeded init of the random parts; global RNG untouched
-            torch.manual_seed(step_seed(cfg.seed, _INIT_STREAM, 0))
+            torch.manual_seed(derive_seed(cfg.seed, _INIT_STREAM))
             model, records = build_model(tc.model, cfg.weights)
         model = model.to(device)
     else:
@@ -172,8 +180,6 @@ def build_trainer(cfg: Any, ctx: DistContext, resume: Path | None) -> Trainer:
             scaler.load_state_dict(state["scaler"])
         window = LogWindow(**state["log_window"])
         _restore_rng(state["rng"], ctx)
-    else:
-        torch.manual_seed(step_seed(cfg.seed, _GLOBAL_RNG_STREAM, ctx.rank))  # dropout, if configured
     if ctx.distributed:
         objective = DistributedDataParallel(objective, device_ids=[device.index] if device.type == "cuda" else None)
     return Trainer(model, records, ema, optimizer, scaler, objective, amp, int(state.get("step", 0)), window)
@@ -185,9 +191,9 @@ def _rng_state(device: torch.device) -> dict[str, str | None]:
 
 
 def _restore_rng(saved: dict[str, Any], ctx: DistContext) -> None:
+    """The global RNG states each rank had (the loop draws nothing from them: see fpsynth.train.data)."""
     per_rank = saved["per_rank"]
-    if len(per_rank) != ctx.world_size:  # another process count than when saved: fresh streams
-        torch.manual_seed(step_seed(saved["reseed"], _GLOBAL_RNG_STREAM, ctx.rank))
+    if ctx.rank >= len(per_rank):  # more processes than when saved: this rank's state is its own
         return
     mine = per_rank[ctx.rank]
     torch.set_rng_state(ckpt.decode_bytes(mine["torch_cpu"]))
@@ -205,7 +211,7 @@ def save(trainer: Trainer, cfg: Any, out_dir: Path, ctx: DistContext, run: dict[
         **ckpt.describe_run(cfg, trainer.records), **run,
         "epoch": epoch, "batch_in_epoch": in_epoch, "images_seen": trainer.step * cfg.train.data.batch_size,
         "world_size": ctx.world_size, "precision": trainer.amp.name, "ema_updates": trainer.ema.updates,
-        "rng": {"per_rank": rng, "reseed": step_seed(cfg.seed, _GLOBAL_RNG_STREAM, trainer.step)},
+        "rng": {"per_rank": rng, "seed": cfg.seed, "draws": "derived from (seed, stream, step, micro-batch): fpsynth.train.data"},
         "scaler": trainer.scaler.state_dict() if trainer.amp.needs_scaler else None,
         "log_window": trainer.window.state(),
     }
@@ -249,8 +255,8 @@ def train(cfg: Any, out_dir: Path, prepare_dir: Path, ctx: DistContext, *, resum
             dev = ctx.device
             values = trainer.train_step(
                 batching, x0.to(dev, non_blocking=True), x_id.to(dev, non_blocking=True),
-                t[share].to(dev, non_blocking=True), eps[share].to(dev, non_blocking=True), lr_at(step, tc),
-                tc.optim.grad_clip,
+                t[share].to(dev, non_blocking=True), eps[share].to(dev, non_blocking=True),
+                dropout_seeds(cfg.seed, step, batching, ctx.rank), lr_at(step, tc), tc.optim.grad_clip,
             )
             values = _mean_over_ranks(ctx, values)
             if not math.isfinite(values["loss"]) and not trainer.amp.needs_scaler:

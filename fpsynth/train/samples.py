@@ -21,7 +21,7 @@ from fpsynth.diffusion.samplers import item_generators, sample
 from fpsynth.diffusion.schedule import NoiseSchedule
 from fpsynth.models.ccfexp import CCFExp
 from fpsynth.stage import atomic_write_bytes
-from fpsynth.train.data import step_seed
+from fpsynth.train.data import derive_seed
 from fpsynth.train.ema import EMA
 
 _PICK_STREAM, _NOISE_STREAM = 0x6121D, 0x6121E
@@ -49,7 +49,7 @@ def sample_with_ema(model: CCFExp, ema: EMA, schedule: NoiseSchedule, cfg: Sampl
     try:
         with ema.applied_to(model.unet), autocast:
             cond = model.conditions(x_id, model.style_features(x0))
-            generators = item_generators([step_seed(seed, _NOISE_STREAM, i) for i in range(len(x0))])
+            generators = item_generators([derive_seed(seed, _NOISE_STREAM, i) for i in range(len(x0))])
             images = sample(lambda x, t: model(x, t, cond), schedule, cfg, generators, device=device)
     finally:
         model.train(was_training)
