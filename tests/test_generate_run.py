@@ -72,6 +72,7 @@ def test_counts_metadata_and_files_agree(reference):
     pd.testing.assert_frame_equal(plan, meta[plan.columns.tolist()].astype(plan.dtypes.to_dict()))
     card = (reference / "README.md").read_text()
     assert "synthetic" in card and "| **all** |" in card and "steps = 2" in card
+    assert '- "shards/*/*.png"\n    - "metadata.parquet"' in card  # the card's header tells image-folder loaders
     run = json.loads((reference / "run.json").read_text())
     assert run["count"] == 10 and run["checkpoint"]["step"] == 42
 
