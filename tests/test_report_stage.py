@@ -88,16 +88,19 @@ def real(tmp_path_factory):
     prep = _prepare(ws, images=fixture_path("faces", "people"))
     frames = pd.read_parquet(prep / "frames.parquet").sort_values("frame_id").reset_index(drop=True)
     test, train = frames[frames["split"] == "test"], frames[frames["split"] == "train"]
-    identities = {row.frame_id: (prep / row.path).read_bytes() for row in test.head(3).itertuples()}
-    styles = pd.concat([test.iloc[3:11], train.iloc[::11].head(4)]).reset_index(drop=True)  # 12 items
     copies = {2: train.iloc[5]["path"], 7: train.iloc[30]["path"]}
+    # Identities: three crops of the test person and one training patient's crop (a patient's photo
+    # among the --ids faces), of another subject than the two memorised frames.
+    patient = train[~train["subject"].isin(train.iloc[[5, 30]]["subject"])].iloc[0]
+    identities = {row.frame_id: (prep / row.path).read_bytes() for row in (*test.head(3).itertuples(), patient)}
+    styles = pd.concat([test.iloc[3:11], train.iloc[::11].head(4)]).reset_index(drop=True)  # 12 items
     meta = write_generated(ws / "generate", prep, identities, styles, copies)
     cfg = load_pipeline("tiny", ["weights.random_init=['inception-v3-fid', 'vgg16']",
                                  f"weights.lpips='{fixture_path('weights', 'lpips-v0.1', 'vgg.pth')}'",
                                  "report.batch_size=8"])
     record = run(cfg, ws)
     out = ws / "report"
-    return {"ws": ws, "cfg": cfg, "record": record, "frames": frames, "meta": meta, "copies": copies,
+    return {"ws": ws, "cfg": cfg, "record": record, "frames": frames, "meta": meta, "copies": copies, "patient": patient,
             "report": json.loads((out / "report.json").read_text()), "html": (out / "report.html").read_text(),
             "items": pd.read_parquet(out / "items-dataset.parquet")}
 
@@ -149,12 +152,18 @@ def test_identity_and_privacy_audit_on_real_faces(real):
         row = flagged[f"{k:08d}"]  # a memorised training frame is found, with its subject and frame
         source = frames[frames["path"] == path].iloc[0]
         assert row["subject"] == source["subject"] and row["training_path"] == path and row["score"] < 0.05
+        assert row["identity_source_is_subject"] is False  # memorised, not asked for
+    # The patient's crop as identity: its images are that patient, by design, and marked so.
+    patient, by_item = real["patient"], items.set_index("item")
+    from_patient = items.loc[items["identity"] == patient["frame_id"], "item"]
+    for item in from_patient.drop(index=list(real["copies"]), errors="ignore"):
+        assert flagged[item]["subject"] == patient["subject"] and flagged[item]["identity_source_is_subject"] is True
     # Blends of the test person's crops are no patient; a blend holding 40% of a training patient's
     # frame (items 8-11 take training styles) may be, and then it is that style subject.
-    by_item = items.set_index("item")
     for item, row in flagged.items():
-        if int(item) not in real["copies"]:
+        if int(item) not in real["copies"] and item not in set(from_patient):
             assert int(item) >= 8 and row["subject"] == by_item.loc[item, "style_subject"]
+    assert priv["n_flagged_identity_source_is_subject"] == sum(r["identity_source_is_subject"] for r in flagged.values())
     assert priv["n_flagged"] == len(flagged) and priv["share_flagged"] == pytest.approx(len(flagged) / 12)
 
 
@@ -242,3 +251,18 @@ def test_second_run_skips_and_force_redoes(real):
     html = (real["ws"] / "report" / "report.html").read_text()
     assert "<th>generated image</th>" in html and "<th>closest training frame</th>" not in html  # no patient faces
     assert "This page shows real face crops" not in html and "missing: set <code>weights.inception</code>" in html
+
+
+def test_without_dlib_models_identity_expression_and_privacy_are_missing(tmp_path):
+    from fpsynth.metrics.config import MetricsConfig
+    from fpsynth.report.networks import open_networks
+    from fpsynth.weights import WeightsConfig
+
+    nets = open_networks(WeightsConfig(dlib_models=tmp_path), MetricsConfig(), torch.device("cpu"), 0)
+    missing = {m["metric"]: m for m in nets.missing()}
+    assert set(missing) == {"fid", "lpips", "perceptual", "identity", "landmarks"}
+    assert missing["landmarks"]["files"] == ["shape_predictor_68_face_landmarks.dat"]
+    assert missing["identity"]["config_key"] == missing["landmarks"]["config_key"] == "weights.dlib_models"
+    assert missing["fid"]["files"] == ["pt_inception-2015-12-05-6726825d.pth", "inception-2015-12-05.pt"]
+    assert missing["perceptual"]["files"] == ["vgg16-397923af.pth"] and missing["lpips"]["files"] == ["vgg.pth"]
+    assert all(m["status"] == "missing" and m["config_key"] in m["message"] for m in missing.values())

@@ -20,11 +20,11 @@ import pandas as pd
 from fpsynth.demo.dataset import read_demo_manifest
 
 from fpsynth.errors import FpsynthError
-from fpsynth.report.sources import GENERATE_COMMAND, Prepared, seeded_subset
+from fpsynth.generate.dataset import GENERATE_COMMAND
+from fpsynth.generate.identities import IDENTITIES_FILE
+from fpsynth.generate.merge import METADATA_FILE
+from fpsynth.report.sources import Prepared, seeded_subset
 from fpsynth.stage import atomic_write_bytes
-
-METADATA_FILE = "metadata.parquet"
-IDENTITIES_FILE = "identities.parquet"
 
 
 class DatasetMismatchError(FpsynthError, ValueError):

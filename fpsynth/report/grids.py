@@ -85,13 +85,14 @@ def afid_examples(plan: pd.DataFrame, n: int, show_real: bool) -> str:
 def privacy_pairs(items: pd.DataFrame, flagged: list[dict[str, Any]], prepare_dir: Path, limit: int, show_real: bool) -> str:
     """The flagged images (most similar first) beside the closest training frame of their nearest subject."""
     by_item = items.set_index("item")
-    headers = ["item", "style subject", "nearest training subject", "score", "generated image"]
+    headers = ["item", "style subject", "nearest training subject", "score", "identity source is that subject",
+               "generated image"]
     headers += ["closest training frame"] if show_real else []
     body = []
     for row in flagged[:limit]:
         item = by_item.loc[row["item"]]
         line = [esc(row["item"]), esc(item["style_subject"]), esc(row["subject"]), num(row["score"]),
-                _thumb(item["image"], f"generated {row['item']}")]
+                num(row["identity_source_is_subject"]), _thumb(item["image"], f"generated {row['item']}")]
         if show_real:
             line.append(_thumb(str(Path(prepare_dir) / row["training_path"]), f"training frame {row['training_frame']}"))
         body.append(line)

@@ -66,12 +66,6 @@ class Networks:
         return names
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
 def open_networks(weights: WeightsConfig, cfg: MetricsConfig, device: torch.device, seed: int) -> Networks:
     """Every metric network of the report (on ``device``), or why it is missing."""
     verify = cfg.fid.verify_checksum

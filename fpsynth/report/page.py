@@ -97,7 +97,9 @@ def _provenance(report: dict[str, Any]) -> str:
     if dataset:
         items.append(("generated dataset", f"<code>{esc(dataset['path'])}</code>: {num(dataset['images_evaluated'])} of "
                       f"{num(dataset['images_total'])} images evaluated ({esc(dataset['subset'])}); "
-                      f"{num(dataset['identities'])} identities, styles from {num(dataset['style_subjects'])} subjects; "
+                      f"{num(dataset['identities'])} identities"
+                      + (" (synthetic demo faces)" if dataset["ids_synthetic"] else "")
+                      + f", styles from {num(dataset['style_subjects'])} subjects; "
                       f"sampler {esc(', '.join(map(str, dataset['samplers'])))} with {esc(', '.join(map(str, dataset['steps'])))} "
                       f"steps; checkpoint {esc(', '.join(c[:12] for c in map(str, dataset['checkpoints'])))}"))
     else:

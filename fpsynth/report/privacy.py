@@ -4,7 +4,9 @@ Every training subject's frames (split ``train`` of the prepared data) are embed
 report's identity network; :func:`fpsynth.metrics.privacy.privacy_audit` finds each generated
 image's nearest subject (best score over all of that subject's frames) and flags the images a
 face verifier would call that patient. For the flagged images the single closest training frame
-is also named, so a person can look at the two side by side.
+is also named, so a person can look at the two side by side, and a flag is marked as expected
+when the image's identity source is itself recognised as that training subject (a patient's photo
+used as an identity), which is not memorisation.
 """
 
 from __future__ import annotations
@@ -50,13 +52,21 @@ def audit(
     train = training_frames(prepared, cfg, seed)
     if not len(train):
         return items, {"status": "not computed", "reason": "the prepared data has no training subjects"}
-    verifier = nets.identity.net.verifier
+    verifier, embed = nets.identity.net.verifier, nets.identity.net.embed
     with timings("privacy"):
-        by_path = per_file(train["image"].tolist(), nets.identity.net.embed, batch_size)
+        by_path = per_file(train["image"].tolist(), embed, batch_size)
         emb_train = np.stack([by_path[p] for p in train["image"]])
-        result = privacy_audit(verifier, embeddings, emb_train, train["subject"].tolist(), items["item"].tolist())
+        subjects = train["subject"].tolist()
+        result = privacy_audit(verifier, embeddings, emb_train, subjects, items["item"].tolist())
+        # Identity sources that are themselves a training subject (say, a patient's photo among the
+        # --ids faces) make their images look like that subject by design, not by memorisation.
+        sources = per_file(items["id_image"].tolist(), embed, batch_size)
+        paths = sorted(sources)
+        of_sources = privacy_audit(verifier, np.stack([sources[p] for p in paths]), emb_train, subjects, paths)
+        source_subject = {p: s for p, s, f in zip(paths, of_sources.nearest_subject, of_sources.flagged) if f}
         flagged = result.flagged_items()
         for row in flagged:
+            row["identity_source_is_subject"] = source_subject.get(items["id_image"].iat[row["index"]]) == row["subject"]
             # the closest single training frame of the nearest subject, for the side-by-side view
             of_subject = np.flatnonzero(train["subject"].to_numpy() == row["subject"])
             scores = verifier.matrix(embeddings[row["index"]][None], emb_train[of_subject])[0]
@@ -76,11 +86,13 @@ def audit(
         "n": int(len(items)),
         "n_flagged": int(result.flagged.sum()),
         "share_flagged": result.share_flagged,
+        "n_flagged_identity_source_is_subject": sum(row["identity_source_is_subject"] for row in flagged),
         "training": {
             "subjects": int(train["subject"].nunique()),
             "frames": int(len(train)),
             "frames_per_subject": cfg.frames_per_subject,
         },
-        "flagged": flagged,  # most similar first: item, index, subject, score, training_frame/_path
+        # most similar first: item, index, subject, score, identity_source_is_subject, training_frame/_path
+        "flagged": flagged,
     }
     return table, summary

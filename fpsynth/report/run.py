@@ -30,18 +30,19 @@ from rich.console import Console
 
 from fpsynth import __version__
 from fpsynth.config import to_dict, to_toml
-from fpsynth.metrics.fid import fid
+from fpsynth.data.dataset import PREPARE_COMMAND
+from fpsynth.generate.dataset import GENERATE_COMMAND
+from fpsynth.generate.merge import METADATA_FILE
+from fpsynth.generate.sampling import Synthesizer, resolve_device
+from fpsynth.metrics.fid import FeatureStats, extract_features, fid
 from fpsynth.report import page
 from fpsynth.report.afid import AFID_DIR, afid_of, plan_afid, run_transfers
-from fpsynth.report.dataset import METADATA_FILE, read_generated
+from fpsynth.report.dataset import read_generated
 from fpsynth.report.evaluate import SetResult, Timings, evaluate_set
 from fpsynth.report.images import batched, load_images
-from fpsynth.report.networks import Networks, open_networks, resolve_device
+from fpsynth.report.networks import Networks, open_networks
 from fpsynth.report.privacy import audit
-from fpsynth.report.sources import (
-    GENERATE_COMMAND, PREPARE_COMMAND, TRAIN_COMMAND, Inputs, locate, provenance, read_train_log,
-    seeded_subset,
-)
+from fpsynth.report.sources import TRAIN_COMMAND, Inputs, locate, provenance, read_train_log, seeded_subset
 from fpsynth.report.summary import (
     breakdown, expression_summary, fid_summary, identity_summary, pair_metrics, table1_row,
 )
@@ -74,19 +75,13 @@ def run(cfg: Any, workspace: Path, force: bool = False) -> dict[str, Any]:
     blocks: dict[str, dict[str, Any]] = {}
     evaluated: dict[str, Any] = {"dataset": None, "model": None}
     if inputs.dataset is not None:
-        items, evaluated["dataset"] = read_generated(inputs.dataset, prepared, rc.max_images, cfg.seed, stage.dir / "identities")
-        result = evaluate_set(items, nets, rc.metrics, rc.batch_size, timings)
-        privacy = None
-        if rc.privacy.enabled:
-            result.items, privacy = audit(result.items, result.embeddings, prepared, nets, rc.privacy,
-                                          rc.batch_size, cfg.seed, timings)
-        sets["dataset"], blocks["dataset"] = result.items, _set_block(result, nets, ref_stats, rc, timings, privacy)
-
-    afid_block: dict[str, Any] = {"status": "not computed", "reason": f"no trained checkpoint (run `{TRAIN_COMMAND}`)"}
+        evaluated["dataset"], sets["dataset"], blocks["dataset"] = _dataset(inputs, cfg, nets, ref_stats, stage, timings)
     afid_plan = None
-    if inputs.checkpoint is not None and not rc.afid.enabled:
+    if inputs.checkpoint is None:
+        afid_block: dict[str, Any] = {"status": "not computed", "reason": f"no trained checkpoint (run `{TRAIN_COMMAND}`)"}
+    elif not rc.afid.enabled:
         afid_block = {"status": "not computed", "reason": "report.afid.enabled is false"}
-    elif inputs.checkpoint is not None:
+    else:
         evaluated["model"], afid_block, afid_plan, result = _model(inputs, cfg, nets, stage, timings)
         if result is not None:
             sets["model"], blocks["model"] = result.items, _set_block(result, nets, ref_stats, rc, timings, None)
@@ -133,9 +128,23 @@ def _declared(inputs: Inputs) -> dict[str, Input]:
     return declared
 
 
-def _model(inputs: Inputs, cfg: Any, nets: Networks, stage: Stage, timings: Timings):
-    """aFID of the checkpoint, and its first-pass images as an evaluation set."""
-    from fpsynth.generate.sampling import Synthesizer
+def _dataset(inputs: Inputs, cfg: Any, nets: Networks, ref_stats: FeatureStats | None, stage: Stage,
+             timings: Timings) -> tuple[dict[str, Any], pd.DataFrame, dict[str, Any]]:
+    """The generated dataset's description, per-image table and figures (privacy audit included)."""
+    rc = cfg.report
+    items, info = read_generated(inputs.dataset, inputs.prepared, rc.max_images, cfg.seed, stage.dir / "identities")
+    result = evaluate_set(items, nets, rc.metrics, rc.batch_size, timings)
+    privacy = None
+    if rc.privacy.enabled:
+        result.items, privacy = audit(result.items, result.embeddings, inputs.prepared, nets, rc.privacy,
+                                      rc.batch_size, cfg.seed, timings)
+    return info, result.items, _set_block(result, nets, ref_stats, rc, timings, privacy)
+
+
+def _model(inputs: Inputs, cfg: Any, nets: Networks, stage: Stage, timings: Timings
+           ) -> tuple[dict[str, Any], dict[str, Any], pd.DataFrame | None, SetResult | None]:
+    """The checkpoint's description, its aFID block, the aFID plan with its images, and the
+    first-pass images as an evaluation set (the last two None when no patient can be evaluated)."""
     from fpsynth.train.checkpoint import load_checkpoint
 
     rc = cfg.report
@@ -179,18 +188,16 @@ def _model_info(loaded: Any) -> dict[str, Any]:
     }
 
 
-def _feature_stats(nets: Networks, paths: list[str], batch_size: int, timings: Timings):
+def _feature_stats(nets: Networks, paths: list[str], batch_size: int, timings: Timings) -> FeatureStats | None:
     """Inception statistics of real images (None when FID is missing or there are < 2)."""
     if not nets.available("fid") or len(paths) < 2:
         return None
-    from fpsynth.metrics.fid import extract_features
-
     with timings("reference_features"):
         batches = (load_images(paths[sl]).to(nets.device) for sl in batched(len(paths), batch_size))
         return extract_features(nets.fid.net, batches)
 
 
-def _set_block(result: SetResult, nets: Networks, ref_stats, rc: Any, timings: Timings,
+def _set_block(result: SetResult, nets: Networks, ref_stats: FeatureStats | None, rc: Any, timings: Timings,
                privacy: dict[str, Any] | None) -> dict[str, Any]:
     items = result.items
     fid_result = None

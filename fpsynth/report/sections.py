@@ -251,7 +251,9 @@ def privacy(report: dict[str, Any], pairs: dict[str, str]) -> str:
             ("images audited", num(priv["n"])),
             ("training subjects / frames compared", f"{num(priv['training']['subjects'])} / {num(priv['training']['frames'])}"),
             ("rule", esc(priv["rule"]) + f" ({esc(priv['score'])}, threshold {num(priv['threshold'])})"),
-            ("flagged", f"<b>{num(priv['n_flagged'])}</b> ({pct(priv['share_flagged'])})"),
+            ("flagged", f"<b>{num(priv['n_flagged'])}</b> ({pct(priv['share_flagged'])}); of these, "
+                        f"{num(priv['n_flagged_identity_source_is_subject'])} have an identity source that is itself "
+                        "recognised as that training subject (a patient's face used as identity: expected, not memorised)"),
         ])
         listed = pairs.get(name, "")
         parts.append(f"<h3>{esc(SET_LABELS[name])}</h3>{facts}" + (listed if priv["n_flagged"] else

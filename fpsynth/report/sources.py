@@ -18,11 +18,13 @@ import pandas as pd
 
 from fpsynth.data.dataset import read_manifest
 from fpsynth.data.scores import Severity
+from fpsynth.demo.dataset import read_demo_manifest
 from fpsynth.errors import FpsynthError
+from fpsynth.generate.dataset import GENERATE_COMMAND
+from fpsynth.generate.merge import METADATA_FILE
+from fpsynth.train.checkpoint import latest_checkpoint
 
-PREPARE_COMMAND = "fpsynth prepare --meei DIR (or --aflfp DIR / --images DIR)"
 TRAIN_COMMAND = "fpsynth train"
-GENERATE_COMMAND = "fpsynth generate --ids DIR"
 SEVERITY_ORDER = tuple(s.value for s in Severity)  # normal ... complete, unknown
 SOURCE_KINDS = ("meei", "aflfp", "images")
 
@@ -99,14 +101,14 @@ def locate(report_run: Path | None, report_checkpoint: Path | None, workspace: P
 def _dataset_dir(report_run: Path | None, workspace: Path) -> Path | None:
     if report_run is not None:
         folder = Path(report_run).expanduser()
-        if not (folder / "metadata.parquet").is_file():
+        if not (folder / METADATA_FILE).is_file():
             raise NotADatasetError(
-                f"--run {folder}: no metadata.parquet there, so not a finished generated dataset; "
+                f"--run {folder}: no {METADATA_FILE} there, so not a finished generated dataset; "
                 f"run `{GENERATE_COMMAND} --out {folder}` (or let it finish) first"
             )
         return folder
     default = workspace / "generate"
-    return default if (default / "metadata.parquet").is_file() else None
+    return default if (default / METADATA_FILE).is_file() else None
 
 
 def _checkpoint(report_checkpoint: Path | None, workspace: Path) -> Path | None:
@@ -118,10 +120,6 @@ def _checkpoint(report_checkpoint: Path | None, workspace: Path) -> Path | None:
                 f"checkpoint, or run `{TRAIN_COMMAND}`"
             )
         return path
-    if not (workspace / "train").is_dir():  # no training ever ran here
-        return None
-    from fpsynth.train.checkpoint import latest_checkpoint
-
     return latest_checkpoint(workspace)
 
 
@@ -134,8 +132,6 @@ def provenance(workspace: Path, prepared: Prepared) -> dict[str, Any]:
     The prepare stage writes its resolved config beside its outputs; the source folders named
     there are checked for the demo renderer's ``demo.json`` (``"synthetic": true``).
     """
-    from fpsynth.demo.dataset import read_demo_manifest
-
     sources = []
     config_path = Path(workspace) / "prepare" / "config.toml"
     prepare_cfg = tomllib.loads(config_path.read_text()).get("prepare", {}) if config_path.is_file() else {}
