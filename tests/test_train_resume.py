@@ -11,10 +11,13 @@ import sys
 import time
 from pathlib import Path
 
+import cv2
 import pytest
 import torch
+from typer.testing import CliRunner
 from safetensors.torch import load_file
 
+from fpsynth.cli import app
 from fpsynth.pipeline import load_pipeline
 from fpsynth.train.checkpoint import CHECKPOINTS, complete_checkpoints, latest_checkpoint
 from fpsynth.train.logs import COLUMNS
@@ -73,9 +76,18 @@ def test_two_n_steps_equal_n_plus_resume_plus_n(tmp_path):
     assert [r["step"] for r in _losses(straight)] == ["3", "4"]
     assert sorted(p.name for p in (resumed / "train" / "samples").iterdir()) == [
         "step-00000002.png", "step-00000004.png"]
+    grid = cv2.imread(str(resumed / "train" / "samples" / "step-00000004.png"))
+    assert grid.shape == (2 * 112, 3 * 112, 3)  # 2 held-out pairs: identity | style | sample
+    assert any(p.name.startswith("events.out.tfevents") for p in (resumed / "train" / "tensorboard").iterdir())
 
     # the same config again: nothing to do
     assert run(_cfg("train.max_steps=4"), resumed).get("skipped") is True
+
+
+def test_missing_prepare_output_names_the_command_to_run(tmp_path):
+    result = CliRunner().invoke(app, ["train", "-w", str(tmp_path), "-c", "tiny"])
+    assert result.exit_code == 2
+    assert "fpsynth prepare" in result.output and "pairs" in result.output
 
 
 def test_other_run_is_refused_and_force_archives(tmp_path):

@@ -14,7 +14,6 @@ from __future__ import annotations
 import csv
 import io
 import math
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -107,7 +106,7 @@ class TrainLogger:
             )
             self.task = self.bar.add_task("train", total=total_steps, completed=start_step, info="")
             self.bar.start()
-        self._tick = (time.perf_counter(), start_step)
+        self._last = (time.perf_counter(), start_step)  # (time, step) of the previous row
 
     def note(self, text: str) -> None:
         if self.enabled:
@@ -126,19 +125,18 @@ class TrainLogger:
         if not self.enabled:
             return
         now = time.perf_counter()
-        (then, then_step), self._tick = self._tick, (now, step)
-        seconds = now - then
-        ips = (step - then_step) * batch_size / seconds if seconds > 0 else None
+        (then, then_step), self._last = self._last, (now, step)
+        ips = (step - then_step) * batch_size / (now - then) if now > then else None
         row = {"step": step, "epoch": epoch, **means, "lr": lr, "images_per_s": ips}
         self.last_row = row
         self.csv.append(row)
         if self.tb is not None:
-            for key in (*LOSS_TERMS, "grad_norm"):
+            for key in LOSS_TERMS:
                 if key in means:
-                    self.tb.add_scalar(f"loss/{key}" if key != "grad_norm" else "train/grad_norm", means[key], step)
-            self.tb.add_scalar("train/lr", lr, step)
-            if row["images_per_s"]:
-                self.tb.add_scalar("train/images_per_s", row["images_per_s"], step)
+                    self.tb.add_scalar(f"loss/{key}", means[key], step)
+            for key in ("lr", "grad_norm", "images_per_s"):
+                if row.get(key) is not None:
+                    self.tb.add_scalar(f"train/{key}", row[key], step)
             self.tb.flush()
         if self.bar is None:
             self.console.print(f"step {step}/{self.total}  {self._info(means.get('loss', float('nan')))}", highlight=False)
@@ -156,4 +154,3 @@ class TrainLogger:
             self.bar.stop()
         if self.tb is not None:
             self.tb.close()
-        sys.stderr.flush()

@@ -35,7 +35,7 @@ from fpsynth.train.data import (Batching, StepBatches, derive_seed, dropout_seed
 from fpsynth.train.distributed import DeviceError, DistContext, gather_objects, mean_over_ranks
 from fpsynth.train.ema import EMA
 from fpsynth.train.logs import LogWindow, TrainLogger
-from fpsynth.train.samples import grid_image, held_out_pairs, sample_with_ema, write_png
+from fpsynth.train.samples import held_out_pairs, sample_grid, write_png
 from fpsynth.weights import LoadRecord
 
 _INIT_STREAM = 0x1217
@@ -273,11 +273,9 @@ def train(cfg: Any, out_dir: Path, prepare_dir: Path, ctx: DistContext, *, resum
                 if done % tc.log.every == 0:  # a run's last, partial window stays open for its resumption
                     trainer.window.reset()
             if held is not None and _due(done, tc.log.sample_every, total):
-                samples = sample_with_ema(trainer.model, trainer.ema, schedule, tc.sampler, held[0], held[1],
-                                          cfg.seed, trainer.amp.context())
-                grid = grid_image(held[0], held[1], samples)
+                grid = sample_grid(trainer.model, trainer.ema, schedule, tc.sampler, held, cfg.seed, trainer.amp.context())
                 write_png(out_dir / "samples" / f"step-{done:08d}.png", grid)
-                logger.image(f"samples/{held[2]}", grid, done)
+                logger.image(f"samples/{held.split}", grid, done)
             if _due(done, tc.checkpoint.every, total):
                 last_checkpoint = save(trainer, cfg, out_dir, ctx, run) or last_checkpoint
     finally:

@@ -9,6 +9,7 @@ fixed seed, so grids of successive steps differ only by the weights.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from pathlib import Path
 
 import cv2
@@ -27,15 +28,22 @@ from fpsynth.train.ema import EMA
 _PICK_STREAM, _NOISE_STREAM = 0x6121D, 0x6121E
 
 
-def held_out_pairs(prepare_dir: Path, count: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, str]:
-    """(x_id (n, 3, 112, 112), x0 (n, 3, 112, 112), split used): up to ``count`` fixed pairs."""
+@dataclasses.dataclass(frozen=True)
+class HeldOut:
+    x_id: torch.Tensor  # (n, 3, 112, 112) identity images
+    x0: torch.Tensor  # (n, 3, 112, 112) style images
+    split: str  # where they come from: "test", or "train" when the test split has no pairs
+
+
+def held_out_pairs(prepare_dir: Path, count: int, seed: int) -> HeldOut:
+    """Up to ``count`` fixed pairs for the sample grids, chosen with the pipeline seed."""
     splits = set(read_manifest(prepare_dir, "pairs")["split"])
     split = "test" if "test" in splits else "train"
     pairs = PairDataset(prepare_dir, split=split)
     rng = np.random.default_rng([seed, _PICK_STREAM])
     picks = sorted(rng.choice(len(pairs), size=min(count, len(pairs)), replace=False).tolist())
     items = [pairs[i] for i in picks]
-    return torch.stack([it["x_id"] for it in items]), torch.stack([it["x0"] for it in items]), split
+    return HeldOut(torch.stack([it["x_id"] for it in items]), torch.stack([it["x0"] for it in items]), split)
 
 
 @torch.no_grad()
@@ -56,9 +64,11 @@ def sample_with_ema(model: CCFExp, ema: EMA, schedule: NoiseSchedule, cfg: Sampl
     return images.float()
 
 
-def grid_image(x_id: torch.Tensor, x0: torch.Tensor, samples: torch.Tensor) -> np.ndarray:
-    """(n*112, 3*112, 3) uint8 RGB: rows of identity | style | sample."""
-    rows = torch.cat([x_id.cpu(), x0.cpu(), samples.cpu()], dim=3)  # (n, 3, 112, 336)
+def sample_grid(model: CCFExp, ema: EMA, schedule: NoiseSchedule, cfg: SamplerConfig, held: HeldOut, seed: int,
+                autocast: contextlib.AbstractContextManager) -> np.ndarray:
+    """(n*112, 3*112, 3) uint8 RGB: rows of identity | style | sample from the EMA U-Net."""
+    samples = sample_with_ema(model, ema, schedule, cfg, held.x_id, held.x0, seed, autocast)
+    rows = torch.cat([held.x_id.cpu(), held.x0.cpu(), samples.cpu()], dim=3)  # (n, 3, 112, 336)
     grid = torch.cat(list(rows), dim=1)  # (3, n*112, 336)
     return ((grid.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).numpy()
 
