@@ -40,12 +40,13 @@ def table1(report: dict[str, Any]) -> str:
                  num(row["n"]),
                  num(row["afid"], 4) if row["afid"] is not None else _afid_cell(report, row["set"]),
                  num(block["fid"]["value"], 4) if is_ok(block["fid"]) else missing_cell(block["fid"])]
-        for m in PAIR_METRICS:
+        tds = "".join(f"<td>{c}</td>" for c in cells)
+        for m in PAIR_METRICS:  # a missing metric spans its X_ID and X_Style columns
             if row[m] is None:
-                cells += [missing_cell(block["pairwise"][m]), ""]
+                tds += f'<td colspan="2">{missing_cell(block["pairwise"][m])}</td>'
             else:
-                cells += [num(row[m][r]) for r in REFERENCES]
-        body.append("".join(f"<td>{c}</td>" for c in cells))
+                tds += "".join(f"<td>{num(row[m][r])}</td>" for r in REFERENCES)
+        body.append(tds)
     rows_html = "".join(f"<tr>{r}</tr>" for r in body)
     units = "; ".join(f"{METRIC_LABELS[m]}: {UNITS[m]}" for m in PAIR_METRICS)
     intro = ("The paper's Table 1 layout: each metric compares a generated image with its identity source "

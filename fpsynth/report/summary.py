@@ -115,7 +115,8 @@ def breakdown(items: pd.DataFrame, by: str) -> list[dict[str, Any]]:
 
 
 def metric_columns(items: pd.DataFrame) -> list[str]:
-    prefixes = tuple(f"{m}_" for m in PAIR_METRICS) + ("identity_", "expression_error", "asym_")
+    prefixes = tuple(f"{m}_" for m in PAIR_METRICS) + ("identity_", "expression_error", "asym_", "privacy_score",
+                                                       "privacy_flagged")
     return [c for c in items.columns if c.startswith(prefixes)]
 
 
