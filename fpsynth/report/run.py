@@ -151,7 +151,7 @@ def _model(inputs: Inputs, cfg: Any, nets: Networks, stage: Stage, timings: Timi
     loaded = load_checkpoint(inputs.checkpoint, ema=True, device=nets.device)
     info = _model_info(loaded)
     plan, skipped = plan_afid(inputs.prepared, rc.afid, rc.split, cfg.seed)
-    base = {"sampler": to_dict(rc.afid.sampler), "identity_pool": rc.afid.identity_pool.value,
+    base = {"split": rc.split, "sampler": to_dict(rc.afid.sampler), "identity_pool": rc.afid.identity_pool.value,
             "images_per_patient": rc.afid.images_per_patient, "skipped": skipped}
     if not len(plan):
         return info, {"status": "not computed", "reason": f"no test patient can be evaluated ({len(skipped)} skipped)", **base}, None, None

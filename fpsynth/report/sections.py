@@ -104,7 +104,8 @@ def afid(report: dict[str, Any], examples: str) -> str:
     if ok:
         facts += [("mean of per-patient aFID", num(block["mean_per_patient"], 4)),
                   ("patients", f"{len(block['per_patient'])} evaluated, {len(block['skipped'])} skipped")]
-    facts += [("sampler", _sampler(block["sampler"])), ("identity pool (first pass)", esc(block["identity_pool"])),
+    facts += [("patients from split", f"<code>{esc(block['split'])}</code>"), ("sampler", _sampler(block["sampler"])),
+              ("identity pool (first pass)", esc(block["identity_pool"])),
               ("images per patient", esc(block["images_per_patient"] or "all of the patient's frames"))]
     body = definition_list(facts)
     if ok:
