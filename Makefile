@@ -15,11 +15,13 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install -q -e ".[test]"
 	touch $@
 
-# Headless Chromium (Debian package) for the HTML report test; skipped where apt is not usable.
+# Headless Chromium + ChromeDriver (Debian packages) for the HTML report test; where apt is not
+# usable (not root, not Debian) the test is skipped with its reason.
+BROWSER_PKGS := chromium chromium-driver
 browser:
-	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
-	  (apt-get install -y -q chromium >/dev/null 2>&1 || (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1)) \
-	  || echo "note: chromium not installed; the HTML browser test will be skipped"; }
+	@{ command -v chromium && command -v chromedriver; } >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  (apt-get install -y -q $(BROWSER_PKGS) >/dev/null 2>&1 || (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q $(BROWSER_PKGS) >/dev/null 2>&1)) \
+	  || echo "note: chromium/chromedriver not installed; the HTML browser test will be skipped"; }
 
 test: setup browser
 	$(BIN)/python -m pytest -q
