@@ -101,17 +101,26 @@ def time_loop(config: str, cycle: bool, batch: int, warmup: int, steps: int, wor
     with open(out / "log.csv") as fh:
         rates = [float(r["images_per_s"]) for r in csv.DictReader(fh)][warmup:]
     step_s = statistics.median(batch / r for r in rates)
-    return {"step_s": step_s, "images_per_s": batch / step_s, "wall_s": wall, "precision": Amp.resolve(cfg.train.precision, ctx.device).name}
+    return {"step_s": step_s, "wall_s": wall, "precision": Amp.resolve(cfg.train.precision, ctx.device).name}
 
 
-def bench_config(config: str, batch: int, warmup: int, steps: int, workers: int, device: str, peak_tflops: float) -> dict:
+def bench_config(config: str, batch: int, warmup: int, steps: int, workers: int, device: str, peak_tflops: float,
+                 repeats: int) -> dict:
+    """Plain and cycle runs alternate ``repeats`` times (a shared machine's load falls on both alike);
+    the figures are the medians over the repeats."""
     dev = resolve_device(device)
-    result: dict = {"config": config, "batch": batch, "steps_timed": steps}
+    result: dict = {"config": config, "batch": batch, "steps_timed": steps, "repeats": repeats}
+    runs: dict[str, list[dict]] = {"plain": [], "cycle": []}
     with tempfile.TemporaryDirectory() as tmp:
         prepare = make_workspace(Path(tmp), num_pairs=max(2 * batch, 16))
-        for label, cycle in (("plain", False), ("cycle", True)):
-            timing = time_loop(config, cycle, batch, warmup, steps, workers, device, prepare, Path(tmp) / label)
-            result.update({f"{label}_{k}": v for k, v in timing.items()})
+        for i in range(repeats):
+            for label, cycle in (("plain", False), ("cycle", True)):
+                out = Path(tmp) / f"{label}-{i}"
+                runs[label].append(time_loop(config, cycle, batch, warmup, steps, workers, device, prepare, out))
+    for label, timings in runs.items():
+        step_s = statistics.median(t["step_s"] for t in timings)
+        result.update({f"{label}_step_s": step_s, f"{label}_images_per_s": batch / step_s,
+                       f"{label}_precision": timings[0]["precision"]})
     torch.manual_seed(0)
     model, _ = build_model(load_pipeline(config).train.model, RANDOM_WEIGHTS)
     model = model.to(dev).train()
@@ -129,7 +138,7 @@ def bench_config(config: str, batch: int, warmup: int, steps: int, workers: int,
 
 def markdown(results: list[dict], device: str) -> str:
     rows = [
-        ("batch (global)", lambda r: str(r["batch"])),
+        ("batch (global), timed steps x repeats", lambda r: f"{r['batch']}, {r['steps_timed']} x {r['repeats']}"),
         ("precision", lambda r: r["plain_precision"]),
         (f"plain step, real loop on {device} (s)", lambda r: f"{r['plain_step_s']:.3f}"),
         (f"cycle step, real loop on {device} (s)", lambda r: f"{r['cycle_step_s']:.3f}"),
@@ -159,13 +168,14 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--workers", type=int, default=0, help="DataLoader workers")
+    parser.add_argument("--repeats", type=int, default=1, help="alternating plain/cycle runs (medians)")
     parser.add_argument("--peak-tflops", type=float, default=790.0)
     parser.add_argument("--json", type=Path, default=Path("workspace/benchmarks/bench_train.json"))
     args = parser.parse_args()
 
     device = str(resolve_device(args.device))
     results = [bench_config(name, args.batch_tiny if name == "tiny" else args.batch_paper, args.warmup, args.steps,
-                            args.workers, device, args.peak_tflops) for name in args.configs.split(",")]
+                            args.workers, device, args.peak_tflops, args.repeats) for name in args.configs.split(",")]
     machine = {"device": device, "torch": torch.__version__, "threads": torch.get_num_threads(),
                "cpu": platform.processor() or platform.machine()}
     if device.startswith("cuda"):
