@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-# CPU build of torch by default; a GPU user sets TORCH_SPEC (README, "GPU machines").
+# CPU build of torch by default; on a GPU machine: make setup TORCH_SPEC=torch (README, "GPU machines").
 TORCH_SPEC ?= torch==2.13.0
 
 .PHONY: setup test demo bench browser clean
@@ -11,7 +11,7 @@ setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q "$(TORCH_SPEC)"
+	$(BIN)/pip install -q $(TORCH_SPEC)
 	$(BIN)/pip install -q -e ".[test]"
 	touch $@
 

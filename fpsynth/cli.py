@@ -138,7 +138,7 @@ def report(
 def demo(
     videos: Annotated[Optional[Path], typer.Option(help="Run on a folder of real face videos instead.")] = None,
     workspace: Annotated[Path, typer.Option("--workspace", "-w")] = Path("workspace-demo"),
-    config: Annotated[str, typer.Option("--config", "-c")] = "tiny",
+    config: Annotated[str, typer.Option("--config", "-c")] = "demo",
     set_: SetOpt = None,
     force: ForceOpt = False,
 ) -> None:
