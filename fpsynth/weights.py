@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import pickle
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -201,15 +201,41 @@ def resolve_path(spec: WeightSpec, path: Path | None, random_init: tuple[str, ..
     return path
 
 
-def load_into(module: torch.nn.Module, spec: WeightSpec, path: Path | None, random_init: tuple[str, ...] = ()) -> LoadRecord:
-    """Load ``spec``'s file into ``module`` strictly (every key and shape must match)."""
+def check_sha256(path: Path, spec: WeightSpec) -> str:
+    """The file's sha256; raises unless it starts with the spec's published checksum (full or a
+    torch-hub style prefix such as ``6726825d``)."""
+    digest = sha256_file(path)
+    if spec.sha256 and not digest.startswith(spec.sha256):
+        raise WeightsError(
+            f"{path}: sha256 {digest} does not match the published {spec.sha256} of {spec.name} "
+            f"({spec.files[0]} from {spec.source}); a re-saved or converted copy can be loaded with "
+            f"checksum verification off"
+        )
+    return digest
+
+
+def load_into(
+    module: torch.nn.Module,
+    spec: WeightSpec,
+    path: Path | None,
+    random_init: tuple[str, ...] = (),
+    *,
+    drop: Callable[[str], bool] | None = None,
+    verify_checksum: bool = True,
+) -> LoadRecord:
+    """Load ``spec``'s file into ``module`` strictly (every key and shape must match).
+
+    Keys for which ``drop(key)`` is true are discarded from the file first (heads a metric does
+    not use, say). With no file and ``spec.name`` in ``random_init`` nothing is loaded and the
+    record says so; the caller keeps its own initialisation.
+    """
     resolved = resolve_path(spec, path, random_init)
     if resolved is None:
         return LoadRecord(spec.name, None, None, True)
-    digest = sha256_file(resolved)
-    if spec.sha256 and digest != spec.sha256:
-        raise WeightsError(f"{resolved}: sha256 {digest} does not match the published {spec.sha256} for {spec.name}")
+    digest = check_sha256(resolved, spec) if verify_checksum else sha256_file(resolved)
     state = strip_prefixes(read_state_dict(resolved), spec.prefixes, spec.expected_keys)
+    if drop is not None:
+        state = {k: v for k, v in state.items() if not drop(k)}
     missing_expected = [k for k in spec.expected_keys if k not in state]
     if missing_expected:
         sample = ", ".join(sorted(state)[:5])
@@ -229,5 +255,5 @@ def load_into(module: torch.nn.Module, spec: WeightSpec, path: Path | None, rand
             f"unexpected {unexpected[:5]}{'...' if len(unexpected) > 5 else ''}, "
             f"wrong shape {[(k, tuple(state[k].shape), tuple(own[k].shape)) for k in wrong[:3]]}"
         )
-    module.load_state_dict(state, strict=True)
+    module.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()}, strict=True)
     return LoadRecord(spec.name, str(resolved), digest, False)

@@ -33,17 +33,11 @@ from fpsynth.report.images import load_images
 from fpsynth.report.networks import open_networks
 from fpsynth.report.sources import Prepared
 from fpsynth.stage import ItemStore
+from test_generate_helpers import save_train_checkpoint
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 RANDOM = ["ir50-id", "ir50-expression", "mobilefacenet-68"]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One intra-op thread: faster on a CPU shared with other jobs, and no result depends on it."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -162,17 +156,9 @@ def test_afid_compares_each_patients_returned_images_with_its_own_frames(demo, t
 
 def _train_format_checkpoint(ws: Path, cfg) -> Path:
     """A checkpoint of the train stage's format (tiny model, no training), and a short log.csv."""
-    from fpsynth.models.ccfexp import build_model
-    from fpsynth.train.checkpoint import CHECKPOINTS, CheckpointPayload, describe_run, save_checkpoint
     from fpsynth.train.logs import COLUMNS
 
-    torch.manual_seed(0)
-    model, records = build_model(cfg.train.model, cfg.weights)
-    optimizer = torch.optim.AdamW(model.trainable_parameters())
-    names = [name for name, p in model.named_parameters() if p.requires_grad]
-    payload = CheckpointPayload(model.state_dict(), dict(model.unet.state_dict()), optimizer.state_dict(), names,
-                                describe_run(cfg, records))
-    path = save_checkpoint(ws / "train" / CHECKPOINTS, 20, payload, keep_last=1)
+    path = save_train_checkpoint(ws, cfg, step=20)
     rows = [{c: 0.0 for c in COLUMNS} | {"step": s, "loss": 1.0 / s, "mse": 0.5 / s, "lr": 1e-4} for s in (5, 10, 15, 20)]
     pd.DataFrame(rows, columns=list(COLUMNS)).to_csv(ws / "train" / "log.csv", index=False)
     return path

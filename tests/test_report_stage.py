@@ -30,14 +30,7 @@ CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver"
 SECTIONS = ("provenance", "table1", "missing", "afid", "grids", "breakdowns", "distributions", "identity",
             "expression", "privacy", "training", "networks")
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One intra-op thread: faster on a CPU shared with other jobs, and no result depends on it."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def write_generated(out: Path, prepare_dir: Path, identities: dict[str, bytes], styles: pd.DataFrame,

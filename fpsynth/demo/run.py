@@ -25,7 +25,7 @@ from rich.console import Console
 from fpsynth.data.pts import write_pts
 from fpsynth.errors import FpsynthError
 from fpsynth.pipeline import PipelineConfig, with_section
-from fpsynth.stage import Input, Stage, atomic_write_bytes, atomic_write_text
+from fpsynth.stage import Stage, atomic_write_bytes, atomic_write_text
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv")
 SYNTHETIC_NOTE = (

@@ -22,15 +22,7 @@ from typing import TypeVar
 import torch
 from torch import nn
 
-from fpsynth.weights import (
-    LoadRecord,
-    WeightsError,
-    WeightSpec,
-    read_state_dict,
-    resolve_path,
-    sha256_file,
-    strip_prefixes,
-)
+from fpsynth.weights import LoadRecord, WeightSpec, load_into
 
 M = TypeVar("M", bound=nn.Module)
 
@@ -75,18 +67,6 @@ def missing_network(metric: str, spec: WeightSpec, path: Path | None, random_ini
     return MissingNetwork(metric, spec.name, spec.config_key, spec.files, spec.source, reason)
 
 
-def check_sha256(path: Path, spec: WeightSpec) -> str:
-    """The file's sha256; raises when it does not start with the spec's (full or prefix) checksum."""
-    digest = sha256_file(path)
-    if spec.sha256 and not digest.startswith(spec.sha256):
-        raise WeightsError(
-            f"{path}: sha256 {digest} does not match the published {spec.sha256} of {spec.name} "
-            f"({spec.files[0]} from {spec.source}); a re-saved or converted copy can be loaded with "
-            f"checksum verification off"
-        )
-    return digest
-
-
 def build_on_meta(factory: Callable[[], M]) -> M:
     """Construct a module without allocating or initialising it (storage is filled afterwards)."""
     with torch.device("meta"):
@@ -125,28 +105,10 @@ def load_network(
     ``random_init`` the module gets :func:`seeded_init_` weights instead. Returns the module in
     eval mode with gradients off for its parameters, and what was loaded.
     """
-    resolved = resolve_path(spec, path, random_init)
-    if resolved is None:
+    record = load_into(module, spec, path, random_init, drop=drop, verify_checksum=verify_checksum)
+    if record.random_init:
         seeded_init_(module, seed)
-        return _frozen(module), LoadRecord(spec.name, None, None, True)
-    digest = check_sha256(resolved, spec) if verify_checksum else sha256_file(resolved)
-    state = strip_prefixes(read_state_dict(resolved), spec.prefixes, spec.expected_keys)
-    state = {k: v for k, v in state.items() if not drop(k)}
-    absent = [k for k in spec.expected_keys if k not in state]
-    if absent:
-        sample = ", ".join(sorted(state)[:5])
-        raise WeightsError(f"{resolved}: not a {spec.name} checkpoint: keys {absent} absent (found e.g. {sample})")
-    own = module.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    wrong = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
-    if missing or unexpected or wrong:
-        raise WeightsError(
-            f"{resolved}: layout does not match {spec.name}: missing {missing[:5]}, unexpected "
-            f"{unexpected[:5]}, wrong shape {[(k, tuple(state[k].shape), tuple(own[k].shape)) for k in wrong[:3]]}"
-        )
-    module.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()}, strict=True)
-    return _frozen(module), LoadRecord(spec.name, str(resolved), digest, False)
+    return _frozen(module), record
 
 
 def _frozen(module: M) -> M:
