@@ -17,12 +17,12 @@ import pytest
 import torch
 
 from fpsynth.diffusion.config import SamplerConfig, SamplerKind
-from fpsynth.generate.config import RuntimeConfig, ShardSpec
+from fpsynth.generate.config import Overlap, RuntimeConfig, ShardSpec
 from fpsynth.generate.dataset import GeneratedDataset, read_metadata
 from fpsynth.generate.plan import PLAN_FILE
 from fpsynth.generate.run import OtherRunError
 from fpsynth.generate.sampling import Synthesizer, pad_batch
-from fpsynth.generate.shards import part_path
+from fpsynth.generate.shards import InlineExecutor, part_path
 from fpsynth.generate.workers import Worker
 from test_generate_helpers import generate, image_bytes, make_identities, make_workspace, pipeline, tiny_loader
 
@@ -88,8 +88,12 @@ def test_images_are_real_images_with_labels(root, reference):
 
 def test_same_item_same_bytes_in_other_batches_and_runs(root, reference, tmp_path):
     out = tmp_path / "other"
-    generate(root, out, pipeline(10, batch_size=5, shard_size=4))  # other batches: 4 in one, others alone
+    # other batches (4 in one, others alone), and the I/O in threads (the reference ran it inline, the CPU default)
+    threads = RuntimeConfig(batch_size=5, writer_threads=2, overlap=Overlap.THREADS)
+    generate(root, out, pipeline(10, shard_size=4, runtime=threads))
     assert image_bytes(out) == image_bytes(reference)
+    pd.testing.assert_frame_equal(read_metadata(out).drop(columns="batch_size"),
+                                  read_metadata(reference).drop(columns="batch_size"))
     # and through the sampler directly: an item alone equals the same item inside a batch
     loaded = tiny_loader(root / "tiny.safetensors")
     synth = Synthesizer(loaded.model, loaded.schedule, SamplerConfig(steps=2), torch.device("cpu"))
@@ -191,4 +195,11 @@ def test_cpu_runs_fp32_contiguous_and_auto_batch_is_the_cpu_default(root):
     synth = Synthesizer(loaded.model, loaded.schedule, SamplerConfig(steps=1), torch.device("cpu"),
                         RuntimeConfig(batch_size="auto", cpu_batch_size=6))
     assert synth.precision == "fp32" and not synth.autocast and synth.batch_size() == 6
+    assert not synth.background_io  # "auto" overlap: inline on CPU, where sampling fills every core
+    threads = Synthesizer(loaded.model, loaded.schedule, SamplerConfig(steps=1), torch.device("cpu"),
+                          RuntimeConfig(overlap="threads"))
+    assert threads.background_io
+    failed = InlineExecutor().submit(lambda: 1 / 0)  # an inline error waits in its future, as a thread's would
+    with pytest.raises(ZeroDivisionError):
+        failed.result()
     assert make_identities(2).crop(1).shape == (3, 112, 112)

@@ -202,7 +202,8 @@ def _make_shards(out: Path, plan: Plan, synth: Synthesizer, identities: Identiti
     label = f"generate ({worker.describe()}, batch {batch_size}, {synth.device})"
     runtime = synth.runtime
     with ShardMaker(synth, identities, pool.prepare_dir, out, info, batch_size=batch_size,
-                    writer_threads=runtime.writer_threads, png_compression=runtime.png_compression) as maker, \
+                    writer_threads=runtime.writer_threads, png_compression=runtime.png_compression,
+                    background=synth.background_io) as maker, \
             image_progress(label, total, done, worker.shows_progress) as advance:
         made = maker.make(((s, plan.shard_rows(s)) for s in todo), advance)
     if synth.cuda:

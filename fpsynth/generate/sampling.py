@@ -34,7 +34,7 @@ import torch
 from fpsynth.diffusion.config import SamplerConfig
 from fpsynth.diffusion.samplers import item_generators, sample
 from fpsynth.diffusion.schedule import NoiseSchedule
-from fpsynth.generate.config import Precision, RuntimeConfig
+from fpsynth.generate.config import Overlap, Precision, RuntimeConfig
 from fpsynth.models.ccfexp import CCFExp
 
 IMAGE_SHAPE = (3, 112, 112)
@@ -88,6 +88,12 @@ class Synthesizer:
         self.sampler = sampler
         self.runtime = runtime
         self._batch: int | None = None
+
+    @property
+    def background_io(self) -> bool:
+        """Decode and write in threads beside the sampling (``runtime.overlap``; "auto": on CUDA only)."""
+        overlap = Overlap(self.runtime.overlap)
+        return self.cuda if overlap is Overlap.AUTO else overlap is Overlap.THREADS
 
     @property
     def precision(self) -> str:

@@ -14,7 +14,9 @@ is written is caught by the hash check on the next run, which redoes the shard.
 The pipeline: a loader thread decodes the next batch's identity and style crops while the device
 samples the current one, also across shard boundaries; writer threads encode, hash and write the
 PNGs of earlier batches; a finisher thread closes each shard (sync, part) while the next one
-samples. At most about two shards' images are in memory at once, whatever the count.
+samples. At most about two shards' images are in memory at once, whatever the count. With
+``background=False`` (the CPU default, ``runtime.overlap``) the same steps run inline, in order,
+in the sampling thread: there the sampling already keeps every core busy.
 """
 
 from __future__ import annotations
@@ -121,6 +123,53 @@ def to_uint8(images: torch.Tensor) -> np.ndarray:
     return u8.permute(0, 2, 3, 1).cpu().numpy()
 
 
+class HostImages:
+    """A batch's uint8 images on their way to the CPU: ``[i]`` gives image i as (H, W, 3) RGB.
+
+    On CUDA the copy goes into pinned memory without blocking and an event marks its end; only
+    a writer thread that reads an image waits for it. The sampling thread so never waits for the
+    GPU to drain at a batch boundary: the next batch's kernels are queued while this one finishes.
+    """
+
+    def __init__(self, images: torch.Tensor) -> None:
+        self._ready: torch.cuda.Event | None = None
+        if images.device.type != "cuda":
+            self._host = to_uint8(images)
+            return
+        u8 = ((images + 1) * 127.5).round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
+        self._host = torch.empty(u8.shape, dtype=torch.uint8, pin_memory=True)
+        self._host.copy_(u8, non_blocking=True)
+        self._ready = torch.cuda.Event()
+        self._ready.record(torch.cuda.current_stream(images.device))
+
+    def __len__(self) -> int:
+        return len(self._host)
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        if self._ready is not None:
+            self._ready.synchronize()  # releases the GIL while it waits
+            return self._host[i].numpy()
+        return self._host[i]
+
+
+class InlineExecutor:
+    """The ``submit``/``shutdown`` of a ThreadPoolExecutor, run at once in the caller's thread.
+
+    Errors are kept in the future and raised by ``result()``, as a thread pool's would be.
+    """
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+        try:
+            future.set_result(fn(*args))
+        except BaseException as exc:  # noqa: BLE001 (handed to result(), like a pool's future)
+            future.set_exception(exc)
+        return future
+
+    def shutdown(self) -> None:
+        pass
+
+
 class ShardMaker:
     """Samples and writes shards with a loader thread, writer threads and a finisher thread.
 
@@ -130,16 +179,22 @@ class ShardMaker:
     """
 
     def __init__(self, synth: Synthesizer, identities: Identities, prepare_dir: Path, out: Path, info: RunInfo,
-                 *, batch_size: int, writer_threads: int = 2, png_compression: int = 3) -> None:
+                 *, batch_size: int, writer_threads: int = 2, png_compression: int = 3,
+                 background: bool = True) -> None:
         self.synth, self.out, self.info = synth, Path(out), info
         self.prepare_dir = Path(prepare_dir)
         self.batch_size = batch_size
         self.png_compression = png_compression
         self._identity_row = {v: i for i, v in enumerate(identities.table["identity_id"])}
         self._identities = identities
-        self._loader = ThreadPoolExecutor(1, thread_name_prefix="fpsynth-load")
-        self._writers = ThreadPoolExecutor(writer_threads, thread_name_prefix="fpsynth-write")
-        self._finisher = ThreadPoolExecutor(1, thread_name_prefix="fpsynth-finish")
+        if background:
+            self._loader: ThreadPoolExecutor | InlineExecutor = ThreadPoolExecutor(1, thread_name_prefix="fpsynth-load")
+            self._writers: ThreadPoolExecutor | InlineExecutor = ThreadPoolExecutor(
+                writer_threads, thread_name_prefix="fpsynth-write")
+            self._finisher: ThreadPoolExecutor | InlineExecutor = ThreadPoolExecutor(
+                1, thread_name_prefix="fpsynth-finish")
+        else:
+            self._loader = self._writers = self._finisher = InlineExecutor()
 
     def close(self) -> None:
         for pool in (self._loader, self._writers, self._finisher):
@@ -159,8 +214,8 @@ class ShardMaker:
             x_id, x_style = x_id.pin_memory(), x_style.pin_memory()
         return x_id, x_style
 
-    def _write(self, rgb: np.ndarray, path: Path) -> str:
-        data = encode_png(rgb, self.png_compression)
+    def _write(self, images: HostImages, i: int, path: Path) -> str:
+        data = encode_png(images[i], self.png_compression)
         path.write_bytes(data)  # durability: one os.sync() per shard (module docstring)
         return hashlib.sha256(data).hexdigest()
 
@@ -190,9 +245,9 @@ class ShardMaker:
             current = next(todo, None)
             if current is not None:  # decode the next batch while this one samples
                 upcoming = self._loader.submit(self._load, current[1])
-            images = to_uint8(self.synth(x_id, x_style, rows["seed"].tolist()))
-            pending += [self._writers.submit(self._write, img, self.out / name)
-                        for img, name in zip(images, rows["file_name"])]
+            images = HostImages(self.synth(x_id, x_style, rows["seed"].tolist()))
+            pending += [self._writers.submit(self._write, images, i, self.out / name)
+                        for i, name in enumerate(rows["file_name"])]
             advance(len(rows))
             made += len(rows)
             if whole is not None:
