@@ -1,6 +1,6 @@
 """Generation benchmark: fpsynth's images/s against a plain sampling loop, memory against --count, the compute floor.
 
-    python benchmarks/bench_generate.py                       # CPU: tiny model (all three parts)
+    python benchmarks/bench_generate.py                       # CPU: tiny model (all parts)
     python benchmarks/bench_generate.py --device cuda         # GPU: paper model, bf16, batch "auto"
     python benchmarks/bench_generate.py --parts speed --count 64 --steps 10 --json out.json
 
@@ -14,6 +14,12 @@ Parts (``--parts``, comma-separated):
   load falls on both alike); medians. ratio = fpsynth / plain images per second; the target is
   >= 0.95 (batching and writing cost at most 5%). On CUDA also the U-Net alone (its forward at the
   same batch, times the steps): what the sampler's own arithmetic and per-item noise cost.
+- ``io``: fpsynth's own work without the sampling: ``produce`` with the Synthesizer's call
+  replaced by an instant stand-in (seeded random images), at ``--io-counts`` (200 and 2000),
+  batch ``--io-batch`` (500), I/O inline and in threads. A straight line through the two counts
+  splits it into seconds per run (plan, merge, card) and milliseconds per image (crop decoding,
+  PNG encoding, sha256, writes, parts): the share of the device's time per image that the
+  writing must hide (threads, CUDA) or adds (inline, CPU).
 - ``memory``: peak RSS (``resource.getrusage`` high-water mark, in a fresh subprocess each) of a
   whole run at ``--memory-counts`` (200 and 2000) with 1 sampling step and shards of 100.
 - ``flops``: FLOPs of one image in the paper configuration, counted with
@@ -115,7 +121,7 @@ def _sync(device: torch.device) -> None:
 # --------------------------------------------------------------------------- speed
 
 
-def time_fpsynth(model: CCFExp, root: Path, cfg: PipelineConfig, run: int) -> float:
+def time_fpsynth(model: CCFExp, root: Path, cfg: PipelineConfig, run: int | str) -> float:
     """Seconds of one whole produce() into a fresh folder (the model is already built)."""
     pool = StylePool.from_manifest(root / "prepare", cfg.generate.plan)
     loaded = SimpleNamespace(model=model, schedule=NoiseSchedule(), sha256="benchmark", state={"step": 0})
@@ -195,6 +201,40 @@ def bench_speed(args: argparse.Namespace, device: torch.device) -> dict:
     return result
 
 
+# --------------------------------------------------------------------------- fpsynth's own work
+
+
+def bench_io(args: argparse.Namespace) -> list[dict]:
+    """Seconds of produce() with an instant sampler, per overlap mode and count; fixed + per-image fit."""
+    model = build("tiny", torch.device("cpu"))
+
+    def instant(self: Synthesizer, x_id: torch.Tensor, x_style: torch.Tensor, seeds: list[int]) -> torch.Tensor:
+        g = torch.Generator().manual_seed(int(seeds[0]))
+        return torch.rand(len(seeds), *x_id.shape[1:], generator=g) * 2 - 1
+
+    real_call, Synthesizer.__call__ = Synthesizer.__call__, instant
+    results = []
+    try:
+        with tempfile.TemporaryDirectory(prefix="bench-generate-io-") as tmp:
+            root = Path(tmp)
+            synthetic_workspace(root / "prepare")
+            for overlap in ("inline", "threads"):
+                seconds = {}
+                for count in args.io_counts:
+                    cfg = pipeline(count, 1, args.io_batch, args.shard_size, "cpu")
+                    runtime = RuntimeConfig(device="cpu", batch_size=args.io_batch, overlap=overlap)
+                    cfg = dataclasses.replace(cfg, generate=dataclasses.replace(cfg.generate, runtime=runtime))
+                    seconds[count] = statistics.median(
+                        time_fpsynth(model, root, cfg, f"io-{overlap}-{count}-{r}") for r in range(args.repeats))
+                (lo, t_lo), (hi, t_hi) = min(seconds.items()), max(seconds.items())
+                per_image = (t_hi - t_lo) / (hi - lo)
+                results.append({"overlap": overlap, "seconds": seconds, "ms_per_image": 1000 * per_image,
+                                "fixed_s": t_lo - lo * per_image})
+    finally:
+        Synthesizer.__call__ = real_call
+    return results
+
+
 # --------------------------------------------------------------------------- memory
 
 
@@ -262,6 +302,13 @@ def markdown(result: dict) -> str:
             lines.append(f"| U-Net forwards alone | {s['unet_only_images_per_s']:.2f} |")
         lines += [f"| **ratio fpsynth / plain** (target >= 0.95) | **{s['ratio']:.3f}** |", "",
                   f"fpsynth's {s['repeats']} runs wrote identical bytes: {s['repeats_identical_bytes']}", ""]
+    if "io" in result:
+        lines += ["**fpsynth's own work** (sampling replaced by an instant stand-in; fit over --count "
+                  f"{', '.join(str(c) for c in result['io'][0]['seconds'])})", "",
+                  "| I/O | seconds per count | per image (ms) | per run (s) |", "|---|---|---|---|"]
+        lines += [f"| {r['overlap']} | {', '.join(f'{s:.2f}' for s in r['seconds'].values())} | "
+                  f"{r['ms_per_image']:.2f} | {r['fixed_s']:.2f} |" for r in result["io"]]
+        lines.append("")
     if "memory" in result:
         lines += ["**peak RSS** (whole run, 1 step, shards of 100)", "", "| --count | peak RSS (MiB) | seconds |",
                   "|---|---|---|"]
@@ -284,13 +331,15 @@ def markdown(result: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ...")
-    parser.add_argument("--parts", default="speed,memory,flops")
+    parser.add_argument("--parts", default="speed,io,memory,flops")
     parser.add_argument("--config", default=None, help="tiny or paper (default: tiny on CPU, paper on CUDA)")
     parser.add_argument("--count", type=int, default=None, help="images per speed run (CPU 32, CUDA 2000)")
     parser.add_argument("--steps", type=int, default=None, help="sampling steps of the speed part (CPU 10, CUDA 50)")
     parser.add_argument("--batch", default=None, help='batch size or "auto" (CPU 8, CUDA auto)')
     parser.add_argument("--shard-size", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--io-counts", type=lambda s: [int(v) for v in s.split(",")], default=[200, 2000])
+    parser.add_argument("--io-batch", type=int, default=500)
     parser.add_argument("--memory-counts", type=lambda s: [int(v) for v in s.split(",")], default=[200, 2000])
     parser.add_argument("--paper-steps", type=int, default=50)
     parser.add_argument("--peak-tflops", type=float, default=790.0)
@@ -318,6 +367,8 @@ def main() -> None:
                                 "gpu": torch.cuda.get_device_name(device) if cuda else None}}
     if "speed" in parts:
         result["speed"] = bench_speed(args, device)
+    if "io" in parts:
+        result["io"] = bench_io(args)
     if "memory" in parts:
         result["memory"] = bench_memory(args)
     if "flops" in parts:

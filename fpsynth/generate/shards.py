@@ -123,35 +123,6 @@ def to_uint8(images: torch.Tensor) -> np.ndarray:
     return u8.permute(0, 2, 3, 1).cpu().numpy()
 
 
-class HostImages:
-    """A batch's uint8 images on their way to the CPU: ``[i]`` gives image i as (H, W, 3) RGB.
-
-    On CUDA the copy goes into pinned memory without blocking and an event marks its end; only
-    a writer thread that reads an image waits for it. The sampling thread so never waits for the
-    GPU to drain at a batch boundary: the next batch's kernels are queued while this one finishes.
-    """
-
-    def __init__(self, images: torch.Tensor) -> None:
-        self._ready: torch.cuda.Event | None = None
-        if images.device.type != "cuda":
-            self._host = to_uint8(images)
-            return
-        u8 = ((images + 1) * 127.5).round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
-        self._host = torch.empty(u8.shape, dtype=torch.uint8, pin_memory=True)
-        self._host.copy_(u8, non_blocking=True)
-        self._ready = torch.cuda.Event()
-        self._ready.record(torch.cuda.current_stream(images.device))
-
-    def __len__(self) -> int:
-        return len(self._host)
-
-    def __getitem__(self, i: int) -> np.ndarray:
-        if self._ready is not None:
-            self._ready.synchronize()  # releases the GIL while it waits
-            return self._host[i].numpy()
-        return self._host[i]
-
-
 class InlineExecutor:
     """The ``submit``/``shutdown`` of a ThreadPoolExecutor, run at once in the caller's thread.
 
@@ -214,8 +185,8 @@ class ShardMaker:
             x_id, x_style = x_id.pin_memory(), x_style.pin_memory()
         return x_id, x_style
 
-    def _write(self, images: HostImages, i: int, path: Path) -> str:
-        data = encode_png(images[i], self.png_compression)
+    def _write(self, rgb: np.ndarray, path: Path) -> str:
+        data = encode_png(rgb, self.png_compression)
         path.write_bytes(data)  # durability: one os.sync() per shard (module docstring)
         return hashlib.sha256(data).hexdigest()
 
@@ -245,9 +216,9 @@ class ShardMaker:
             current = next(todo, None)
             if current is not None:  # decode the next batch while this one samples
                 upcoming = self._loader.submit(self._load, current[1])
-            images = HostImages(self.synth(x_id, x_style, rows["seed"].tolist()))
-            pending += [self._writers.submit(self._write, images, i, self.out / name)
-                        for i, name in enumerate(rows["file_name"])]
+            images = to_uint8(self.synth(x_id, x_style, rows["seed"].tolist()))
+            pending += [self._writers.submit(self._write, img, self.out / name)
+                        for img, name in zip(images, rows["file_name"])]
             advance(len(rows))
             made += len(rows)
             if whole is not None:
