@@ -10,19 +10,11 @@ import numpy as np
 import pytest
 
 from conftest import fixture_path
+from fpsynth.data.ibug68 import MIRROR, STABLE_POINTS
 from fpsynth.data.pts import read_pts
 from fpsynth.metrics.expression import asymmetry, asymmetry_error, eye_frame, expression_error
 
-# iBUG 68 left-right correspondence (a point's mirror partner).
-MIRROR = np.array(
-    [16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0]  # jaw
-    + [26, 25, 24, 23, 22, 21, 20, 19, 18, 17]  # brows
-    + [27, 28, 29, 30, 35, 34, 33, 32, 31]  # nose
-    + [45, 44, 43, 42, 47, 46, 39, 38, 37, 36, 41, 40]  # eyes
-    + [54, 53, 52, 51, 50, 49, 48, 59, 58, 57, 56, 55]  # outer lips
-    + [64, 63, 62, 61, 60, 67, 66, 65]  # inner lips
-)
-NON_STABLE = np.setdiff1d(np.arange(68), [27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 39, 42, 45])
+NON_STABLE = np.setdiff1d(np.arange(68), STABLE_POINTS)
 
 
 def _symmetric(name: str) -> np.ndarray:

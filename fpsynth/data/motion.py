@@ -24,7 +24,7 @@ import numpy as np
 
 from fpsynth.data.align import umeyama
 from fpsynth.data.config import PhaseQuota, VideoConfig
-from fpsynth.data.faces import STABLE_POINTS
+from fpsynth.data.ibug68 import STABLE_POINTS
 from fpsynth.data.quality import interocular
 
 

@@ -20,18 +20,11 @@ import enum
 
 import numpy as np
 
+from fpsynth.data.ibug68 import MIRROR
+
 CENTRE_X = 0.5
 JAW_TOP = -0.006  # height of jaw points 0 / 16 (the ear line) relative to the eye line
 
-# MIRROR[i] is the point that i becomes under a left-right flip of the face.
-MIRROR = np.array(
-    [16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0]  # jaw
-    + [26, 25, 24, 23, 22, 21, 20, 19, 18, 17]  # brows
-    + [27, 28, 29, 30, 35, 34, 33, 32, 31]  # nose
-    + [45, 44, 43, 42, 47, 46, 39, 38, 37, 36, 41, 40]  # eyes
-    + [54, 53, 52, 51, 50, 49, 48, 59, 58, 57, 56, 55]  # outer lip
-    + [64, 63, 62, 61, 60, 67, 66, 65]  # inner lip
-)
 MIDLINE = np.flatnonzero(MIRROR == np.arange(68))  # 8, 27-30, 33, 51, 57, 62, 66
 # Points on the image-left half; with MIDLINE they determine a symmetric face.
 IMAGE_LEFT = np.array(list(range(0, 8)) + [17, 18, 19, 20, 21, 31, 32] + list(range(36, 42))

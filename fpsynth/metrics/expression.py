@@ -37,10 +37,11 @@ import dataclasses
 
 import numpy as np
 
+from fpsynth.data.ibug68 import STABLE_POINTS
+
 RIGHT_BROW, LEFT_BROW = slice(17, 22), slice(22, 27)
 RIGHT_EYE, LEFT_EYE = slice(36, 42), slice(42, 48)
 RIGHT_MOUTH, LEFT_MOUTH = 48, 54
-STABLE_POINTS = np.array([27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 39, 42, 45])
 
 
 def _check(lm: np.ndarray) -> np.ndarray:

@@ -24,6 +24,7 @@ import cv2
 import numpy as np
 
 from fpsynth.data.config import Backend, FaceConfig
+from fpsynth.data.ibug68 import STABLE_POINTS
 from fpsynth.errors import FpsynthError
 
 
@@ -130,9 +131,6 @@ def box_anchor(lm: np.ndarray, bbox: np.ndarray) -> np.ndarray:
     centre, scale = _stable_frame(lm)
     return np.concatenate([(bbox[:2] - centre) / scale, (bbox[2:] - centre) / scale]).astype(np.float32)
 
-
-# Eye corners and the nose: points that expressions (smiles, eye closure) barely move.
-STABLE_POINTS = np.array([27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 39, 42, 45])
 
 
 def _stable_frame(lm: np.ndarray) -> tuple[np.ndarray, float]:
