@@ -17,6 +17,7 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
+from fpsynth.data.pixels import to_unit
 from fpsynth.errors import FpsynthError
 from fpsynth.stage import MissingInputError
 
@@ -32,8 +33,7 @@ def load_crop(path: Path) -> torch.Tensor:
     bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if bgr is None:
         raise MissingInputError(f"crop {path} is missing or unreadable; re-run `{PREPARE_COMMAND}`")
-    rgb = np.ascontiguousarray(bgr[:, :, ::-1])
-    return torch.from_numpy(rgb).permute(2, 0, 1).float().div_(127.5).sub_(1.0)
+    return to_unit(bgr[:, :, ::-1])
 
 
 def read_manifest(prepare_dir: Path, name: str) -> pd.DataFrame:

@@ -26,6 +26,7 @@ import torch
 from fpsynth.config import to_dict
 from fpsynth.data.config import PrepareConfig
 from fpsynth.data.photos import process_photos
+from fpsynth.data.pixels import to_unit
 from fpsynth.data.sources import check_root
 from fpsynth.errors import FpsynthError
 from fpsynth.stage import atomic_write_parquet, hash_paths
@@ -91,9 +92,7 @@ def encode_png(rgb: np.ndarray, compression: int = 3) -> bytes:
 
 def decode_crop(png: bytes) -> torch.Tensor:
     """(3, H, W) float RGB in [-1, 1] of PNG bytes."""
-    bgr = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
-    rgb = np.ascontiguousarray(bgr[:, :, ::-1])
-    return torch.from_numpy(rgb).permute(2, 0, 1).float().div_(127.5).sub_(1.0)
+    return to_unit(cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)[:, :, ::-1])
 
 
 def identities_key(folder: Path, prepare: PrepareConfig, seed: int, dlib_models: Path | None) -> str:

@@ -37,6 +37,7 @@ import pyarrow.parquet as pq
 import torch
 
 from fpsynth.data.dataset import load_crop
+from fpsynth.data.pixels import to_uint8
 from fpsynth.generate.identities import Identities, encode_png
 from fpsynth.generate.plan import PLAN, shard_dir_name
 from fpsynth.generate.sampling import Synthesizer
@@ -115,12 +116,6 @@ def verify_shard(out: Path, shard: int, run_key: str, planned: pd.DataFrame) -> 
 def batches(rows: pd.DataFrame, size: int) -> Iterator[pd.DataFrame]:
     for lo in range(0, len(rows), size):
         yield rows.iloc[lo : lo + size]
-
-
-def to_uint8(images: torch.Tensor) -> np.ndarray:
-    """(B, 3, H, W) [-1, 1] -> (B, H, W, 3) uint8 RGB on the CPU (rounded, as the crops were stored)."""
-    u8 = ((images + 1) * 127.5).round_().clamp_(0, 255).to(torch.uint8)
-    return u8.permute(0, 2, 3, 1).cpu().numpy()
 
 
 class InlineExecutor:

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from fpsynth.data.pixels import to_unit
 from fpsynth.metrics.config import DLIB_THRESHOLD, IR50_COSINE_THRESHOLD
 from fpsynth.metrics.landmarks import CropLandmarker, dlib_crop_landmarker, to_rgb_uint8
 from fpsynth.metrics.networks import MissingNetwork
@@ -154,7 +155,7 @@ class IR50Embedder:
     @torch.inference_mode()
     def embed(self, images: torch.Tensor | np.ndarray, landmarks: np.ndarray | None = None) -> np.ndarray:
         if isinstance(images, np.ndarray):  # uint8 (N, H, W, 3) -> [-1, 1] (N, 3, H, W)
-            images = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+            images = to_unit(images)
         device = next(self.network.parameters()).device
         chunks = [
             F.normalize(self.network(images[i : i + self.batch_size].to(device, torch.float32)).embedding, dim=1)

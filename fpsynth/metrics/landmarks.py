@@ -17,6 +17,8 @@ from typing import Protocol
 import numpy as np
 import torch
 
+from fpsynth.data.pixels import to_uint8
+
 CROP_SIZE = 112
 DLIB_CROP_BOX = np.array([18.0, 30.0, 96.0, 108.0], np.float32)  # x1, y1, x2, y2 in a 112 crop
 
@@ -33,8 +35,7 @@ def to_rgb_uint8(images: torch.Tensor | np.ndarray) -> np.ndarray:
         if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
             raise ValueError(f"expected (N, H, W, 3) uint8 arrays, got {images.dtype} {images.shape}")
         return images
-    pixels = ((images.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-    return np.ascontiguousarray(pixels.permute(0, 2, 3, 1).numpy())
+    return to_uint8(images)
 
 
 class CropLandmarker:

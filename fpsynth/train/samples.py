@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from fpsynth.data.dataset import PairDataset, read_manifest
+from fpsynth.data.pixels import to_uint8
 from fpsynth.diffusion.config import SamplerConfig
 from fpsynth.diffusion.samplers import item_generators, sample
 from fpsynth.diffusion.schedule import NoiseSchedule
@@ -70,7 +71,7 @@ def sample_grid(model: CCFExp, ema: EMA, schedule: NoiseSchedule, cfg: SamplerCo
     samples = sample_with_ema(model, ema, schedule, cfg, held.x_id, held.x0, seed, autocast)
     rows = torch.cat([held.x_id.cpu(), held.x0.cpu(), samples.cpu()], dim=3)  # (n, 3, 112, 336)
     grid = torch.cat(list(rows), dim=1)  # (3, n*112, 336)
-    return ((grid.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).numpy()
+    return to_uint8(grid)
 
 
 def write_png(path: Path, rgb: np.ndarray) -> None:
