@@ -18,9 +18,10 @@ import hashlib
 import pickle
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:  # torch is imported where a file is read: the CLI starts (and checks its config) without it
+    import torch
 
 from fpsynth.errors import FpsynthError
 
@@ -132,6 +133,8 @@ def sha256_file(path: Path) -> str:
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """Tensors of a weights file: safetensors, a plain state dict, or a Lightning checkpoint."""
+    import torch
+
     path = Path(path)
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
