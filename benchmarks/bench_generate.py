@@ -52,6 +52,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from fpsynth.data.manifests import FRAMES, to_table
+from fpsynth.device import resolve_device
 from fpsynth.diffusion.config import SamplerConfig
 from fpsynth.diffusion.samplers import item_generators, sample
 from fpsynth.diffusion.schedule import NoiseSchedule
@@ -59,7 +60,7 @@ from fpsynth.generate.config import GenerateConfig, PlanConfig, RuntimeConfig
 from fpsynth.generate.identities import Identities
 from fpsynth.generate.plan import StylePool
 from fpsynth.generate.run import produce
-from fpsynth.generate.sampling import Synthesizer, resolve_device
+from fpsynth.generate.sampling import Synthesizer
 from fpsynth.models.ccfexp import CCFExp, build_model
 from fpsynth.models.config import ModelConfig, tiny_model_config
 from fpsynth.pipeline import PipelineConfig

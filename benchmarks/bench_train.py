@@ -38,7 +38,8 @@ import torch
 from fpsynth.data.manifests import FRAMES, PAIRS, to_table
 from fpsynth.models.ccfexp import build_model
 from fpsynth.pipeline import load_pipeline
-from fpsynth.train.distributed import DistContext, resolve_device
+from fpsynth.device import resolve_device
+from fpsynth.train.distributed import DistContext
 from fpsynth.train.loop import Amp, train
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -32,13 +32,14 @@ from fpsynth import __version__
 from fpsynth.config import to_dict
 from fpsynth.data.dataset import PREPARE_COMMAND
 from fpsynth.data.sources import check_root
+from fpsynth.device import resolve_device
 from fpsynth.errors import FpsynthError
 from fpsynth.generate.card import dataset_card
 from fpsynth.generate.identities import Identities, IdentityError, prepare_identities, write_identities
 from fpsynth.generate.merge import METADATA_FILE, merge, pending_shards, read_metadata_key
 from fpsynth.generate.plan import Plan, StylePool, write_plan
 from fpsynth.generate.progress import console, image_progress
-from fpsynth.generate.sampling import Synthesizer, resolve_device
+from fpsynth.generate.sampling import Synthesizer
 from fpsynth.generate.shards import RunInfo, ShardMaker, verify_shard
 from fpsynth.generate.workers import Worker
 from fpsynth.stage import Input, MissingInputError, Stage, atomic_write_json, atomic_write_text

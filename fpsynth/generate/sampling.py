@@ -25,7 +25,6 @@ gave identical bytes, and so did the same batch twice; this is not guaranteed.)
 from __future__ import annotations
 
 import contextlib
-import os
 import weakref
 from collections.abc import Sequence
 
@@ -61,15 +60,6 @@ def pad_batch(x_id: torch.Tensor, x_style: torch.Tensor, seeds: Sequence[int],
         return torch.cat([x, x[-1:].expand(extra, *x.shape[1:])])
 
     return pad(x_id), pad(x_style), [*seeds, *[seeds[-1]] * extra]
-
-
-def resolve_device(name: str) -> torch.device:
-    """"auto" -> cuda:LOCAL_RANK (torchrun) when CUDA is there, else cpu."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-        return torch.device("cpu")
-    return torch.device(name)
 
 
 class Synthesizer:

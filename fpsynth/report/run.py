@@ -31,9 +31,10 @@ from rich.console import Console
 from fpsynth import __version__
 from fpsynth.config import to_dict, to_toml
 from fpsynth.data.dataset import PREPARE_COMMAND
+from fpsynth.device import resolve_device
 from fpsynth.generate.dataset import GENERATE_COMMAND
 from fpsynth.generate.merge import METADATA_FILE
-from fpsynth.generate.sampling import Synthesizer, resolve_device
+from fpsynth.generate.sampling import Synthesizer
 from fpsynth.metrics.fid import FeatureStats, extract_features, fid
 from fpsynth.report import page
 from fpsynth.report.afid import AFID_DIR, afid_of, plan_afid, run_transfers

@@ -18,11 +18,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from fpsynth.errors import FpsynthError
-
-
-class DeviceError(FpsynthError, RuntimeError):
-    """A device setting this machine cannot honour."""
+from fpsynth.device import resolve_device
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,21 +40,6 @@ class DistContext:
 def _env_int(name: str, default: int) -> int:
     value = os.environ.get(name)
     return default if value is None or value == "" else int(value)
-
-
-def resolve_device(setting: str, local_rank: int = 0) -> torch.device:
-    """``auto`` -> this process's GPU when there is one, else the CPU; ``cuda`` -> cuda:LOCAL_RANK."""
-    if setting == "auto":
-        setting = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(setting)
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise DeviceError(f"train.device = {setting!r} but this machine has no usable CUDA GPU; use 'cpu' or 'auto'")
-        if device.index is None:
-            device = torch.device("cuda", local_rank)
-        if device.index >= torch.cuda.device_count():
-            raise DeviceError(f"{device} does not exist: this machine has {torch.cuda.device_count()} GPU(s)")
-    return device
 
 
 def setup(device_setting: str = "auto") -> DistContext:

@@ -24,6 +24,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from fpsynth.data.dataset import PairDataset
+from fpsynth.device import DeviceError
 from fpsynth.diffusion.objective import CycleObjective
 from fpsynth.diffusion.schedule import NoiseSchedule
 from fpsynth.errors import FpsynthError
@@ -32,7 +33,7 @@ from fpsynth.train import checkpoint as ckpt
 from fpsynth.train.config import Precision, TrainConfig
 from fpsynth.train.data import (Batching, StepBatches, derive_seed, dropout_seeds, pair_loader, step_noise,
                                 steps_per_epoch)
-from fpsynth.train.distributed import DeviceError, DistContext, gather_objects, mean_over_ranks
+from fpsynth.train.distributed import DistContext, gather_objects, mean_over_ranks
 from fpsynth.train.ema import EMA
 from fpsynth.train.logs import LogWindow, TrainLogger
 from fpsynth.train.samples import held_out_pairs, sample_grid, write_png
