@@ -59,7 +59,8 @@ def _landmarks(value: Any) -> torch.Tensor:
     return torch.from_numpy(np.array(value, np.float32).reshape(68, 2))
 
 
-def _float(value: Any) -> float:
+def optional_float(value: Any) -> float:
+    """A manifest cell that may be empty (None / NaN / NA) as a float, NaN when empty."""
     return float("nan") if value is None or pd.isna(value) else float(value)
 
 
@@ -96,7 +97,7 @@ class FrameDataset(Dataset):
             "landmarks": _landmarks(row["landmarks"]),
             "frame_id": row["frame_id"], "subject": row["subject"], "dataset": row["dataset"],
             "expression": row["expression"], "phase": _text(row["phase"]), "severity": row["severity"],
-            "eface": _float(row["eface"]),
+            "eface": optional_float(row["eface"]),
         }
 
 
@@ -130,5 +131,5 @@ class PairDataset(Dataset):
             "x_id": x_id, "x0": x0, "lm0": torch.from_numpy(self._lm0[i]),
             "subject": row["subject"], "id_frame": row["id_frame"], "style_frame": row["style_frame"],
             "expression": row["expression"], "phase": _text(row["phase"]), "severity": row["severity"],
-            "eface": _float(self._eface[i]),
+            "eface": optional_float(self._eface[i]),
         }

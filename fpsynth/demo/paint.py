@@ -31,11 +31,6 @@ def similarity_matrix(size: int, rotation_deg: float = 0.0, scale: float = 1.0,
     return np.concatenate([a, t[:, None]], axis=1)
 
 
-def transform_points(m: np.ndarray, pts: np.ndarray) -> np.ndarray:
-    """(N, 2) points through the (2, 3) affine map ``m``."""
-    return np.asarray(pts, np.float64) @ m[:, :2].T + m[:, 2]
-
-
 def spline(pts: np.ndarray, closed: bool = False, per_segment: int = 8) -> np.ndarray:
     """Uniform Catmull-Rom curve through ``pts`` (N, 2) -> (M, 2).
 

@@ -20,9 +20,10 @@ import math
 import cv2
 import numpy as np
 
+from fpsynth.data.align import transform_points
 from fpsynth.demo.face import CENTRE_X, JAW_TOP, LEFT_EYE, RIGHT_EYE, HairStyle, Identity, auxiliary_outline
 from fpsynth.demo.movements import FaceState
-from fpsynth.demo.paint import Canvas, ellipse, spline, transform_points
+from fpsynth.demo.paint import Canvas, ellipse, spline
 
 _SCLERA = np.array([236, 232, 226], np.float32)
 _MOUTH = np.array([62, 24, 30], np.float32)

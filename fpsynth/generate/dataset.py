@@ -17,7 +17,7 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
-from fpsynth.data.dataset import EmptySelectionError, load_crop
+from fpsynth.data.dataset import EmptySelectionError, load_crop, optional_float
 from fpsynth.generate.identities import decode_crop, read_identities
 from fpsynth.generate.merge import METADATA_FILE
 from fpsynth.stage import MissingInputError
@@ -41,10 +41,6 @@ def identity_crops(run_dir: Path) -> dict[str, torch.Tensor]:
     if ids is None:
         raise MissingInputError(f"{Path(run_dir) / 'identities.parquet'} not found; run `{GENERATE_COMMAND}` first")
     return {i: decode_crop(png) for i, png in zip(ids.table["identity_id"], ids.table["png"])}
-
-
-def _float(value: Any) -> float:
-    return float("nan") if value is None or pd.isna(value) else float(value)
 
 
 class GeneratedDataset(Dataset):
@@ -82,7 +78,7 @@ class GeneratedDataset(Dataset):
             "item_id": row["item_id"], "identity_id": row["identity_id"], "style_frame": row["style_frame"],
             "style_subject": row["style_subject"], "severity": row["severity"], "expression": row["expression"],
             "phase": "" if row["phase"] is None or pd.isna(row["phase"]) else row["phase"],
-            "eface": _float(row["eface"]),
+            "eface": optional_float(row["eface"]),
         }
         if self.prepare_dir is not None:
             item["style"] = load_crop(self.prepare_dir / row["style_path"])
