@@ -28,6 +28,34 @@ class IRLayout(enum.Enum):
     INSIGHTFACE = "insightface"  # TreB1eN/InsightFace_Pytorch: BN-conv-PReLU-conv-BN, affine final BN1d
 
 
+class LandmarkInput(enum.Enum):
+    """What the 68-point MobileFaceNet (E_LM and D_LM) is fed."""
+
+    BGR_01 = "bgr_01"  # what it was trained on (pytorch_face_landmark): BGR, x / 255 (paper, default)
+    RGB_PM1 = "rgb_pm1"  # the CCFExp authors' code: the generator's RGB [-1, 1] tensor unchanged
+
+
+class TokenLayout(enum.Enum):
+    """How a (B, C, 7, 7) feature map becomes 49 tokens."""
+
+    TRANSPOSE = "transpose"  # (B, 49, C): one token per position (paper: "flatten and rearrange")
+    VIEW = "view"  # the authors' landmark tokens: the channel-major buffer reshaped to (B, 49, C)
+
+
+class FusionQuery(enum.Enum):
+    """The queries of the cross-fusion attentions."""
+
+    PROJECTED = "projected"  # Eq. 6: Q = F W^Q, a learnable W^Q per stream (paper, default)
+    RAW = "raw"  # the authors' Condition_Adapter: the stream's tokens themselves
+
+
+class PatchStats(enum.Enum):
+    """The second statistic of the DCFace baseline's k x k patch statistics."""
+
+    STD = "std"  # standard deviation sqrt(E[x^2] - mean^2) (DCFace paper, fpsynth default)
+    MEAN_MINUS_SQUARE = "mean_minus_square"  # the DCFace code: mean - E[x^2] (a defect, kept as a switch)
+
+
 @dataclasses.dataclass(frozen=True)
 class UNetConfig:
     """The DCFace/ADM (guided-diffusion) U-Net at 112x112."""
