@@ -48,12 +48,28 @@ class SamplerKind(enum.Enum):
     DPM_SOLVER_PP = "dpm-solver++"  # diffusers' DPMSolverMultistepScheduler, configured from our betas
 
 
+class DirectionEps(enum.Enum):
+    """The noise in DDIM's "direction pointing to x_t" term once the predicted x0 is clipped."""
+
+    NETWORK = "network"  # the network's eps (DDIM Eq. 12; the authors: use_clipped_model_output=False)
+    CLIPPED = "clipped"  # the eps implied by the clipped x0 (ADM's way; fpsynth before 0.2)
+
+
+class NoiseDraw(enum.Enum):
+    """Where the sampler's Gaussian draws come from."""
+
+    PER_ITEM = "per_item"  # one generator per item: an item's image never depends on its batch (default)
+    PER_BATCH = "per_batch"  # the authors': ONE generator seeded with the batch's first seed, (B, ...) per draw
+
+
 @dataclasses.dataclass(frozen=True)
 class SamplerConfig:
     kind: SamplerKind = SamplerKind.DDIM
     steps: int = 50
     eta: float = 1.0  # DDIM only: 0 deterministic, 1 DDPM-like (the authors' setting)
     clip_x0: bool = True  # clip the predicted x0 to [-1, 1] at every step
+    direction_eps: DirectionEps = DirectionEps.NETWORK  # DDIM only
+    noise: NoiseDraw = NoiseDraw.PER_ITEM
 
     def __post_init__(self) -> None:
         if self.steps < 1:

@@ -9,15 +9,19 @@ caller and reused at every step:
 
 Determinism: every batch item has its own ``torch.Generator``; its initial noise and its DDIM
 noise come from it alone, so an item's image does not depend on the batch it is sampled in.
+``SamplerConfig.noise = per_batch`` reproduces the authors' generation instead: one generator
+seeded with the first item's seed, every draw a (B, 3, H, W) tensor from it (torch.manual_seed(seed)
+then torch.randn, as their DDIMPipeline does), so images depend on the batch composition.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 
 import torch
 
-from fpsynth.diffusion.config import SamplerConfig, SamplerKind
+from fpsynth.diffusion.config import DirectionEps, NoiseDraw, SamplerConfig, SamplerKind
 from fpsynth.diffusion.schedule import NoiseSchedule
 
 EpsFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (x_t (B, C, H, W), t (B,)) -> eps
@@ -28,10 +32,18 @@ def item_generators(seeds: Sequence[int], device: torch.device | str = "cpu") ->
     return [torch.Generator(device).manual_seed(int(s)) for s in seeds]
 
 
-def _per_item_noise(generators: Sequence[torch.Generator], shape: tuple[int, ...], device: torch.device | str) -> torch.Tensor:
-    """(B, *shape) standard normal, row i drawn from generators[i]."""
-    rows = [torch.randn(shape, generator=g, device=g.device) for g in generators]
-    return torch.stack(rows).to(device)
+class NoiseSource:
+    """(B, *shape) standard normal draws: row i from generators[i], or all rows from generators[0]."""
+
+    def __init__(self, generators: Sequence[torch.Generator], per_batch: bool = False) -> None:
+        self.generators, self.per_batch = list(generators), per_batch
+
+    def draw(self, shape: tuple[int, ...], device: torch.device | str) -> torch.Tensor:
+        if self.per_batch:
+            g = self.generators[0]
+            return torch.randn((len(self.generators), *shape), generator=g, device=g.device).to(device)
+        rows = [torch.randn(shape, generator=g, device=g.device) for g in self.generators]
+        return torch.stack(rows).to(device)
 
 
 def ddim_timesteps(num_timesteps: int, steps: int) -> list[int]:
@@ -42,10 +54,47 @@ def ddim_timesteps(num_timesteps: int, steps: int) -> list[int]:
     return [i * stride for i in reversed(range(steps))]
 
 
+@dataclasses.dataclass
+class DDIMStep:
+    prev_sample: torch.Tensor  # x_{t_prev} (B, C, H, W)
+    pred_x0: torch.Tensor  # the (clipped) predicted x0 (B, C, H, W)
+
+
+def ddim_step(
+    x: torch.Tensor, eps: torch.Tensor, ab_t: float, ab_prev: float, cfg: SamplerConfig, z: torch.Tensor | None
+) -> DDIMStep:
+    """One DDIM update (Song et al. 2021, Eq. 12 and 16) from x_t with the network's ``eps``.
+
+    ``ab_t``/``ab_prev`` are alpha_bar at t and at the next (lower) timestep, 1.0 past the last
+    one; ``z`` (B, C, H, W) is the Gaussian draw, used when sigma_t > 0.
+    """
+    # (1) predicted x0 (paper Eq. 7, DDIM Eq. 12 "predicted x_0"), clipped to the data range
+    x0 = (x - (1 - ab_t) ** 0.5 * eps) / ab_t**0.5
+    if cfg.clip_x0:
+        x0 = x0.clamp(-1, 1)
+        if cfg.direction_eps is DirectionEps.CLIPPED:
+            # (2) optionally the noise consistent with the clipped x0 (ADM's way); by default the
+            # direction term keeps the network's eps, as DDIM and the authors' sampler do
+            eps = (x - ab_t**0.5 * x0) / (1 - ab_t) ** 0.5
+    # (3) sigma_t (DDIM Eq. 16): eta = 0 deterministic, eta = 1 the DDPM posterior variance
+    sigma = cfg.eta * ((1 - ab_prev) / (1 - ab_t)) ** 0.5 * (1 - ab_t / ab_prev) ** 0.5
+    # (4) direction pointing to x_t (DDIM Eq. 12)
+    direction = max(1 - ab_prev - sigma**2, 0.0) ** 0.5 * eps
+    # (5) x_{t-1} = sqrt(ab_prev) x0 + direction + sigma z
+    prev = ab_prev**0.5 * x0 + direction
+    if sigma > 0:
+        if z is None:
+            raise ValueError("a DDIM step with eta > 0 needs its Gaussian draw z")
+        prev = prev + sigma * z.to(prev.dtype)
+    return DDIMStep(prev, x0)
+
+
 def ddim_sample(
-    eps_fn: EpsFn, schedule: NoiseSchedule, cfg: SamplerConfig, x_T: torch.Tensor, generators: Sequence[torch.Generator]
+    eps_fn: EpsFn, schedule: NoiseSchedule, cfg: SamplerConfig, x_T: torch.Tensor,
+    generators: Sequence[torch.Generator] | NoiseSource,
 ) -> torch.Tensor:
-    """DDIM (Song et al. 2021, Eq. 12 and 16) from x_T (B, C, H, W) down to x_0."""
+    """DDIM from x_T (B, C, H, W) down to x_0: :func:`ddim_step` at 980, 960, ..., 0 (T=1000, 50 steps)."""
+    noise = generators if isinstance(generators, NoiseSource) else NoiseSource(generators)
     ab = schedule.alphas_cumprod  # float64 (T,)
     ts = ddim_timesteps(schedule.num_timesteps, cfg.steps)
     x = x_T
@@ -53,20 +102,8 @@ def ddim_sample(
         ab_t = float(ab[t])
         ab_prev = float(ab[ts[i + 1]]) if i + 1 < len(ts) else 1.0  # past the last step: alpha_bar = 1
         eps = eps_fn(x, torch.full((x.shape[0],), t, device=x.device, dtype=torch.long))
-        # (1) predicted x0 (paper Eq. 7, DDIM Eq. 12 "predicted x_0"), clipped to the data range
-        x0 = (x - (1 - ab_t) ** 0.5 * eps) / ab_t**0.5
-        if cfg.clip_x0:
-            x0 = x0.clamp(-1, 1)
-            # (2) the noise consistent with the clipped x0, as ADM does, so both terms agree
-            eps = (x - ab_t**0.5 * x0) / (1 - ab_t) ** 0.5
-        # (3) sigma_t (DDIM Eq. 16): eta = 0 deterministic, eta = 1 the DDPM posterior variance
-        sigma = cfg.eta * ((1 - ab_prev) / (1 - ab_t)) ** 0.5 * (1 - ab_t / ab_prev) ** 0.5
-        # (4) direction pointing to x_t (DDIM Eq. 12)
-        direction = max(1 - ab_prev - sigma**2, 0.0) ** 0.5 * eps
-        # (5) x_{t-1} = sqrt(ab_prev) x0 + direction + sigma z, z drawn per item
-        x = ab_prev**0.5 * x0 + direction
-        if sigma > 0:
-            x = x + sigma * _per_item_noise(generators, tuple(x.shape[1:]), x.device).to(x.dtype)
+        z = noise.draw(tuple(x.shape[1:]), x.device) if cfg.eta > 0 and ab_prev < 1.0 else None
+        x = ddim_step(x, eps, ab_t, ab_prev, cfg, z).prev_sample
     return x
 
 
@@ -102,9 +139,10 @@ def sample(
     device: torch.device | str = "cpu",
 ) -> torch.Tensor:
     """Images (len(generators), *shape) in [-1, 1] (clipped) from pure noise."""
-    x_T = _per_item_noise(generators, shape, device)
+    noise = NoiseSource(generators, per_batch=cfg.noise is NoiseDraw.PER_BATCH)
+    x_T = noise.draw(shape, device)
     if cfg.kind is SamplerKind.DDIM:
-        x = ddim_sample(eps_fn, schedule, cfg, x_T, generators)
+        x = ddim_sample(eps_fn, schedule, cfg, x_T, noise)
     else:
         x = dpm_solver_pp_sample(eps_fn, schedule, cfg, x_T)
     return x.clamp(-1, 1)

@@ -4,10 +4,15 @@ Data flow for a batch of (style image x0, identity image x_id), all (B, 3, 112, 
 
     frozen (no grad, once per batch)        trainable
     F_ID(x0), F_Face(x0) -> deviation  -----> ExpressionAdapter -> exp tokens (B, 49, E) --+
-    E_LM(x0) 7x7x512 map -> lm tokens (B, 49, 512) ----------------------------------------+--> fusion -> tokens (B, 147, cond)
-                                             E_ID(x_id) -> id tokens (B, 49, E) ------------+
-                                                       -> scaled f_ID (B, 4*base) -> added to the time embedding
-    U-Net(x_t, t, tokens, f_ID) -> eps (B, 3, 112, 112) [+ learned-range variance (B, 3, 112, 112)]
+    E_LM(x0) 7x7x512 map -> lm tokens (B, 49, 512) ----------------------------------------+--> fusion -> tokens (B, 147, D)
+                                             E_ID(x_id) -> id tokens (B, 49, E) ------------+        |
+                                                       -> scaled f_ID (B, 4*base) ---+      context_proj (1x1 Conv1d D -> 2C)
+    U-Net(x_t, t, context (B, 2C, 147), f_ID added to the time embedding) -> eps (B, 3, 112, 112)
+                                                              [+ learned-range variance (B, 3, 112, 112)]
+
+Module names follow the authors' where they have a counterpart, so published checkpoints map by a
+rename table (``fpsynth.published.mapping``); the switches of ``ModelConfig`` that differ between
+the paper and the authors' code are set together by a profile (``fpsynth.models.profiles``).
 
 The DCFace variant replaces the expression and landmark streams by the patch statistics of the
 frozen ir50-id's early map of x0. The frozen networks also serve the losses: ``recognize`` is the
@@ -49,7 +54,7 @@ class StyleFeatures:
     """What the frozen networks extract from the style image x0 (no grad)."""
 
     deviation: torch.Tensor | None  # (B, E) F_Face(x0) - F_ID(x0)            [ccfexp]
-    landmark_tokens: torch.Tensor | None  # (B, 49, 512) E_LM(x0)              [ccfexp with landmarks]
+    landmark_tokens: torch.Tensor | None  # (B, 49, 512) E_LM(x0), laid out by cfg.landmark_tokens [ccfexp with landmarks]
     early_map: torch.Tensor | None  # (B, C1, 56, 56) ir50-id first stage        [dcface]
 
 
@@ -63,8 +68,9 @@ class FrozenFeatures:
 class Conditions:
     """Output of the trainable condition encoders, fed to every U-Net call of a batch."""
 
-    tokens: torch.Tensor  # (B, L, cond_dim): 147 (ccfexp), 98 (no landmarks), 49 + 1 + k^2 (dcface)
-    id_embedding: torch.Tensor  # (B, 4*base) scale * f_ID, added to the time embedding
+    tokens: torch.Tensor  # (B, L, D) fused: 147 (ccfexp), 98 (no landmarks), 49 + 1 + k^2 (dcface)
+    context: torch.Tensor  # (B, 2C, L) the tokens through context_proj: keys/values of every attention layer
+    id_embedding: torch.Tensor  # (B, 4*base) scale * (f_ID + P_0), added to the time embedding ("stylemod")
 
 
 @dataclasses.dataclass
@@ -75,13 +81,12 @@ class Prediction:
 
 class CCFExp(nn.Module):
     FROZEN = ("id_net", "face_net", "landmark_net")
-    TRAINABLE = ("unet", "id_encoder", "exp_adapter", "style_encoder", "fusion")
+    TRAINABLE = ("unet", "id_encoder", "exp_adapter", "style_encoder", "fusion", "context_proj")
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.cfg = cfg
         emb, c_last = cfg.identity_ir.embedding_dim, cfg.identity_ir.stage_channels[-1]
-        cond_dim = cfg.unet.cond_dim
         self.unet = UNet(cfg.unet)
         self.id_encoder = IdentityEncoder(cfg.identity_ir, cfg.id_scale_init)
         self.id_net = IResNet(cfg.identity_ir)  # frozen: F_ID, the identity-loss f, DCFace's style map
@@ -90,15 +95,20 @@ class CCFExp(nn.Module):
             self.face_net = IResNet(cfg.expression_ir)  # frozen F_Face
             streams = {"id": c_last, "exp": emb}
             if cfg.use_landmarks:
-                self.landmark_net = MobileFaceNet()  # frozen E_LM and D_LM
+                self.landmark_net = MobileFaceNet(cfg.landmark_input)  # frozen E_LM and D_LM
                 streams["lm"] = LANDMARK_MAP_CHANNELS
             ring = RING_WITH_LANDMARKS if cfg.use_landmarks else RING_WITHOUT_LANDMARKS
             self.fusion: nn.Module = (
-                CrossFusion(streams, ring, cfg.fusion, cond_dim) if cfg.cross_fusion else ConcatFusion(streams, cond_dim)
+                CrossFusion(streams, ring, cfg.fusion) if cfg.cross_fusion else ConcatFusion(streams, cfg.fusion.dim)
             )
         else:
-            self.style_encoder = PatchStatEncoder(cfg.identity_ir.stage_channels[0], cfg.fusion.dim, cfg.dcface_grid)
-            self.fusion = ConcatFusion({"id": c_last, "style": cfg.fusion.dim}, cond_dim)
+            self.style_encoder = PatchStatEncoder(
+                cfg.identity_ir.stage_channels[0], cfg.fusion.dim, cfg.dcface_grid,
+                stats=cfg.dcface_stats, style_dropout=cfg.dcface_style_dropout,
+            )
+            self.fusion = ConcatFusion({"id": c_last, "style": cfg.fusion.dim}, cfg.fusion.dim)
+        # ONE projection of the fused tokens for every attention layer (the authors' cross_attn_adapter)
+        self.context_proj = nn.Conv1d(cfg.fusion.dim, 2 * cfg.unet.attention_width, 1)
         for module in self.frozen_modules().values():
             module.requires_grad_(False)
             module.eval()
@@ -162,7 +172,7 @@ class CCFExp(nn.Module):
         landmarks = lm_tokens = None
         if self.has_landmarks:
             landmarks, lm_map = self.landmark_net(x0)
-            lm_tokens = map_to_tokens(lm_map)  # (B, 49, 512)
+            lm_tokens = map_to_tokens(lm_map, self.cfg.landmark_tokens)  # (B, 49, 512)
         return StyleFeatures(deviation, lm_tokens, ident.early_map), ident.embedding, landmarks
 
     # ------------------------------------------------------------------ trainable conditions and denoising
@@ -170,6 +180,10 @@ class CCFExp(nn.Module):
     def conditions(self, x_id: torch.Tensor, style: StyleFeatures) -> Conditions:
         """Trainable encoders: identity image + frozen style features -> U-Net conditions."""
         id_embedding, id_tokens = self.id_encoder(x_id)  # (B, E), (B, 49, E)
+        return self.conditions_from_tokens(id_embedding, id_tokens, style)
+
+    def conditions_from_tokens(self, id_embedding: torch.Tensor, id_tokens: torch.Tensor, style: StyleFeatures) -> Conditions:
+        """E_ID's outputs (B, E), (B, 49, E) + frozen style features -> fused tokens and U-Net context."""
         streams = {"id": id_tokens}
         if self.cfg.variant is Variant.DCFACE:
             streams["style"] = self.style_encoder(style.early_map)
@@ -177,11 +191,13 @@ class CCFExp(nn.Module):
             streams["exp"] = self.exp_adapter(style.deviation)
             if self.has_landmarks:
                 streams["lm"] = style.landmark_tokens
-        return Conditions(tokens=self.fusion(streams), id_embedding=id_embedding)
+        tokens = self.fusion(streams)  # (B, L, D)
+        context = self.context_proj(tokens.transpose(1, 2))  # (B, 2C, L)
+        return Conditions(tokens=tokens, context=context, id_embedding=id_embedding)
 
     def predict(self, x_t: torch.Tensor, t: torch.Tensor, cond: Conditions) -> Prediction:
         """x_t (B, 3, H, W), t (B,) int -> eps and the variance channels."""
-        out = self.unet(x_t, t, cond.tokens, cond.id_embedding)
+        out = self.unet(x_t, t, cond.context, cond.id_embedding)
         eps, variance = out.split(3, dim=1)
         return Prediction(eps, variance)
 

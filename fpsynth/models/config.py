@@ -73,7 +73,6 @@ class UNetConfig:
     # get attention: 16 is the first 7x7 level, in the down path, the up path and the middle block.
     attention_ds: tuple[int, ...] = (16,)
     num_head_channels: int = 64
-    cond_dim: int = 512  # width of the condition tokens joined to the attention keys/values
     dropout: float = 0.0
     norm_groups: int = 32
 
@@ -89,6 +88,18 @@ class UNetConfig:
         downs = len(self.channel_mult) - 1 - len(self.skip_resample_levels)
         if self.image_size % (2**downs):
             raise ValueError(f"image_size {self.image_size} is not divisible by 2**{downs}")
+        widths = {self.model_channels * m for i, m in enumerate(self.channel_mult) if 2**i in self.attention_ds}
+        widths.add(self.model_channels * self.channel_mult[-1])  # the middle block's attention
+        if len(widths) != 1:
+            raise ValueError(
+                f"attention layers of widths {sorted(widths)}: one shared projection of the condition "
+                f"tokens feeds every attention layer, so attention_ds must pick levels of the middle width"
+            )
+
+    @property
+    def attention_width(self) -> int:
+        """C of every attention layer; the projected condition tokens have 2C channels."""
+        return self.model_channels * self.channel_mult[-1]
 
     @property
     def time_embed_dim(self) -> int:
@@ -113,8 +124,9 @@ class IRConfig:
 class FusionConfig:
     """Cross-fusion (paper 3.3): ring attention between the condition token streams."""
 
-    dim: int = 512  # width of the query/key/value spaces (Eq. 6)
+    dim: int = 512  # width of the query/key/value spaces (Eq. 6) and of the fused tokens
     heads: int = 4  # the authors' code uses 4 heads
+    query: FusionQuery = FusionQuery.PROJECTED  # Eq. 6's W^Q; RAW = the authors' code
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,6 +143,13 @@ class ModelConfig:
     expression_tokens: int = 49  # E_Exp: 1x1 Conv1d, 1 -> this many channels
     id_scale_init: float = 0.001  # learnable scale of f_ID before it joins the time embedding
     fusion: FusionConfig = FusionConfig()
+    # Where the paper and the authors' code disagree the paper is the default and the code's way
+    # a switch; the ``ccfexp-authors`` / ``dcface-authors`` profiles (fpsynth.models.profiles) set them.
+    landmark_input: LandmarkInput = LandmarkInput.BGR_01  # what E_LM / D_LM are fed
+    landmark_tokens: TokenLayout = TokenLayout.TRANSPOSE  # E_LM's 7x7x512 map -> 49 tokens
+    dcface_stats: PatchStats = PatchStats.STD  # DCFace baseline: the second patch statistic
+    dcface_style_dropout: float = 0.3  # DCFace baseline: dropout on the style map (training only)
+    profile: str = "fpsynth"  # the name of the profile these switches came from (recorded everywhere)
 
     def __post_init__(self) -> None:
         if self.dcface_grid not in (3, 5):
@@ -160,7 +179,7 @@ def tiny_model_config(**changes: object) -> ModelConfig:
     128, IR stages of one unit each and widths 16..128 with a 128-d embedding.
     """
     cfg = ModelConfig(
-        unet=UNetConfig(model_channels=32, num_head_channels=32, cond_dim=128),
+        unet=UNetConfig(model_channels=32, num_head_channels=32),
         identity_ir=IRConfig(stage_units=(1, 1, 1, 1), stage_channels=(16, 32, 64, 128), embedding_dim=128),
         expression_ir=IRConfig(stage_units=(1, 1, 1, 1), stage_channels=(16, 32, 64, 128), embedding_dim=128),
         fusion=FusionConfig(dim=128, heads=4),

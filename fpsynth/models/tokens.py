@@ -6,9 +6,18 @@ import math
 
 import torch
 
+from fpsynth.models.config import TokenLayout
 
-def map_to_tokens(fmap: torch.Tensor) -> torch.Tensor:
-    """(B, C, H, W) feature map -> (B, H*W, C) tokens in row-major spatial order."""
+
+def map_to_tokens(fmap: torch.Tensor, layout: TokenLayout = TokenLayout.TRANSPOSE) -> torch.Tensor:
+    """(B, C, H, W) feature map -> (B, H*W, C) tokens.
+
+    TRANSPOSE: token i is the C-vector at position i (row-major). VIEW: the authors' landmark
+    tokens, the channel-major buffer reshaped (token i mixes C/(H*W) channels over all positions).
+    """
+    if layout is TokenLayout.VIEW:
+        b, c, h, w = fmap.shape
+        return fmap.reshape(b, h * w, c)
     return fmap.flatten(2).transpose(1, 2)
 
 

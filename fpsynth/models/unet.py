@@ -5,9 +5,12 @@ residual block per level, scale-shift norm, residual up/down-sampling with the f
 downsampling skipped so the levels run at 112, 56, 28, 14, 7, 7, attention at the first 7x7
 level (ds=16: down path, middle block, up path) with 64-channel heads, 6 output channels.
 
-Conditioning (GLIDE style): every attention layer projects the condition tokens with its own
-``encoder_kv`` (1x1 Conv1d, cond_dim -> 2C) and joins them to the image tokens' keys and values;
-a per-sample vector (the scaled identity feature f_ID) is added to the time embedding.
+Conditioning (GLIDE style, as the authors' ``crossatt_and_stylemod``): the condition tokens arrive
+already projected to 2C channels by ONE shared 1x1 Conv1d outside the U-Net (``CCFExp.context_proj``,
+the authors' ``cross_attn_adapter``), and that one tensor is joined to the image tokens' keys and
+values in every attention layer, split per head (head h: channels [2hc, 2hc + c) are keys, the next
+c values). Hence every attention layer has the same width C (``UNetConfig.attention_width``). A
+per-sample vector (the scaled identity feature f_ID, "stylemod") is added to the time embedding.
 
 Module and parameter names follow guided-diffusion (``time_embed``, ``input_blocks.N``,
 ``middle_block``, ``output_blocks.N``, ``out``; ``in_layers``/``emb_layers``/``out_layers``/
@@ -51,17 +54,17 @@ class TimestepBlock(nn.Module):
 class AttentionBlock(nn.Module):
     """Self-attention over the image tokens, with condition tokens joined to keys and values.
 
-    x (B, C, H, W), context (B, cond_dim, L) -> (B, C, H, W). Heads of ``head_channels``.
+    x (B, C, H, W), context (B, 2C, L) projected condition tokens -> (B, C, H, W). Heads of
+    ``head_channels``.
     """
 
-    def __init__(self, channels: int, head_channels: int, cond_dim: int, norm_groups: int) -> None:
+    def __init__(self, channels: int, head_channels: int, norm_groups: int) -> None:
         super().__init__()
         if channels % head_channels:
             raise ValueError(f"attention width {channels} is not divisible by head width {head_channels}")
         self.heads = channels // head_channels
         self.norm = nn.GroupNorm(norm_groups, channels)
         self.qkv = nn.Conv1d(channels, 3 * channels, 1)
-        self.encoder_kv = nn.Conv1d(cond_dim, 2 * channels, 1)
         self.proj_out = zero_module(nn.Conv1d(channels, channels, 1))
 
     def forward(self, x: torch.Tensor, context: torch.Tensor | None) -> torch.Tensor:
@@ -71,7 +74,7 @@ class AttentionBlock(nn.Module):
         qkv = self.qkv(self.norm(x))  # (B, 3C, T), head-major: [q k v] of head 0, then head 1, ...
         q, k, v = qkv.reshape(n, 3 * ch, -1).split(ch, dim=1)  # each (B*heads, ch, T)
         if context is not None:
-            ek, ev = self.encoder_kv(context).reshape(n, 2 * ch, -1).split(ch, dim=1)  # (B*heads, ch, L)
+            ek, ev = context.reshape(n, 2 * ch, -1).split(ch, dim=1)  # (B*heads, ch, L)
             k = torch.cat([ek, k], dim=-1)  # (B*heads, ch, L+T)
             v = torch.cat([ev, v], dim=-1)
         h = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))  # (B*heads, T, ch)
@@ -143,7 +146,7 @@ class UNet(nn.Module):
             return ResBlock(cin, ted, cout, drop, g, **kw)
 
         def attn(ch: int) -> AttentionBlock:
-            return AttentionBlock(ch, cfg.num_head_channels, cfg.cond_dim, g)
+            return AttentionBlock(ch, cfg.num_head_channels, g)
 
         self.time_embed = nn.Sequential(nn.Linear(mc, ted), nn.SiLU(), nn.Linear(ted, ted))
 
@@ -186,11 +189,12 @@ class UNet(nn.Module):
     def forward(
         self, x: torch.Tensor, t: torch.Tensor, context: torch.Tensor | None = None, emb_add: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """x (B, in, H, W), t (B,) int, context (B, L, cond_dim), emb_add (B, 4*base) -> (B, out, H, W)."""
+        """x (B, in, H, W), t (B,) int, context (B, 2 * attention_width, L) projected condition
+        tokens, emb_add (B, 4*base) -> (B, out, H, W)."""
         emb = self.time_embed(timestep_embedding(t, self.cfg.model_channels))  # (B, 4*base)
         if emb_add is not None:
             emb = emb + emb_add
-        ctx = context.transpose(1, 2) if context is not None else None  # (B, cond_dim, L) for the Conv1d
+        ctx = context
         hs = []
         h = x
         for block in self.input_blocks:
