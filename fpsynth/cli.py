@@ -161,9 +161,18 @@ def config_show(config: ConfigOpt = DEFAULT_CONFIG, set_: SetOpt = None) -> None
     sys.stdout.write(to_toml(_load(config, set_)))
 
 
-@app.command()
-def weights(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+weights_app = typer.Typer(
+    help="The pretrained networks fpsynth uses, and import of the authors' published checkpoints.",
+    invoke_without_command=True,
+)
+app.add_typer(weights_app, name="weights")
+
+
+@weights_app.callback()
+def weights(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """List the pretrained networks fpsynth can use, where each comes from and its config key."""
+    if ctx.invoked_subcommand is not None:
+        return
     from fpsynth.weights import all_weight_specs
 
     specs = all_weight_specs()
@@ -176,6 +185,32 @@ def weights(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     for s in specs:
         table.add_row(s.name, s.config_key, ", ".join(s.files), s.source)
     Console().print(table)
+
+
+@weights_app.command("import")
+@_user_errors
+def weights_import(
+    file: Annotated[Path, typer.Argument(help="A published checkpoint: CCFExp.ckpt, dcface_3x3.ckpt, dcface_5x5.ckpt.")],
+    kind: Annotated[str, typer.Option(help="auto, ccfexp, dcface-3x3 or dcface-5x5.")] = "auto",
+    workspace: Workspace = DEFAULT_WORKSPACE,
+    out: Annotated[Optional[Path], typer.Option(help="Output folder root (default: WORKSPACE/published).")] = None,
+    force: ForceOpt = False,
+) -> None:
+    """Turn a published checkpoint into a self-contained fpsynth checkpoint (safetensors + JSON)."""
+    from fpsynth.published.importer import PUBLISHED_DIR, import_published
+
+    root = out if out is not None else Path(workspace) / PUBLISHED_DIR
+    folder, source, reused = import_published(file, root, kind=kind, force=force)
+    console.print(f"{'already imported' if reused else 'imported'}: {file} ({source['kind']}, sha256 "
+                  f"{source['sha256'][:12]}...) -> {folder}", highlight=False)
+    console.print(f"profile: {source['profile']} (the authors' behaviour; see README, 'Profiles')", highlight=False)
+    console.print(f"mapped {source['mapped_keys']} tensors: " +
+                  ", ".join(f"{m} {n}" for m, n in source["mapped"].items()), highlight=False)
+    for prefix, left in source["left"].items():
+        console.print(f"left {left['keys']} tensors {prefix}*: {left['reason']}", highlight=False)
+    if source.get("refused_globals"):
+        console.print("not unpickled (inert placeholders): " + ", ".join(source["refused_globals"]), highlight=False)
+    sys.stdout.write(str(folder) + "\n")
 
 
 def _version(value: bool) -> None:

@@ -20,6 +20,8 @@ COLUMNS = (
     ("seed", "the item's noise seed, derived from (run seed, item id) alone"),
     ("sampler / steps / eta", "the sampler and its settings"),
     ("checkpoint / checkpoint_step", "sha256 of the model weights, and their training step"),
+    ("profile", "the model's behaviour profile: fpsynth (the paper), or ccfexp-authors / dcface-authors "
+     "(a published checkpoint computing what the authors' code computes)"),
     ("device / precision / batch_size", "where the image was made (see Reproducing)"),
     ("image_sha256", "sha256 of the PNG file"),
     ("synthetic", "always true: the image is generated"),
@@ -72,7 +74,8 @@ configs:
 - **images:** {counts.images}, from {len(counts.identities)} identities and {len(counts.style_frames)} style frames
   of {len(counts.style_subjects)} patients; identity photos rejected: {n_identity_rejects} (`identity_rejects.parquet`)
 - **model:** checkpoint `{checkpoint.get('path')}` at step {checkpoint.get('step')},
-  weights sha256 `{checkpoint.get('sha256')}` ({'EMA' if gen.ema else 'raw'} U-Net weights)
+  weights sha256 `{checkpoint.get('sha256')}` ({'EMA' if gen.ema else 'raw'} U-Net weights),
+  profile `{checkpoint.get('profile', 'fpsynth')}`
 - **sampler:** {sampler.kind.value}, {sampler.steps} steps{eta}; made on {devices}
 
 ## Images per expression and severity

@@ -88,7 +88,12 @@ def run(cfg: Any, workspace: Path, force: bool = False) -> dict[str, Any]:
 
 def _checkpoint_path(given: Path | None, workspace: Path) -> Path:
     if given is not None:
-        return Path(given)
+        given = Path(given).expanduser()
+        if given.is_file():  # a published checkpoint (CCFExp.ckpt, ...): imported once into the workspace
+            from fpsynth.published.importer import PUBLISHED_DIR, import_published
+
+            return import_published(given, Path(workspace) / PUBLISHED_DIR)[0]
+        return given
     from fpsynth.train.checkpoint import latest_checkpoint
 
     latest = latest_checkpoint(workspace)
@@ -159,7 +164,8 @@ def _run_settings(cfg: Any, plan: Plan, loaded: Any, checkpoint: Path | None) ->
     run_key = hashlib.sha256(json.dumps(decisive, sort_keys=True).encode()).hexdigest()
     step = loaded.state.get("step") if isinstance(loaded.state, dict) else None
     return {"run_key": run_key, **decisive, "fpsynth": __version__,
-            "checkpoint": {"path": str(checkpoint) if checkpoint else None, "sha256": loaded.sha256, "step": step},
+            "checkpoint": {"path": str(checkpoint) if checkpoint else None, "sha256": loaded.sha256, "step": step,
+                           "profile": getattr(getattr(loaded.model, "cfg", None), "profile", "fpsynth")},
             "shards": plan.n_shards, "shard_size": plan.shard_size}
 
 
@@ -198,7 +204,7 @@ def _make_shards(out: Path, plan: Plan, synth: Synthesizer, identities: Identiti
     batch_size = synth.batch_size(divides=plan.shard_size)
     info = RunInfo(run_key, synth.sampler.kind.value, synth.sampler.steps, synth.sampler.eta,
                    settings["checkpoint_sha256"], settings["checkpoint"]["step"], synth.device.type,
-                   synth.precision, batch_size)
+                   synth.precision, batch_size, settings["checkpoint"]["profile"])
     start = time.perf_counter()
     label = f"generate ({worker.describe()}, batch {batch_size}, {synth.device})"
     runtime = synth.runtime

@@ -49,7 +49,7 @@ METADATA = pa.schema([
     *[f for f in PLAN if f.name != "style_path"],
     ("style_path", pa.string()),  # relative to the prepare folder the run read (WORKSPACE/prepare)
     ("sampler", pa.string()), ("steps", pa.int32()), ("eta", pa.float32()),
-    ("checkpoint", pa.string()), ("checkpoint_step", pa.int64()),
+    ("checkpoint", pa.string()), ("checkpoint_step", pa.int64()), ("profile", pa.string()),
     ("device", pa.string()), ("precision", pa.string()), ("batch_size", pa.int32()),
     ("image_sha256", pa.string()), ("synthetic", pa.bool_()),
 ])
@@ -68,6 +68,7 @@ class RunInfo:
     device: str  # "cpu" / "cuda": the noise streams differ between them
     precision: str
     batch_size: int
+    profile: str = "fpsynth"  # the model's profile (fpsynth.models.profiles): fpsynth, ccfexp-authors, ...
 
 
 def part_path(out: Path, shard: int) -> Path:
@@ -234,7 +235,7 @@ class ShardMaker:
     def _metadata(self, planned: pd.DataFrame, digests: list[str]) -> pd.DataFrame:
         info = self.info
         constant = {"sampler": info.sampler, "steps": info.steps, "eta": info.eta, "checkpoint": info.checkpoint,
-                    "checkpoint_step": info.checkpoint_step, "device": info.device, "precision": info.precision,
+                    "checkpoint_step": info.checkpoint_step, "profile": info.profile, "device": info.device, "precision": info.precision,
                     "batch_size": info.batch_size, "synthetic": True}
         meta = planned.assign(**constant, image_sha256=digests)
         return meta[METADATA.names]

@@ -107,7 +107,10 @@ def _provenance(report: dict[str, Any]) -> str:
     if model:
         random = ", ".join(model["random_init"]) or "none"
         items.append(("trained model", f"<code>{esc(model['path'])}</code>: step {num(model['step'])}, "
-                      f"sha256 {esc(str(model['sha256'])[:12])}, variant {esc(model['variant'])}; networks with random "
+                      f"sha256 {esc(str(model['sha256'])[:12])}, variant {esc(model['variant'])}, profile "
+                      f"{esc(model.get('profile', 'fpsynth'))}"
+                      + (f" (published {esc(model['published']['file'])})" if model.get("published") else "")
+                      + "; networks with random "
                       f"weights in it: {esc(random)}"))
     else:
         items.append(("trained model", "none (run <code>fpsynth train</code>): no aFID"))

@@ -178,6 +178,8 @@ def _model_info(loaded: Any) -> dict[str, Any]:
         "sha256": loaded.sha256,
         "step": state["step"],
         "variant": model["variant"],
+        "profile": model.get("profile", "fpsynth"),
+        "published": {k: state["published"][k] for k in ("file", "sha256", "kind")} if state.get("published") else None,
         "switches": {  # Table 1: GS grid size (DCFace), LM landmarks, CF cross-fusion, CD cycle diffusion
             "grid": f"{model['dcface_grid']}x{model['dcface_grid']}" if dcface else None,
             "landmarks": not dcface and model["use_landmarks"],

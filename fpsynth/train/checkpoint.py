@@ -293,7 +293,7 @@ def rebuild_model(path: Path, state: Mapping[str, Any], *, ema: bool, device: to
     except RuntimeError as exc:
         raise CheckpointError(f"{path}/{MODEL_FILE} does not fit its model config: {exc}") from exc
     digests = [digest]
-    if ema:
+    if ema and not state.get("unet_is_ema"):  # an imported published file holds the EMA U-Net only
         shadow, ema_digest = read_tensors(path, EMA_FILE, state, device)
         model.load_trainable_state_dict({**model.trainable_state_dict(), **shadow})
         digests.append(ema_digest)
@@ -310,9 +310,28 @@ class LoadedCheckpoint:
 
 
 def load_checkpoint(path: Path, *, ema: bool = True, device: torch.device | str = "cpu") -> LoadedCheckpoint:
-    """A trained CCFExp for sampling: ``path`` is a checkpoint folder (or a workspace: its latest)."""
+    """A trained CCFExp for sampling: ``path`` is a checkpoint folder (or a workspace: its latest),
+    or a published file (CCFExp.ckpt, dcface_*.ckpt), imported in memory with the authors' profile."""
+    if Path(path).expanduser().is_file():
+        return load_published(Path(path).expanduser(), device=device)
     folder = resolve_checkpoint(path)
     state = read_state(folder)
     model, digest = rebuild_model(folder, state, ema=ema, device=device)
     schedule = NoiseSchedule(from_dict(DiffusionConfig, state["diffusion_config"], "checkpoint diffusion_config"))
     return LoadedCheckpoint(model.eval(), schedule, state, digest, folder)
+
+
+def load_published(path: Path, *, device: torch.device | str = "cpu") -> LoadedCheckpoint:
+    """A published checkpoint converted in memory (``fpsynth.published.importer.convert``)."""
+    from fpsynth.published.importer import convert
+
+    converted = convert(path)
+    with torch.device("meta"):
+        model = CCFExp(converted.model_config)
+    model.load_state_dict(converted.tensors, strict=True, assign=True)
+    state = {"step": converted.source.get("global_step") or 0, "model_config": to_dict(converted.model_config),
+             "diffusion_config": to_dict(DiffusionConfig()), "unet_is_ema": True, "published": converted.source,
+             "load_records": [{"name": f"published-{converted.kind}", "path": converted.source["file"],
+                               "sha256": converted.source["sha256"], "random_init": False}]}
+    return LoadedCheckpoint(model.to(device).eval(), NoiseSchedule(DiffusionConfig()), state,
+                            converted.source["sha256"], Path(path))
