@@ -31,11 +31,13 @@ IR50_ID = register(
     WeightSpec(
         name="ir50-id",
         config_key="weights.ir50_id",
-        files=("adaface_ir50_webface4m.ckpt", "adaface_ir50_ms1mv2.ckpt", "adaface_ir50_casia.ckpt"),
+        files=("adaface_ir50_casia.ckpt", "adaface_ir50_webface4m.ckpt", "adaface_ir50_ms1mv2.ckpt"),
         expected_keys=("input_layer.0.weight", "body.0.res_layer.1.weight", "output_layer.3.weight"),
         source="the AdaFace IR-50 checkpoints of https://github.com/mk-minchul/AdaFace (README, "
-        "'Pretrained Models'; DCFace and CCFExp use the WebFace4M one), or an IR-50 in the "
-        "TreB1eN/InsightFace_Pytorch layout with train.model.identity_ir.layout = 'insightface'",
+        "'Pretrained Models'). The CCFExp authors' identity network (E_ID) and identity-loss network "
+        "are the AdaFace IR-50 trained on CASIA-WebFace (adaface_ir50_casia.ckpt); only DCFace's "
+        "trainable E_ID started from the WebFace4M one. An IR-50 in the TreB1eN/InsightFace_Pytorch "
+        "layout also loads with train.model.identity_ir.layout = 'insightface'",
     )
 )
 
@@ -82,8 +84,11 @@ class BasicBlockIR(nn.Module):
 @dataclasses.dataclass
 class IRFeatures:
     embedding: torch.Tensor  # (B, E) raw output of the final BN1d (not L2-normalised)
-    feature_map: torch.Tensor  # (B, C_last, 7, 7) output of the last stage
+    feature_map: torch.Tensor  # (B, C_last, 7, 7) output of the last stage (IR-50: body[23])
     early_map: torch.Tensor | None = None  # (B, C_first, 56, 56) output of the first stage, on request
+    # (B, C_last, 7, 7) output of the FIRST unit of the last stage (IR-50: body[21]): the map the
+    # CCFExp/DCFace authors' E_ID turns into its 49 tokens (return_spatial [21]).
+    mid_map: torch.Tensor | None = None
 
 
 class IResNet(nn.Module):
@@ -110,12 +115,17 @@ class IResNet(nn.Module):
         )
 
     def forward(self, x: torch.Tensor, keep_early: bool = False) -> IRFeatures:
-        """x (B, 3, 112, 112) RGB in [-1, 1] -> embedding (B, E), feature map (B, C, 7, 7).
+        """x (B, 3, 112, 112) RGB in [-1, 1] -> :class:`IRFeatures`.
 
-        ``keep_early`` also returns the first stage's output (IR-50: (B, 64, 56, 56)), the
-        "early feature map" whose patch statistics are DCFace's style condition.
+        embedding (B, E) (raw BatchNorm1d output), feature_map (B, C, 7, 7) (last stage, what
+        ``output_layer`` consumes), mid_map (B, C, 7, 7) (first unit of the last stage: IR-50's
+        body[21], always computed, it is on the way). ``keep_early`` also returns the first
+        stage's output (IR-50: (B, 64, 56, 56) after body[2]), the "early feature map" whose patch
+        statistics are DCFace's style condition.
         """
         n_first = self.cfg.stage_units[0]
+        n_mid = sum(self.cfg.stage_units[:-1]) + 1  # units up to and including the last stage's first
         early = self.body[:n_first](self.input_layer(to_ir_input(x)))
-        fmap = self.body[n_first:](early)
-        return IRFeatures(self.output_layer(fmap), fmap, early if keep_early else None)
+        mid = self.body[n_first:n_mid](early)
+        fmap = self.body[n_mid:](mid)
+        return IRFeatures(self.output_layer(fmap), fmap, early if keep_early else None, mid)

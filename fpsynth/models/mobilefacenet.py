@@ -8,10 +8,16 @@ blocks), ``conv_23``, ``conv_34``, ``conv_45`` (depth-wise units: ``conv``, ``co
 512 -> 136 without bias, ``bn`` BatchNorm1d(136)). The public ``mobilefacenet_model_best.pth.tar``
 is a dict whose ``state_dict`` holds exactly these keys.
 
-Input: 112x112 **BGR in [0, 1]** (the repository's demo: ``cv2`` image / 255). The CCFExp
-authors fed [-1, 1] RGB instead, a defect fpsynth does not repeat: :func:`to_landmark_input` is
-the one conversion from fpsynth images, and ``forward`` applies it. Output: 136 values = 68 (x, y)
-pairs, normalised to [0, 1] of the 112x112 input (multiply by 112 for crop pixels).
+Input convention (:class:`~fpsynth.models.config.LandmarkInput`), applied by
+:func:`to_landmark_input` inside ``forward`` so callers pass fpsynth images (RGB in [-1, 1]):
+
+- ``BGR_01`` (default; the paper's, i.e. what the network was trained on): 112x112 **BGR in
+  [0, 1]**, the repository's demo (``cv2`` image / 255).
+- ``RGB_PM1`` (the CCFExp authors' code): the generator's RGB [-1, 1] tensor unchanged; kept as a
+  switch to reproduce their numbers (``ccfexp-authors`` profile).
+
+Output: 136 values = 68 (x, y) pairs, normalised to [0, 1] of the 112x112 input (multiply by 112
+for crop pixels), and the conv_6_sep map (B, 512, 7, 7).
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from fpsynth.models.config import LandmarkInput
 from fpsynth.weights import WeightSpec, register
 
 MOBILEFACENET_68 = register(
@@ -35,8 +42,15 @@ MOBILEFACENET_68 = register(
 NUM_LANDMARKS = 68
 
 
-def to_landmark_input(x: torch.Tensor) -> torch.Tensor:
-    """fpsynth images (B, 3, H, W) RGB in [-1, 1] -> the detector's input: BGR in [0, 1]."""
+def to_landmark_input(x: torch.Tensor, convention: LandmarkInput = LandmarkInput.BGR_01) -> torch.Tensor:
+    """fpsynth images (B, 3, H, W) RGB in [-1, 1] -> the detector's input.
+
+    ``BGR_01`` (paper/training convention, default): BGR in [0, 1], ``(x.flip(1) + 1) / 2``.
+    ``RGB_PM1`` (the CCFExp authors' code): ``x`` unchanged.
+    """
+    convention = LandmarkInput(convention)
+    if convention is LandmarkInput.RGB_PM1:
+        return x
     return (x.flip(1) + 1) / 2
 
 
@@ -94,10 +108,15 @@ class GDCHead(nn.Module):
 
 
 class MobileFaceNet(nn.Module):
-    """fpsynth image (B, 3, 112, 112) -> landmarks (B, 68, 2) in [0, 1] and the (B, 512, 7, 7) map."""
+    """fpsynth image (B, 3, 112, 112) RGB [-1, 1] -> landmarks (B, 68, 2) in [0, 1] and the (B, 512, 7, 7) map.
 
-    def __init__(self) -> None:
+    ``input_convention``: what the network is fed (see :func:`to_landmark_input`); ``BGR_01`` is
+    the training/paper convention and fpsynth's default, ``RGB_PM1`` the CCFExp authors' code.
+    """
+
+    def __init__(self, input_convention: LandmarkInput = LandmarkInput.BGR_01) -> None:
         super().__init__()
+        self.input_convention = LandmarkInput(input_convention)
         self.conv1 = ConvBlock(3, 64, 3, 2, 1)  # 56x56
         self.conv2_dw = ConvBlock(64, 64, 3, 1, 1, groups=64)
         self.conv_23 = DepthWise(64, 64, 128, 2, residual=False)  # 28x28
@@ -110,7 +129,7 @@ class MobileFaceNet(nn.Module):
         self.output_layer = GDCHead(2 * NUM_LANDMARKS)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h = self.conv1(to_landmark_input(x))
+        h = self.conv1(to_landmark_input(x, self.input_convention))
         for layer in (self.conv2_dw, self.conv_23, self.conv_3, self.conv_34, self.conv_4, self.conv_45, self.conv_5):
             h = layer(h)
         fmap = self.conv_6_sep(h)  # (B, 512, 7, 7)
