@@ -65,12 +65,13 @@ def test_paper_configuration_sizes():
     with torch.device("meta"):
         model = CCFExp(ModelConfig())
     counts = {name: sum(p.numel() for p in m.parameters()) for name, m in {**model.trainable_modules(), **model.frozen_modules()}.items()}
-    assert counts["unet"] == 95_665_158
+    assert counts["unet"] == 93_563_910  # the authors' UNetModel (CCFExp.layout.json "modules")
+    assert counts["context_proj"] == 512 * 1024 + 1024  # their cross_attn_adapter: one Conv1d 512 -> 2 x 512
     assert counts["id_encoder"] == counts["id_net"] + 50 * 512 + 1  # E_ID = IR-50 + positions + scale
     assert 43e6 < counts["id_net"] == counts["face_net"] < 44e6
     assert counts["exp_adapter"] == 49 + 49  # 1x1 Conv1d, 1 -> 49
     assert 0.9e6 < counts["landmark_net"] < 1.1e6
-    assert set(model.trainable_modules()) == {"unet", "id_encoder", "exp_adapter", "fusion"}
+    assert set(model.trainable_modules()) == {"unet", "id_encoder", "exp_adapter", "fusion", "context_proj"}
 
 
 def test_tiny_configuration_size():
@@ -144,7 +145,8 @@ def test_condition_tokens_of_each_variant(changes, n_tokens):
     with torch.no_grad():
         cond = model.conditions(x_id, model.style_features(x0))
         eps = model(x0, torch.tensor([3, 700]), cond)
-    assert cond.tokens.shape == (2, n_tokens, cfg.unet.cond_dim)
+    assert cond.tokens.shape == (2, n_tokens, cfg.fusion.dim)
+    assert cond.context.shape == (2, 2 * cfg.unet.attention_width, n_tokens)
     assert cond.id_embedding.shape == (2, cfg.unet.time_embed_dim)
     assert eps.shape == (2, 3, 112, 112)
     assert model.has_landmarks == (cfg.variant is Variant.CCFEXP and cfg.use_landmarks)
@@ -179,7 +181,7 @@ def test_gradients_reach_every_trainable_module_and_no_frozen_one(variant):
     no_grad = [f"{m}.{n}" for m, mod in model.trainable_modules().items() for n, p in mod.named_parameters()
                if p.grad is None or not torch.any(p.grad != 0)]
     assert no_grad == []
-    expected = {"unet", "id_encoder", "fusion"} | ({"exp_adapter"} if variant is Variant.CCFEXP else {"style_encoder"})
+    expected = {"unet", "id_encoder", "fusion", "context_proj"} | ({"exp_adapter"} if variant is Variant.CCFEXP else {"style_encoder"})
     assert set(model.trainable_modules()) == expected
     assert model.id_encoder.scale.grad.abs().item() > 0 and model.id_encoder.pos_emb.grad.abs().sum().item() > 0
     assert all(p.grad is None for m in model.frozen_modules().values() for p in m.parameters())

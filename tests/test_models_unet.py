@@ -9,10 +9,10 @@ from fpsynth.models.config import UNetConfig, tiny_model_config
 from fpsynth.models.unet import UNet, timestep_embedding
 
 # DCFace's U-Net (base 128, mults 1,1,2,2,4,4, one res block per level, scale-shift norm, resblock
-# up/down, learned variance) has 93,563,910 parameters; the four GLIDE-style encoder_kv
-# projections (512 -> 2C, C = 512) add 4 * (512 * 1024 + 1024) = 2,101,248.
-PAPER_UNET_PARAMS = 95_665_158
-PAPER_UNET_PARAMS_WITHOUT_ENCODER_KV = 93_563_910
+# up/down, learned variance) has 93,563,910 parameters, as the authors' UNetModel
+# (CCFExp.layout.json); the condition tokens arrive already projected (CCFExp.context_proj), so no
+# attention layer has an encoder_kv of its own.
+PAPER_UNET_PARAMS = 93_563_910
 
 # Output of every block for one 112x112 image, written out by hand from the architecture:
 # levels 112, 56, 28, 14, 7, 7 with widths 128, 128, 256, 256, 512, 512.
@@ -55,9 +55,8 @@ def paper_unet_meta():
 
 def test_paper_unet_parameter_count(paper_unet_meta):
     n = sum(p.numel() for p in paper_unet_meta.parameters())
-    kv = sum(p.numel() for name, p in paper_unet_meta.named_parameters() if ".encoder_kv." in name)
     assert n == PAPER_UNET_PARAMS
-    assert n - kv == PAPER_UNET_PARAMS_WITHOUT_ENCODER_KV
+    assert not any("encoder_kv" in name for name, _ in paper_unet_meta.named_parameters())
     assert 93e6 < n < 96e6  # "about 94M"
 
 
@@ -70,7 +69,7 @@ def test_paper_unet_every_block_shape(paper_unet_meta):
               for i, b in enumerate(unet.output_blocks)]
     x = torch.empty(1, 3, 112, 112, device="meta")
     t = torch.zeros(1, dtype=torch.long, device="meta")
-    out = unet(x, t, torch.empty(1, 147, 512, device="meta"), torch.empty(1, 512, device="meta"))
+    out = unet(x, t, torch.empty(1, 1024, 147, device="meta"), torch.empty(1, 512, device="meta"))
     for h in hooks:
         h.remove()
     assert tuple(out.shape) == (1, 6, 112, 112)
@@ -80,12 +79,12 @@ def test_paper_unet_every_block_shape(paper_unet_meta):
 
 
 def test_attention_only_at_7x7_with_64_channel_heads_and_guided_diffusion_names(paper_unet_meta):
-    attn = {name: m for name, m in paper_unet_meta.named_modules() if name.endswith(".encoder_kv")}
+    attn = {name: m for name, m in paper_unet_meta.named_modules() if name.endswith(".qkv")}
     assert sorted(attn) == sorted(
-        ["input_blocks.9.1.encoder_kv", "middle_block.1.encoder_kv", "output_blocks.2.1.encoder_kv",
-         "output_blocks.3.1.encoder_kv"]
+        ["input_blocks.9.1.qkv", "middle_block.1.qkv", "output_blocks.2.1.qkv", "output_blocks.3.1.qkv"]
     )
-    assert all(m.in_channels == 512 and m.out_channels == 1024 for m in attn.values())
+    assert all(m.in_channels == 512 and m.out_channels == 3 * 512 for m in attn.values())
+    assert UNetConfig().attention_width == 512  # one shared context of 2 x 512 channels feeds all four
     assert paper_unet_meta.middle_block[1].heads == 512 // 64
     keys = set(paper_unet_meta.state_dict())
     for key in ["time_embed.0.weight", "time_embed.2.weight", "input_blocks.0.0.weight",
@@ -119,7 +118,7 @@ def test_tiny_unet_uses_context_tokens_and_the_added_embedding():
     _randomize_zero_layers(unet, gen)
     x = torch.randn(2, 3, 112, 112, generator=gen)
     t = torch.tensor([5, 900])
-    ctx = torch.randn(2, 147, cfg.cond_dim, generator=gen)
+    ctx = torch.randn(2, 2 * cfg.attention_width, 147, generator=gen)  # projected condition tokens
     add = torch.randn(2, cfg.time_embed_dim, generator=gen)
     with torch.no_grad():
         base = unet(x, t, ctx, add)

@@ -20,7 +20,8 @@ CHANGES = {
     "ablation-no-landmarks": {"model.use_landmarks": False},
     "ablation-no-cross-fusion": {"model.cross_fusion": False},
     "ablation-no-cycle": {"loss.cycle": False},
-    "dcface-3x3": {"model.variant": "dcface", "model.dcface_grid": 3, "loss.cycle": False},
+    "dcface-3x3": {"model.variant": "dcface", "model.dcface_grid": 3, "loss.cycle": False,
+                   "init_from": "weights/dcface_3x3.ckpt"},
     "dcface-5x5": {"model.variant": "dcface", "model.dcface_grid": 5, "loss.cycle": False},
 }
 
@@ -43,7 +44,8 @@ def test_paper_train_is_the_papers_setting():
     assert (t.ema.power, t.ema.max_decay) == (0.75, 0.9999)
     assert t.sampler == SamplerConfig(steps=50, eta=1.0)
     assert load_pipeline("paper").seed == 123
-    assert t == TrainConfig()  # the file spells out the defaults: they agree
+    assert t.init_from == "weights/dcface_5x5.ckpt"  # "after initialization from DCFace" (4.1)
+    assert t == dataclasses.replace(TrainConfig(), init_from=t.init_from)  # the file spells out the defaults
 
 
 @pytest.mark.parametrize("name", sorted(CHANGES))

@@ -138,17 +138,30 @@ def _style_encoder_rename(key: str) -> str:
     return "style_encoder." + AUTHORS_KEYS[suffix]
 
 
-def map_published(state: Mapping[str, torch.Tensor], kind: str) -> Mapped:
-    """Rename every key of a published ``state_dict``; raise naming any key with no place."""
+EMA_FOR_TRAINING = "the EMA copy of the U-Net (training starts from the trained copy, as the authors' trainer does)"
+
+
+def map_published(state: Mapping[str, torch.Tensor], kind: str, unet: str = "ema") -> Mapped:
+    """Rename every key of a published ``state_dict``; raise naming any key with no place.
+
+    ``unet="ema"`` takes the EMA U-Net (generation); ``unet="trained"`` the non-EMA copy ``model.*``
+    (the starting point of training, ``train.init_from``), leaving the EMA copy instead.
+    """
     family = _family(kind)
+    renames, lefts = _RENAMES[family], _LEFT[family]
+    if unet == "trained":
+        renames = tuple((p, q) for p, q in renames if p != "ema_model.averaged_model.") + (("model.", "unet."),)
+        lefts = tuple((p, why) for p, why in lefts if p != "model.") + (("ema_model.", EMA_FOR_TRAINING),)
+    elif unet != "ema":
+        raise ValueError(f"unet must be 'ema' or 'trained', got {unet!r}")
     tensors, sources, left, stray = {}, {}, {}, []
     for key, value in state.items():
-        reason = next(((p, why) for p, why in _LEFT[family] if key.startswith(p)), None)
+        reason = next(((p, why) for p, why in lefts if key.startswith(p)), None)
         if reason is not None:
             n, why = left.get(reason[0], (0, reason[1]))
             left[reason[0]] = (n + 1, why)
             continue
-        new = _rename(key, _RENAMES[family])
+        new = _rename(key, renames)
         if new is None:
             stray.append(key)
             continue

@@ -113,6 +113,9 @@ class TrainConfig:
     device: str = "auto"  # "auto": cuda (the local rank's GPU under torchrun) when present, else cpu
     log: LogConfig = LogConfig()
     checkpoint: CheckpointConfig = CheckpointConfig()
+    # Weights to start from (fpsynth.train.init): a published DCFace/CCFExp file or an fpsynth
+    # checkpoint folder; "none" (or unset) trains from scratch. The paper pipeline sets DCFace 5x5.
+    init_from: str | None = None
 
     def __post_init__(self) -> None:
         if self.epochs < 0 or (self.max_steps is not None and self.max_steps < 0):

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from rich.console import Console
 from torch.nn.parallel import DistributedDataParallel
 
 from fpsynth.data.dataset import PairDataset
@@ -37,6 +38,7 @@ from fpsynth.train.distributed import DistContext, gather_objects, mean_over_ran
 from fpsynth.train.ema import EMA
 from fpsynth.train.logs import LogWindow, TrainLogger
 from fpsynth.train.samples import held_out_pairs, sample_grid, write_png
+from fpsynth.train.init import init_model_from, resolve_init_from
 from fpsynth.weights import LoadRecord
 
 _INIT_STREAM = 0x1217
@@ -159,6 +161,13 @@ def build_trainer(cfg: Any, ctx: DistContext, resume: Path | None) -> Trainer:
         with torch.random.fork_rng(devices=[]):  # seeded init of the random parts; global RNG untouched
             torch.manual_seed(derive_seed(cfg.seed, _INIT_STREAM))
             model, records = build_model(tc.model, cfg.weights)
+        init = resolve_init_from(tc.init_from)
+        if init is not None:
+            record = init_model_from(model, init)
+            if ctx.is_main:
+                for line in record.lines():
+                    Console(stderr=True).print(line, highlight=False, markup=False)
+            records.append(LoadRecord(f"init_from-{record.kind}", record.path, record.sha256, False))
         model = model.to(device)
     else:
         state = ckpt.read_state(resume)

@@ -54,6 +54,19 @@ def _pick(tree: dict[str, Any], dotted: str) -> Any:
     return tree
 
 
+def weight_inputs(cfg: Any) -> dict[str, Path]:
+    """The files training reads weights from, by config key: the pretrained networks of the model's
+    variant that are set, and ``train.init_from`` (checked here, so a missing one names its key)."""
+    from fpsynth.train.init import CONFIG_KEY, resolve_init_from
+
+    keys = ["ir50_id"] if cfg.train.model.variant.value == "dcface" else ["ir50_id", "ir50_expression", "mobilefacenet"]
+    found = {f"weights.{k}": Path(getattr(cfg.weights, k)) for k in keys if getattr(cfg.weights, k) is not None}
+    init = resolve_init_from(cfg.train.init_from)
+    if init is not None:
+        found[CONFIG_KEY] = init
+    return found
+
+
 def run_identity(cfg: Any, inputs: dict[str, Path]) -> dict[str, Any]:
     """What defines a run (module docstring): seed, inputs' content, the run-key fields of [train]."""
     train = to_dict(cfg.train)
@@ -124,8 +137,13 @@ def run(cfg: Any, workspace: Path, force: bool = False) -> dict[str, Any]:
 def _run(cfg: Any, workspace: Path, force: bool, ctx: DistContext) -> dict[str, Any]:
     prepare_dir = workspace / "prepare"
     inputs = {name: prepare_dir / f"{name}.parquet" for name in ("pairs", "frames")}
+    declared = {k: Input(p, PREPARE_COMMAND) for k, p in inputs.items()}
+    # Weight files count by content: another file (or another init_from) is another run.
+    for key, path in weight_inputs(cfg).items():
+        declared[key] = Input(path, f"--set {key}=PATH (see `fpsynth weights`)")
+        inputs[key] = path
     stage = Stage(
-        "train", workspace, cfg.train, inputs={k: Input(p, PREPARE_COMMAND) for k, p in inputs.items()},
+        "train", workspace, cfg.train, inputs=declared,
         outputs=[f"{ckpt.CHECKPOINTS}/{ckpt.LATEST}", "log.csv"], force=force, extra={"seed": cfg.seed},
     )
     stage.require_inputs()
