@@ -5,20 +5,20 @@ its path, the file names it accepts, the key prefixes of the formats it accepts,
 must be present, where a user gets it, a checksum where known). Specs are declared next to their
 networks and registered here, so ``fpsynth weights`` can list them all.
 
-Reading never unpickles arbitrary objects: ``.safetensors`` through safetensors, everything else
-through ``torch.load(weights_only=True)``. Lightning checkpoints that also pickle harmless
-non-tensor objects (hyper-parameters in an ``argparse.Namespace``, say) are read with a restricted
-unpickler that turns every class it does not know into an inert placeholder and never calls it.
+Reading never unpickles arbitrary objects (see :mod:`fpsynth.safeload`): ``.safetensors`` through
+safetensors, torch files through ``torch.load(weights_only=True)``, and Lightning checkpoints that
+also pickle non-tensor objects (OmegaConf hyper-parameters, ``functools.partial``) through our own
+zip reader, which rebuilds only tensors and turns every other global into an inert placeholder.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
-import pickle
+import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # torch is imported where a file is read: the CLI starts (and checks its config) without it
     import torch
@@ -87,42 +87,6 @@ class WeightsConfig:
 # --------------------------------------------------------------------------- reading
 
 
-class _Inert:
-    """Stands in for any class a checkpoint pickles that is not a tensor container."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self.args = args
-
-    def __setstate__(self, state: Any) -> None:
-        self.state = state
-
-
-class _RestrictedUnpickler(pickle.Unpickler):
-    # Only what torch's own serialisation needs to rebuild tensors is resolved for real.
-    _ALLOWED = {
-        ("collections", "OrderedDict"),
-        ("torch._utils", "_rebuild_tensor_v2"),
-        ("torch._utils", "_rebuild_parameter"),
-        ("torch._utils", "_rebuild_parameter_with_state"),
-        ("torch", "Size"),
-        ("builtins", "set"),
-        ("builtins", "frozenset"),
-    }
-
-    def find_class(self, module: str, name: str) -> Any:
-        if (module, name) in self._ALLOWED:
-            return super().find_class(module, name)
-        if module == "torch" and name.endswith("Storage"):
-            return super().find_class(module, name)
-        return _Inert
-
-
-class _RestrictedPickleModule:
-    Unpickler = _RestrictedUnpickler
-    load = pickle.load
-    __name__ = "fpsynth_restricted_pickle"
-
-
 def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -131,29 +95,33 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    """Tensors of a weights file: safetensors, a plain state dict, or a Lightning checkpoint."""
+def read_state_dict(path: Path, *, quiet: bool = False) -> dict[str, torch.Tensor]:
+    """Tensors of a weights file: safetensors, a plain state dict, or a Lightning checkpoint
+    (``state_dict`` unwrapped), on CPU. Read by :func:`fpsynth.safeload.load_checkpoint_object`,
+    which never runs what a file names: globals it refuses (Lightning hyper-parameters, say) are
+    named in a warning, unless ``quiet``, so a user sees what the file asked for."""
     import torch
 
-    path = Path(path)
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
+    from fpsynth.safeload import Inert, load_checkpoint_object
 
-        return load_file(str(path), device="cpu")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        # Lightning/ADM checkpoints pickle extra objects beside the tensors; resolve none of them.
-        obj = torch.load(path, map_location="cpu", weights_only=False, pickle_module=_RestrictedPickleModule)
-    except Exception as exc:  # truncated file, not a torch file at all
-        raise WeightsError(f"{path}: not a readable weights file ({exc})") from exc
+    path = Path(path)
+    loaded = load_checkpoint_object(path)
+    refused = f" (refused to resolve: {', '.join(loaded.refused)})" if loaded.refused else ""
+    obj = loaded.obj
     if isinstance(obj, Mapping) and "state_dict" in obj and isinstance(obj["state_dict"], Mapping):
         obj = obj["state_dict"]
     if not isinstance(obj, Mapping):
-        raise WeightsError(f"{path}: expected a state dict, found {type(obj).__name__}")
+        found = obj.describe() if isinstance(obj, Inert) else type(obj).__name__
+        raise WeightsError(f"{path}: expected a state dict, found {found}{refused}")
     tensors = {str(k): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
     if not tensors:
-        raise WeightsError(f"{path}: holds no tensors")
+        raise WeightsError(f"{path}: holds no tensors{refused}")
+    if loaded.refused and not quiet:
+        warnings.warn(
+            f"{path}: read {len(tensors)} tensors; objects beside them were kept as inert placeholders, "
+            f"nothing imported or run{refused}",
+            stacklevel=2,
+        )
     return tensors
 
 
