@@ -195,14 +195,20 @@ def weights_import(
     workspace: Workspace = DEFAULT_WORKSPACE,
     out: Annotated[Optional[Path], typer.Option(help="Output folder root (default: WORKSPACE/published).")] = None,
     force: ForceOpt = False,
+    check: Annotated[bool, typer.Option("--check", help="Read, map and check every key; write nothing.")] = False,
 ) -> None:
     """Turn a published checkpoint into a self-contained fpsynth checkpoint (safetensors + JSON)."""
-    from fpsynth.published.importer import PUBLISHED_DIR, import_published
+    from fpsynth.published.importer import PUBLISHED_DIR, convert, import_published
 
     root = out if out is not None else Path(workspace) / PUBLISHED_DIR
-    folder, source, reused = import_published(file, root, kind=kind, force=force)
-    console.print(f"{'already imported' if reused else 'imported'}: {file} ({source['kind']}, sha256 "
-                  f"{source['sha256'][:12]}...) -> {folder}", highlight=False)
+    if check:
+        folder, source, reused = None, convert(file, kind).source, False
+        console.print(f"checked: {file} ({source['kind']}, sha256 {source['sha256'][:12]}...): every key "
+                      f"mapped or deliberately left; nothing written", highlight=False)
+    else:
+        folder, source, reused = import_published(file, root, kind=kind, force=force)
+        console.print(f"{'already imported' if reused else 'imported'}: {file} ({source['kind']}, sha256 "
+                      f"{source['sha256'][:12]}...) -> {folder}", highlight=False)
     console.print(f"profile: {source['profile']} (the authors' behaviour; see README, 'Profiles')", highlight=False)
     console.print(f"mapped {source['mapped_keys']} tensors: " +
                   ", ".join(f"{m} {n}" for m, n in source["mapped"].items()), highlight=False)
@@ -210,7 +216,8 @@ def weights_import(
         console.print(f"left {left['keys']} tensors {prefix}*: {left['reason']}", highlight=False)
     if source.get("refused_globals"):
         console.print("not unpickled (inert placeholders): " + ", ".join(source["refused_globals"]), highlight=False)
-    sys.stdout.write(str(folder) + "\n")
+    if folder is not None:
+        sys.stdout.write(str(folder) + "\n")
 
 
 def _version(value: bool) -> None:

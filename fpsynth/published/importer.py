@@ -109,7 +109,7 @@ def convert(path: Path, kind: str = "auto") -> Converted:
         check_against(mapped, own, found)
     except MappingError as exc:
         raise PublishedImportError(f"{path}: {exc}") from exc
-    tensors = {k: v.to(own[k].dtype).contiguous() for k, v in mapped.tensors.items()}
+    tensors = {k: v.to(own[k].dtype) for k, v in mapped.tensors.items()}  # contiguous copies only when written
     source = {
         "file": path.name, "sha256": digest, "kind": found, "profile": cfg.profile,
         "mapped_keys": len(tensors), "mapped": _prefix_counts(mapped),
@@ -137,7 +137,9 @@ def write_converted(converted: Converted, folder: Path) -> Path:
     tmp = folder.parent / f".tmp-{folder.name}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
-    save_file(converted.tensors, str(tmp / MODEL_FILE), metadata={"format": str(FORMAT)})
+    tensors = {k: v.contiguous() for k, v in converted.tensors.items()}
+    save_file(tensors, str(tmp / MODEL_FILE), metadata={"format": str(FORMAT)})
+    del tensors
     state = {
         "format": FORMAT, "step": converted.source.get("global_step") or 0, "fpsynth_version": __version__,
         "files": {MODEL_FILE: sha256_file(tmp / MODEL_FILE)},
