@@ -134,18 +134,25 @@ def run(cfg: Any, workspace: Path, force: bool = False) -> dict[str, Any]:
         teardown(ctx)
 
 
-def _run(cfg: Any, workspace: Path, force: bool, ctx: DistContext) -> dict[str, Any]:
-    prepare_dir = workspace / "prepare"
+def train_stage(cfg: Any, workspace: Path, force: bool = False) -> tuple[Stage, dict[str, Path]]:
+    """The stage record of training and its inputs: the prepared pairs and frames, and the weight
+    files it reads (by content: another file, or another init_from, is another run)."""
+    prepare_dir = Path(workspace) / "prepare"
     inputs = {name: prepare_dir / f"{name}.parquet" for name in ("pairs", "frames")}
     declared = {k: Input(p, PREPARE_COMMAND) for k, p in inputs.items()}
-    # Weight files count by content: another file (or another init_from) is another run.
     for key, path in weight_inputs(cfg).items():
         declared[key] = Input(path, f"--set {key}=PATH (see `fpsynth weights`)")
         inputs[key] = path
     stage = Stage(
-        "train", workspace, cfg.train, inputs=declared,
+        "train", Path(workspace), cfg.train, inputs=declared,
         outputs=[f"{ckpt.CHECKPOINTS}/{ckpt.LATEST}", "log.csv"], force=force, extra={"seed": cfg.seed},
     )
+    return stage, inputs
+
+
+def _run(cfg: Any, workspace: Path, force: bool, ctx: DistContext) -> dict[str, Any]:
+    prepare_dir = workspace / "prepare"
+    stage, inputs = train_stage(cfg, workspace, force)
     stage.require_inputs()
     identity = run_identity(cfg, inputs)
     decision, error = None, None
