@@ -48,7 +48,7 @@ def unet_forward_flops(cfg: ModelConfig) -> int:
     with torch.device("meta"):
         unet = UNet(cfg.unet)
         args = (torch.empty(1, 3, 112, 112), torch.zeros(1, dtype=torch.long),
-                torch.empty(1, 147, cfg.unet.cond_dim), torch.empty(1, cfg.unet.time_embed_dim))
+                torch.empty(1, 2 * cfg.unet.attention_width, 147), torch.empty(1, cfg.unet.time_embed_dim))
     counter = FlopCounterMode(display=False)
     with counter:
         unet(*args)

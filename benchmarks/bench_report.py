@@ -116,7 +116,7 @@ def bench_paper_unet(device: torch.device, batch: int = 4, repeats: int = 2) -> 
     net = UNet(cfg).to(device).eval()
     x = torch.randn(batch, 3, 112, 112, device=device)
     t = torch.full((batch,), 500, device=device, dtype=torch.long)
-    tokens = torch.randn(batch, 147, cfg.cond_dim, device=device)
+    tokens = torch.randn(batch, 2 * cfg.attention_width, 147, device=device)  # projected condition tokens
     emb = torch.randn(batch, cfg.time_embed_dim, device=device)
     times = []
     with torch.inference_mode():

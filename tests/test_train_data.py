@@ -29,7 +29,7 @@ FACES = ("breakingbad.jpg", "einstein.jpg", "lenna.png", "takeo.ppm")
 # --set overrides of the tiny pipeline at half width (U-Net base 16, IR widths 8..64): the loop
 # tests train this for speed; what they check does not depend on the size.
 MICRO = [  # the tiny pipeline at half width
-    "train.model.unet.model_channels=16", "train.model.unet.cond_dim=64", "train.model.unet.norm_groups=8",
+    "train.model.unet.model_channels=16", "train.model.unet.norm_groups=8",
     "train.model.identity_ir.stage_channels=[8,16,32,64]", "train.model.identity_ir.embedding_dim=64",
     "train.model.expression_ir.stage_channels=[8,16,32,64]", "train.model.expression_ir.embedding_dim=64",
     "train.model.fusion.dim=64",
