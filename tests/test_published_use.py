@@ -150,3 +150,36 @@ def test_weight_files_and_init_from_count_by_content(tmp_path):
     assert {"weights.ir50_id", "train.init_from"} <= set(inputs)
     scratch = load_pipeline("tiny", [f"weights.ir50_id={weights}", "train.init_from=none"])
     assert "train.init_from" not in train_stage(scratch, tmp_path / "ws")[1]
+
+
+# ----------------------------------------------------------------------------- generate --checkpoint FILE
+
+
+def test_generate_with_a_published_file_imports_it_once_and_records_the_profile(tmp_path):
+    """The whole path a user takes with a downloaded file (a DCFace-3x3 layout of zeros: fast to write)."""
+    import pandas as pd
+    from typer.testing import CliRunner
+
+    from fpsynth.cli import app
+    from fpsynth.reference import fixtures
+    from test_generate_helpers import make_prepare
+    from test_generate_ids import SMALL, copy
+    from test_published_import import write_published
+
+    if not fixtures.REFERENCE_DIR.is_dir():
+        pytest.skip(f"reference fixtures not found: {fixtures.REFERENCE_DIR}")
+    ws = tmp_path / "ws"
+    make_prepare(ws / "prepare")
+    published = write_published(tmp_path / "dcface_3x3.ckpt", fixtures.read_layout("dcface_3x3"))
+    ids = copy(["obama.jpg"], tmp_path / "faces")
+    out = tmp_path / "dataset"
+    small = [*SMALL, "generate.runtime.cpu_batch_size=2"]
+    args = ["generate", "--ids", str(ids), "--count", "2", "--out", str(out), "-w", str(ws), "-c", "tiny",
+            "--checkpoint", str(published), *[a for o in small for a in ("--set", o)]]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    meta = pd.read_parquet(out / "metadata.parquet")
+    assert len(meta) == 2 and set(meta["profile"]) == {"dcface-authors"}
+    assert "profile `dcface-authors`" in (out / "README.md").read_text()
+    imported = list((ws / "published").iterdir())
+    assert len(imported) == 1 and imported[0].name.startswith("dcface_3x3-")
