@@ -17,7 +17,7 @@ def test_optimizer_holds_exactly_the_trainable_parameters_and_all_of_them_learn(
     cfg = load_pipeline("tiny", [*MICRO, f"train.model.variant={variant}"])
     trainer = build_trainer(cfg, DistContext(), resume=None)
     model = trainer.model
-    expected = {"unet", "id_encoder", "fusion", *(("exp_adapter",) if variant == "ccfexp" else ("style_encoder",))}
+    expected = {"unet", "id_encoder", "fusion", "context_proj", *(("exp_adapter",) if variant == "ccfexp" else ("style_encoder",))}
     assert set(model.trainable_modules()) == expected
     in_optimizer = {id(p) for group in trainer.optimizer.param_groups for p in group["params"]}
     trainable = {id(p) for m in model.trainable_modules().values() for p in m.parameters()}
