@@ -28,6 +28,7 @@ RUNS: dict[str, tuple[list[str], list[str]]] = {
                                                               "--batch-paper", "32", "--workers", "8"]),
     "generate": ([], ["--device", "cuda", "--parts", "speed,flops"]),
     "report": (["--images", "200"], ["--device", "cuda", "--images", "500"]),
+    "import": ([], []),  # CPU-only work (read, map, write): the same command on both
 }
 
 
