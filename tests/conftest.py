@@ -20,6 +20,16 @@ def fixture_path(*parts: str) -> Path:
     return p
 
 
+def reference_file(filename: str) -> Path:
+    """A file of the reference fixtures (fpsynth.reference.fixtures.REFERENCE_DIR); skips when absent."""
+    from fpsynth.reference.fixtures import REFERENCE_DIR
+
+    path = REFERENCE_DIR / filename
+    if not path.is_file():
+        pytest.skip(f"reference fixture not found: {path}")
+    return path
+
+
 @pytest.fixture
 def fixtures() -> Path:
     return fixture_path()

@@ -8,20 +8,14 @@ import torch
 
 from fpsynth.models.config import PatchStats
 from fpsynth.models.dcface import AUTHORS_KEYS, PatchStatEncoder, from_authors_state_dict
+from conftest import reference_file
 from fpsynth.reference import fixtures
 
 REL = 1e-4
 
 
-def need(filename: str):
-    path = fixtures.REFERENCE_DIR / filename
-    if not path.is_file():
-        pytest.skip(f"reference fixture not found: {path}")
-    return path
-
-
 def authors_encoder(k: int, stats: PatchStats = PatchStats.MEAN_MINUS_SQUARE) -> PatchStatEncoder:
-    need(f"dcface_{k}x{k}_reduced.parity.safetensors")
+    reference_file(f"dcface_{k}x{k}_reduced.parity.safetensors")
     weights = fixtures.read_weights(f"dcface_{k}x{k}_reduced")
     enc = PatchStatEncoder(64, 128, k, stats=stats, style_dropout=0.3)
     enc.load_state_dict(from_authors_state_dict(weights), strict=True)
@@ -30,7 +24,7 @@ def authors_encoder(k: int, stats: PatchStats = PatchStats.MEAN_MINUS_SQUARE) ->
 
 @pytest.fixture(scope="module")
 def io():
-    need("dcface_reduced.parity.io.safetensors")
+    reference_file("dcface_reduced.parity.io.safetensors")
     return fixtures.read_io("dcface_reduced")
 
 

@@ -13,18 +13,12 @@ import torch
 from fpsynth.models.config import IRConfig, LandmarkInput
 from fpsynth.models.ir50 import IR50_EXPRESSION, IR50_ID, IResNet
 from fpsynth.models.mobilefacenet import MOBILEFACENET_68, MobileFaceNet, to_landmark_input
+from conftest import reference_file
 from fpsynth.reference import fixtures
 from fpsynth.reference.recipe import recipe_state_dict, recipe_tensor
 from fpsynth.weights import load_into
 
 REL = 1e-4
-
-
-def need(filename: str):
-    path = fixtures.REFERENCE_DIR / filename
-    if not path.is_file():
-        pytest.skip(f"reference fixture not found: {path}")
-    return path
 
 
 def authors_pixels(u8_rgb: torch.Tensor) -> torch.Tensor:
@@ -34,7 +28,7 @@ def authors_pixels(u8_rgb: torch.Tensor) -> torch.Tensor:
 
 @pytest.fixture(scope="module")
 def adaface_net(tmp_path_factory):
-    need("adaface_ir50.layout.json")
+    reference_file("adaface_ir50.layout.json")
     layout = fixtures.read_layout("adaface_ir50")
     # the published container: a Lightning-style dict, state_dict = model.* (backbone) + head.*
     path = tmp_path_factory.mktemp("adaface") / "adaface_ir50_casia.ckpt"
@@ -48,7 +42,7 @@ def adaface_net(tmp_path_factory):
 
 
 def test_adaface_ir50_parity(adaface_net):
-    need("adaface_ir50.parity.io.safetensors")
+    reference_file("adaface_ir50.parity.io.safetensors")
     io = fixtures.read_io("adaface_ir50")
     with torch.no_grad():
         f = adaface_net(authors_pixels(io["in.image_u8_rgb"]), keep_early=True)
@@ -83,7 +77,7 @@ def test_adaface_mid_map_is_first_unit_of_last_stage():
 
 
 def test_affectnet_expression_ir50_layout_loads_strictly(tmp_path):
-    need("IR-50_affectnet_deviation_Softmax.layout.json")
+    reference_file("IR-50_affectnet_deviation_Softmax.layout.json")
     layout = fixtures.read_layout("IR-50_affectnet_deviation_Softmax")
     assert {"head.weight", "head.bias"} <= set(layout)
     assert all(k.startswith("backbone.") for k in layout if not k.startswith("head."))
@@ -105,7 +99,7 @@ def test_affectnet_expression_ir50_layout_loads_strictly(tmp_path):
 
 @pytest.fixture(scope="module")
 def mobilefacenet_state(tmp_path_factory):
-    need("mobilefacenet_model_best.layout.json")
+    reference_file("mobilefacenet_model_best.layout.json")
     layout = fixtures.read_layout("mobilefacenet_model_best")
     path = tmp_path_factory.mktemp("mfn") / "mobilefacenet_model_best.pth.tar"
     torch.save({"state_dict": recipe_state_dict(layout)}, path)
@@ -114,7 +108,7 @@ def mobilefacenet_state(tmp_path_factory):
 
 @pytest.mark.parametrize("convention,group", [(LandmarkInput.RGB_PM1, "ccfexp_input"), (LandmarkInput.BGR_01, "repo_input")])
 def test_mobilefacenet_parity(mobilefacenet_state, convention, group):
-    need("mobilefacenet.parity.io.safetensors")
+    reference_file("mobilefacenet.parity.io.safetensors")
     io = fixtures.read_io("mobilefacenet")
     net = MobileFaceNet(convention)
     load_into(net, MOBILEFACENET_68, mobilefacenet_state, verify_checksum=False)
