@@ -183,3 +183,26 @@ def test_generate_with_a_published_file_imports_it_once_and_records_the_profile(
     assert "profile `dcface-authors`" in (out / "README.md").read_text()
     imported = list((ws / "published").iterdir())
     assert len(imported) == 1 and imported[0].name.startswith("dcface_3x3-")
+
+
+# ----------------------------------------------------------------------------- profiles
+
+
+def test_a_profile_name_always_says_what_the_switches_do():
+    from fpsynth.config import ConfigError
+    from fpsynth.models.config import FusionQuery, LandmarkInput, ModelConfig, TokenLayout
+    from fpsynth.models.profiles import CCFEXP_AUTHORS, apply_profile
+
+    authors = apply_profile(ModelConfig(), CCFEXP_AUTHORS)
+    assert (authors.fusion.query, authors.landmark_input, authors.landmark_tokens) == (
+        FusionQuery.RAW, LandmarkInput.RGB_PM1, TokenLayout.VIEW)
+    assert apply_profile(authors, "fpsynth") == ModelConfig()  # a profile resets what it does not name
+    with pytest.raises(ValueError, match="landmark_input: has rgb_pm1, profile 'fpsynth' sets bgr_01"):
+        dataclasses.replace(ModelConfig(), landmark_input=LandmarkInput.RGB_PM1)
+    custom = dataclasses.replace(ModelConfig(), landmark_input=LandmarkInput.RGB_PM1, profile="custom")
+    assert custom.landmark_input is LandmarkInput.RGB_PM1
+    with pytest.raises(ConfigError, match="profile 'ccfexp-authors' sets"):  # a name alone changes nothing silently
+        load_pipeline("paper", ["train.model.profile=ccfexp-authors"])
+    cfg = load_pipeline("paper", ["train.model.profile=ccfexp-authors", "train.model.fusion.query=raw",
+                                  "train.model.landmark_input=rgb_pm1", "train.model.landmark_tokens=view"])
+    assert cfg.train.model == authors

@@ -149,7 +149,7 @@ class ModelConfig:
     landmark_tokens: TokenLayout = TokenLayout.TRANSPOSE  # E_LM's 7x7x512 map -> 49 tokens
     dcface_stats: PatchStats = PatchStats.STD  # DCFace baseline: the second patch statistic
     dcface_style_dropout: float = 0.3  # DCFace baseline: dropout on the style map (training only)
-    profile: str = "fpsynth"  # the name of the profile these switches came from (recorded everywhere)
+    profile: str = "fpsynth"  # names the switches above: fpsynth, ccfexp-authors, dcface-authors or custom
 
     def __post_init__(self) -> None:
         if self.dcface_grid not in (3, 5):
@@ -169,6 +169,14 @@ class ModelConfig:
             raise ValueError("expression_ir.embedding_dim must equal identity_ir.embedding_dim (F_Face - F_ID)")
         if self.fusion.dim % self.fusion.heads:
             raise ValueError(f"fusion.dim {self.fusion.dim} is not divisible by fusion.heads {self.fusion.heads}")
+        from fpsynth.models.profiles import profile_mismatches  # profiles import this module
+
+        wrong = profile_mismatches(self)
+        if wrong:
+            raise ValueError(
+                "the profile name must say what the switches do (it is recorded in checkpoints, metadata "
+                f"and reports): {'; '.join(wrong)}. Set the profile's switches, or profile = 'custom'"
+            )
 
 
 def tiny_model_config(**changes: object) -> ModelConfig:

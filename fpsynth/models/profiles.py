@@ -37,23 +37,42 @@ _MODEL_SWITCHES: dict[str, dict[str, Any]] = {
     DCFACE_AUTHORS: {"dcface_stats": PatchStats.MEAN_MINUS_SQUARE},
 }
 PROFILES = tuple(_MODEL_SWITCHES)
+# fpsynth's value of every switch a profile may set (the ModelConfig defaults)
+_DEFAULTS: dict[str, Any] = {"landmark_input": LandmarkInput.BGR_01, "landmark_tokens": TokenLayout.TRANSPOSE,
+                             "dcface_stats": PatchStats.STD, "fusion.query": FusionQuery.PROJECTED}
+CUSTOM = "custom"  # any mix of switches, named as such in every record
+
+
+def _value(cfg: ModelConfig, key: str) -> Any:
+    obj: Any = cfg
+    for part in key.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def profile_mismatches(cfg: ModelConfig) -> list[str]:
+    """The switches of ``cfg`` that contradict its ``profile`` name ('key: has X, profile sets Y')."""
+    if cfg.profile == CUSTOM:
+        return []
+    if cfg.profile not in _MODEL_SWITCHES:
+        return [f"profile: unknown name {cfg.profile!r} (one of {', '.join((*PROFILES, CUSTOM))})"]
+    wanted = dict(_DEFAULTS)
+    wanted.update(_MODEL_SWITCHES[cfg.profile])
+    return [f"{k}: has {_value(cfg, k).value}, profile {cfg.profile!r} sets {v.value}"
+            for k, v in wanted.items() if _value(cfg, k) != v]
 
 
 def apply_profile(cfg: ModelConfig, name: str) -> ModelConfig:
     """``cfg`` with every switch of profile ``name`` set and ``cfg.profile = name``.
 
     Switches a profile does not name are reset to fpsynth's defaults, so a profile always means
-    the same behaviour whatever ``cfg`` held before.
+    the same behaviour whatever ``cfg`` held before. ``custom`` is any mix set by hand.
     """
     if name not in _MODEL_SWITCHES:
         raise ValueError(f"unknown profile {name!r}; choose one of {', '.join(PROFILES)}")
-    base = ModelConfig()
-    changes: dict[str, Any] = {
-        "landmark_input": base.landmark_input, "landmark_tokens": base.landmark_tokens,
-        "dcface_stats": base.dcface_stats, "profile": name,
-    }
-    fusion = dataclasses.replace(cfg.fusion, query=base.fusion.query)
-    for key, value in _MODEL_SWITCHES[name].items():
+    changes: dict[str, Any] = {"profile": name}
+    fusion = cfg.fusion
+    for key, value in {**_DEFAULTS, **_MODEL_SWITCHES[name]}.items():
         if key.startswith("fusion."):
             fusion = dataclasses.replace(fusion, **{key.split(".", 1)[1]: value})
         else:
