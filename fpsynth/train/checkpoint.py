@@ -85,13 +85,45 @@ def complete_checkpoints(folder: Path) -> list[tuple[int, Path]]:
 
 
 def latest_checkpoint(workspace: Path) -> Path | None:
-    """The newest complete checkpoint of ``WORKSPACE/train``, or None when there is none.
+    """The newest complete and intact checkpoint of ``WORKSPACE/train``, or None when there is none.
 
     The ``latest`` pointer is what a person reads; this scans the folders, so that a run killed
-    between renaming a new checkpoint into place and updating the pointer still finds it.
+    between renaming a new checkpoint into place and updating the pointer still finds it. A
+    damaged checkpoint (unreadable state.json, a file missing or not matching its sha256) is
+    skipped with a warning naming it, and the newest good one is used.
     """
-    found = complete_checkpoints(checkpoints_dir(workspace))
-    return found[-1][1] if found else None
+    return newest_good(checkpoints_dir(workspace))
+
+
+def checkpoint_problem(path: Path) -> str | None:
+    """Why the checkpoint folder ``path`` cannot be used (None when every file matches state.json)."""
+    try:
+        state = read_state(path)
+    except CheckpointError as exc:
+        return str(exc)
+    for name, expected in state.get("files", {}).items():
+        try:
+            h = hashlib.sha256()
+            with open(Path(path) / name, "rb") as fh:
+                for chunk in iter(lambda: fh.read(1 << 22), b""):
+                    h.update(chunk)
+        except OSError as exc:
+            return f"{name} cannot be read ({exc.strerror or exc})"
+        if h.hexdigest() != expected:
+            return f"{name} is damaged (sha256 differs from {STATE_FILE})"
+    return None
+
+
+def newest_good(folder: Path) -> Path | None:
+    """The newest checkpoint of ``folder`` that passes :func:`checkpoint_problem`; warns per skipped one."""
+    import warnings
+
+    for _, path in reversed(complete_checkpoints(folder)):
+        problem = checkpoint_problem(path)
+        if problem is None:
+            return path
+        warnings.warn(f"checkpoint {path} skipped: {problem}; using an earlier one", stacklevel=2)
+    return None
 
 
 # --------------------------------------------------------------------------- small codecs
@@ -227,9 +259,11 @@ def resolve_checkpoint(path: Path) -> Path:
     if (path / STATE_FILE).is_file():
         return path
     for folder in (path, path / CHECKPOINTS, path / "train" / CHECKPOINTS):
-        found = complete_checkpoints(folder)
-        if found:
-            return found[-1][1]
+        if complete_checkpoints(folder):
+            good = newest_good(folder)
+            if good is None:
+                raise CheckpointError(f"every checkpoint in {folder} is damaged (see the warnings); retrain or restore one")
+            return good
     if path.is_dir() and _STEP_DIR.match(path.name):
         raise CheckpointError(f"{path} is an incomplete checkpoint (no {STATE_FILE}); use an earlier one")
     raise CheckpointError(
