@@ -8,6 +8,7 @@ are shorthands for fields of that stage's config section.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import sys
@@ -19,6 +20,7 @@ from rich.console import Console
 
 from fpsynth import __version__
 from fpsynth.errors import FpsynthError
+from fpsynth.lock import folder_lock
 from fpsynth.pipeline import DEFAULT_CONFIG, DEFAULT_WORKSPACE, PipelineConfig, load_pipeline, with_section
 
 app = typer.Typer(
@@ -78,7 +80,8 @@ def prepare(
     from fpsynth.data.prepare import run
 
     cfg = with_section(_load(config, set_), "prepare", meei=meei, aflfp=aflfp, images=images, scores=scores)
-    _print_result(run(cfg, workspace, force=force))
+    with folder_lock(Path(workspace) / "prepare", "fpsynth prepare"):
+        _print_result(run(cfg, workspace, force=force))
 
 
 @app.command()
@@ -92,7 +95,8 @@ def train(
     """Train CCFExp on the prepared pairs (resumes from the latest checkpoint)."""
     from fpsynth.train.run import run
 
-    _print_result(run(_load(config, set_), workspace, force=force))
+    with folder_lock(Path(workspace) / "train", "fpsynth train"):
+        _print_result(run(_load(config, set_), workspace, force=force))
 
 
 @app.command()
@@ -114,7 +118,12 @@ def generate(
     cfg = with_section(
         _load(config, set_), "generate", ids=ids, count=count, checkpoint=checkpoint, out=out, shard=shard
     )
-    _print_result(run(cfg, workspace, force=force))
+    gen = cfg.generate
+    folder = Path(gen.out) if gen.out is not None else Path(workspace) / "generate"
+    # --shard i/n: machines writing their own shards of one run into one folder, by design
+    lock = contextlib.nullcontext() if gen.shard is not None else folder_lock(folder, "fpsynth generate")
+    with lock:
+        _print_result(run(cfg, workspace, force=force))
 
 
 @app.command()
@@ -130,7 +139,8 @@ def report(
     from fpsynth.report.run import run
 
     cfg = with_section(_load(config, set_), "report", run=run_dir)
-    _print_result(run(cfg, workspace, force=force))
+    with folder_lock(Path(workspace) / "report", "fpsynth report"):
+        _print_result(run(cfg, workspace, force=force))
 
 
 @app.command()

@@ -1,0 +1,63 @@
+"""One writer per stage folder: an OS-level lock held by the running process.
+
+``with folder_lock(WORKSPACE / "prepare"):`` takes an exclusive ``flock`` on ``<folder>/.lock``.
+The kernel releases it when the process ends, however it ends (SIGKILL included), so a crash
+never leaves a stale lock and an identical rerun just proceeds. A second process that wants the
+same folder fails at once with a message naming the holder (pid, command, start time, written
+into the lock file by the holder). Under torchrun only the main process (RANK 0) locks: the
+other ranks are part of the same run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import fcntl
+import json
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+from fpsynth.errors import FpsynthError
+
+LOCK_FILE = ".lock"
+
+
+class FolderBusyError(FpsynthError, RuntimeError):
+    """Another process holds the folder's lock."""
+
+
+def _holder(fd: int) -> str:
+    try:
+        os.lseek(fd, 0, os.SEEK_SET)
+        info = json.loads(os.read(fd, 4096).decode() or "{}")
+        return f"pid {info['pid']}, `{info['command']}`, started {info['started']}"
+    except (OSError, ValueError, KeyError):
+        return "another process"
+
+
+@contextlib.contextmanager
+def folder_lock(folder: Path, what: str = "") -> Iterator[None]:
+    """Hold the exclusive lock of ``folder`` (created if absent) for the ``with`` block."""
+    if int(os.environ.get("RANK", "0")) != 0:  # a torchrun worker: rank 0 holds the run's lock
+        yield
+        return
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise FolderBusyError(
+                f"{folder} is being written by {_holder(fd)}; wait for it to finish or stop it"
+                f"{' (' + what + ')' if what else ''}. Two runs never write one stage folder at once"
+            ) from None
+        info = {"pid": os.getpid(), "command": " ".join(sys.argv) or sys.executable,
+                "started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(info).encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
