@@ -12,6 +12,13 @@ DLIB_THRESHOLD = 0.6  # dlib's published rule: same person when the Euclidean di
 IR50_COSINE_THRESHOLD = 0.3  # a common ArcFace-family operating point, not calibrated per checkpoint
 
 
+class Table1Convention(enum.Enum):
+    """How the paper's Table 1 metrics are computed (``fpsynth.metrics.table1``); both are always computed."""
+
+    AUTHORS = "authors"  # the CCFExp authors' evaluation script: figures on the paper's scale (default)
+    STANDARD = "standard"  # each metric as its defining paper states it (fpsynth's Table 1 before)
+
+
 class Distance(enum.Enum):
     MSE = "mse"  # Johnson et al.'s squared Euclidean distance, normalised by C*H*W
     L1 = "l1"
@@ -46,6 +53,6 @@ class IdentityConfig:
 @dataclasses.dataclass(frozen=True)
 class MetricsConfig:
     fid: FIDConfig = FIDConfig()
-    ssim_gaussian: bool = True  # Wang et al.'s 11x11 Gaussian window; False: skimage's 7x7 uniform
-    perceptual: PerceptualConfig = PerceptualConfig()
+    table1: Table1Convention = Table1Convention.AUTHORS  # which convention the report's Table 1 shows
+    perceptual: PerceptualConfig = PerceptualConfig()  # the standard convention's PL (``pl_johnson``)
     identity: IdentityConfig = IdentityConfig()

@@ -15,6 +15,11 @@ Perceptual loss (PL): the feature reconstruction loss of Johnson, Alahi & Fei-Fe
 1/(C H W) ||phi_j(x) - phi_j(y)||_2^2 with phi_j the VGG16 activation at relu2_2 (the layer they
 use for content), on ImageNet-standardised inputs, per image. Other taps or an L1 distance can be
 chosen (:class:`fpsynth.metrics.config.PerceptualConfig`); several taps are summed.
+
+The CCFExp authors' PL (:func:`perceptual_loss_authors`, the scale of the paper's Table 1) is
+another quantity: ``F.mse_loss(vgg16.features(x), vgg16.features(y))`` of the WHOLE feature stack
+(through the last max-pool: (N, 512, 3, 3) at 112x112) on the [-1, 1] images as they are, without
+ImageNet standardisation (their evaluation script, ``test.py``).
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import torch
 from torch import nn
 
 from fpsynth.metrics.config import Distance, PerceptualConfig
-from fpsynth.metrics.vgg import TAP_CHANNELS, TAPS, VGG16Features, imagenet_normalize
+from fpsynth.metrics.vgg import TAP_CHANNELS, VGG16Features, imagenet_normalize
 from fpsynth.weights import LoadRecord, WeightSpec, load_into, register
 
 SPEC = register(
@@ -39,7 +44,7 @@ SPEC = register(
     )
 )
 
-LPIPS_TAPS = tuple(TAPS)  # relu1_2 ... relu5_3
+LPIPS_TAPS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3", "relu5_3")
 SHIFT = (-0.030, -0.088, -0.188)
 SCALE = (0.458, 0.448, 0.450)
 
@@ -111,3 +116,14 @@ def perceptual_distance(vgg: VGG16Features, x: torch.Tensor, y: torch.Tensor, cf
         per_image = diff.pow(2) if cfg.distance is Distance.MSE else diff.abs()
         total = total + per_image.flatten(1).mean(dim=1)
     return total
+
+
+def perceptual_loss_authors(vgg: VGG16Features, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The CCFExp authors' PL per image: (N, 3, H, W) x2 in [-1, 1] -> (N,).
+
+    Mean over (C, H, W) of the squared difference of the whole ``features`` output (``pool5``),
+    the inputs fed unnormalised, as their script's ``F.mse_loss`` on one image at a time.
+    """
+    n = x.shape[0]
+    feats = vgg(torch.cat([x, y]).float(), ("pool5",))["pool5"]  # (2N, 512, H/32, W/32)
+    return (feats[:n] - feats[n:]).pow(2).flatten(1).mean(dim=1)

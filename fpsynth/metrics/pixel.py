@@ -5,7 +5,8 @@ tensors) and the ``data_range`` of their values (255 for uint8, 2 for fpsynth's 
 arithmetic is float64. Results are per image, shape (N,).
 
 - :func:`psnr` is ``skimage.metrics.peak_signal_noise_ratio(a, b, data_range=R)``:
-  10 log10(R^2 / MSE) over all pixels and channels (inf for identical images).
+  10 log10(R^2 / MSE) over all pixels and channels (inf for identical images, or the value given
+  as ``identical``: the CCFExp authors' evaluation script reports :data:`PSNR_OF_IDENTICAL`).
 - :func:`ssim` is ``skimage.metrics.structural_similarity(a, b, data_range=R, channel_axis=-1,
   gaussian_weights=G, sigma=1.5, use_sample_covariance=not G)``: SSIM per channel, averaged.
   fpsynth's setting is G = True (Wang et al. 2004's definition: 11x11 Gaussian window of
@@ -13,6 +14,11 @@ arithmetic is float64. Results are per image, shape (N,).
   G = False gives scikit-image's default (7x7 uniform window, sample covariances). The mean is
   taken over the positions where the whole window fits inside the image, which is what
   scikit-image's border crop leaves, so no padding mode is involved.
+- :func:`ssim_authors` is SSIM as the CCFExp authors' evaluation script computes it, the scale of
+  the paper's Table 1: ``structural_similarity(x, y, channel_axis=-1, data_range=1.0)`` on images
+  in [0, 1], i.e. scikit-image's defaults (7x7 uniform window, sample covariances). SSIM's
+  luminance term is not shift-invariant, so the same images score differently in [0, 1] and in
+  [-1, 1] (on real face pairs about twice as high: see ``fpsynth.metrics.table1``).
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import torch.nn.functional as F
 K1, K2 = 0.01, 0.03
 SIGMA, TRUNCATE = 1.5, 3.5  # scikit-image's Gaussian window: radius int(3.5 * 1.5 + 0.5) = 5
 UNIFORM_WIN = 7
+PSNR_OF_IDENTICAL = 100.0  # the authors' evaluation script: inf (identical images) -> 100 dB
 
 
 def _pair(a: torch.Tensor, b: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
@@ -31,11 +38,18 @@ def _pair(a: torch.Tensor, b: torch.Tensor, dtype: torch.dtype) -> tuple[torch.T
     return a.to(dtype), b.to(dtype)
 
 
-def psnr(a: torch.Tensor, b: torch.Tensor, data_range: float = 2.0) -> torch.Tensor:
-    """Peak signal-to-noise ratio in dB per image; (N, C, H, W) x2 -> (N,)."""
+def psnr(a: torch.Tensor, b: torch.Tensor, data_range: float = 2.0, identical: float | None = None) -> torch.Tensor:
+    """Peak signal-to-noise ratio in dB per image; (N, C, H, W) x2 -> (N,).
+
+    Identical images (MSE 0) give inf, or ``identical`` when it is set. (8-bit images that differ
+    in one level of one value of a 112x112 crop score about 94 dB, so 100 is never a real value.)
+    """
     a, b = _pair(a, b, torch.float64)
     mse = (a - b).pow(2).flatten(1).mean(dim=1)
-    return 10.0 * torch.log10(data_range**2 / mse)
+    value = 10.0 * torch.log10(data_range**2 / mse)
+    if identical is not None:
+        value = torch.where(mse == 0, torch.full_like(value, identical), value)
+    return value
 
 
 def _window(gaussian: bool) -> torch.Tensor:
@@ -77,3 +91,11 @@ def ssim(a: torch.Tensor, b: torch.Tensor, data_range: float = 2.0, gaussian: bo
     s = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux * ux + uy * uy + c1) * (vx + vy + c2))  # (N, C, h, w)
     return s.mean(dim=(2, 3)).mean(dim=1)
 
+
+def ssim_authors(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """SSIM on the paper's Table 1 scale: float images (N, C, H, W) in [-1, 1] -> (N,).
+
+    The authors read 8-bit files as x / 255 (float64, [0, 1]) and call scikit-image with
+    ``data_range=1.0`` and its default window; (x + 1) / 2 is that image for fpsynth's x = u / 127.5 - 1.
+    """
+    return ssim((a + 1) / 2, (b + 1) / 2, data_range=1.0, gaussian=False)

@@ -4,8 +4,9 @@ Keys are torchvision's ``features.N.weight`` / ``features.N.bias`` with N the in
 ``features`` Sequential (convolutions at 0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28), so the
 published ``vgg16-397923af.pth`` loads directly (its ``classifier.*`` keys are dropped; its
 torch-hub sha256 prefix ``397923af`` is verified). The network returns the activations after the
-ReLUs named below ("taps"); it expects inputs already normalised by the caller (LPIPS and the
-perceptual loss normalise differently).
+ReLUs named below ("taps"), or ``pool5``: the output of the whole ``features`` stack, through its
+last max-pool (index 30; (N, 512, 3, 3) at 112x112), which the CCFExp authors' PL compares. It
+expects inputs already normalised by the caller (LPIPS and the two perceptual losses differ).
 """
 
 from __future__ import annotations
@@ -34,8 +35,8 @@ SPEC = register(
 _LAYOUT = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")
 
 # Index in ``features`` of the ReLU whose output each tap returns.
-TAPS = {"relu1_2": 3, "relu2_2": 8, "relu3_3": 15, "relu4_3": 22, "relu5_3": 29}
-TAP_CHANNELS = {"relu1_2": 64, "relu2_2": 128, "relu3_3": 256, "relu4_3": 512, "relu5_3": 512}
+TAPS = {"relu1_2": 3, "relu2_2": 8, "relu3_3": 15, "relu4_3": 22, "relu5_3": 29, "pool5": 30}
+TAP_CHANNELS = {"relu1_2": 64, "relu2_2": 128, "relu3_3": 256, "relu4_3": 512, "relu5_3": 512, "pool5": 512}
 
 # ImageNet statistics the torchvision weights were trained with, for [0, 1] RGB inputs.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)

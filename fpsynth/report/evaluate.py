@@ -7,7 +7,9 @@ three images: ``image`` (generated), ``id_image`` (X_ID, the identity source) an
 such sets.
 
 Per row it adds (only for metrics whose network is present; absent columns mean "missing"):
-``psnr_x_id``, ``psnr_x_style`` (dB), ``ssim_*``, ``lpips_*``, ``pl_*`` (the paper's Table 1),
+``<metric>_x_id`` and ``<metric>_x_style`` for every pair metric of the paper's Table 1 in both
+conventions (``fpsynth.metrics.table1``: ``psnr``, ``ssim``, ``lpips``, ``pl`` the authors' way,
+``psnr_uncapped``, ``ssim_wang``, ``pl_johnson`` the standard way),
 ``identity_score``/``identity_same`` (vs X_ID), ``expression_error`` (IOD units) and the
 asymmetry indices ``asym_<index>_gen``/``_style``/``_err``. Inception features of the generated
 images are accumulated for FID, and their identity embeddings kept for the privacy audit.
@@ -31,14 +33,11 @@ from fpsynth.metrics.config import MetricsConfig
 from fpsynth.metrics.expression import Asymmetry, asymmetry, expression_error
 from fpsynth.metrics.fid import FeatureStats, extract_features
 from fpsynth.metrics.identity import identity_similarity
-from fpsynth.metrics.lpips import perceptual_distance
-from fpsynth.metrics.pixel import psnr, ssim
+from fpsynth.metrics.lpips import perceptual_distance, perceptual_loss_authors
+from fpsynth.metrics.pixel import PSNR_OF_IDENTICAL, psnr, ssim, ssim_authors
+from fpsynth.metrics.table1 import REFERENCES, pair_column
 from fpsynth.report.images import batched, load_images
 from fpsynth.report.networks import Networks
-
-PAIR_METRICS = ("psnr", "ssim", "lpips", "pl")  # Table 1, each against both references
-REFERENCES = {"x_id": "id_image", "x_style": "style_image"}  # Table 1 column -> item column
-PAIR_NETWORK = {"psnr": None, "ssim": None, "lpips": "lpips", "pl": "perceptual"}
 
 
 class Timings(dict):
@@ -60,10 +59,6 @@ class SetResult:
     embeddings: np.ndarray | None  # (N, D) identity embeddings of the generated images
 
 
-def pair_column(metric: str, reference: str) -> str:
-    return f"{metric}_{reference}"
-
-
 @torch.inference_mode()
 def evaluate_set(items: pd.DataFrame, nets: Networks, cfg: MetricsConfig, batch_size: int, timings: Timings) -> SetResult:
     """Every per-image metric of ``items`` (see the module notes)."""
@@ -78,15 +73,8 @@ def evaluate_set(items: pd.DataFrame, nets: Networks, cfg: MetricsConfig, batch_
             gen = load_images(items["image"][sl]).to(nets.device)
             refs = {ref: load_images(items[col][sl]).to(nets.device) for ref, col in REFERENCES.items()}
         for ref, x in refs.items():
-            with timings("psnr_ssim"):
-                _put(out, pair_column("psnr", ref), sl, n, psnr(gen, x, data_range=2.0))
-                _put(out, pair_column("ssim", ref), sl, n, ssim(gen, x, data_range=2.0, gaussian=cfg.ssim_gaussian))
-            if nets.available("lpips"):
-                with timings("lpips"):
-                    _put(out, pair_column("lpips", ref), sl, n, nets.lpips.net(gen, x))
-            if nets.available("perceptual"):
-                with timings("perceptual"):
-                    _put(out, pair_column("pl", ref), sl, n, perceptual_distance(nets.perceptual.net, gen, x, cfg.perceptual))
+            for metric, values in _pair_values(gen, x, nets, cfg, timings).items():
+                _put(out, pair_column(metric, ref), sl, n, values)
         if nets.available("fid"):
             with timings("fid_features"):
                 stats = extract_features(nets.fid.net, gen.split(cfg.fid.batch_size), stats)
@@ -105,6 +93,28 @@ def evaluate_set(items: pd.DataFrame, nets: Networks, cfg: MetricsConfig, batch_
         with timings("landmarks"):
             table = _expression(table, np.concatenate(gen_landmarks), nets, batch_size)
     return SetResult(table, stats, emb)
+
+
+def _pair_values(gen: torch.Tensor, x: torch.Tensor, nets: Networks, cfg: MetricsConfig,
+                 timings: Timings) -> dict[str, torch.Tensor]:
+    """Every pair metric of both Table 1 conventions whose network is present: name -> (B,).
+
+    gen, x: (B, 3, H, W) in [-1, 1] (so data_range 2 where the convention keeps that range).
+    """
+    values = {}
+    with timings("psnr_ssim"):
+        values["psnr"] = psnr(gen, x, data_range=2.0, identical=PSNR_OF_IDENTICAL)
+        values["psnr_uncapped"] = psnr(gen, x, data_range=2.0)
+        values["ssim"] = ssim_authors(gen, x)
+        values["ssim_wang"] = ssim(gen, x, data_range=2.0, gaussian=True)
+    if nets.available("lpips"):
+        with timings("lpips"):
+            values["lpips"] = nets.lpips.net(gen, x)
+    if nets.available("perceptual"):
+        with timings("perceptual"):
+            values["pl"] = perceptual_loss_authors(nets.perceptual.net, gen, x)
+            values["pl_johnson"] = perceptual_distance(nets.perceptual.net, gen, x, cfg.perceptual)
+    return values
 
 
 def _put(out: dict[str, np.ndarray], name: str, sl: slice, n: int, values: torch.Tensor) -> None:

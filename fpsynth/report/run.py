@@ -36,6 +36,7 @@ from fpsynth.generate.dataset import GENERATE_COMMAND
 from fpsynth.generate.merge import METADATA_FILE
 from fpsynth.generate.sampling import Synthesizer
 from fpsynth.metrics.fid import FeatureStats, extract_features, fid
+from fpsynth.metrics.table1 import describe_convention, table1_metrics
 from fpsynth.report import page
 from fpsynth.report.afid import AFID_DIR, afid_of, plan_afid, run_transfers
 from fpsynth.report.dataset import read_generated
@@ -102,7 +103,9 @@ def run(cfg: Any, workspace: Path, force: bool = False) -> dict[str, Any]:
         "random_init": nets.random_init(),
         "sets": blocks,
         "afid": afid_block,
-        "table1": [table1_row(name, block, afid_block if name == "model" else None) for name, block in blocks.items()],
+        "table1_convention": describe_convention(rc.metrics.table1),
+        "table1": [table1_row(name, block, afid_block if name == "model" else None, rc.metrics.table1)
+                   for name, block in blocks.items()],
         "training": _training(inputs.train_log, train_log),
         "timings_s": dict(timings),
         "config": to_dict(rc),
@@ -213,8 +216,9 @@ def _set_block(result: SetResult, nets: Networks, ref_stats: FeatureStats | None
         "pairwise": pair_metrics(items, nets),
         "identity": identity_summary(items, nets),
         "expression": expression_summary(items, nets),
-        "by_severity": breakdown(items, "severity"),
-        "by_expression": breakdown(items, "expression"),
+        # the breakdowns mean the Table 1 convention's metrics (both conventions are in "pairwise")
+        "by_severity": breakdown(items, "severity", list(table1_metrics(rc.metrics.table1).values())),
+        "by_expression": breakdown(items, "expression", list(table1_metrics(rc.metrics.table1).values())),
     }
     if privacy is not None:
         block["privacy"] = privacy

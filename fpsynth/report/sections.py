@@ -11,26 +11,37 @@ from typing import Any
 import pandas as pd
 
 from fpsynth.metrics.expression import Asymmetry
+from fpsynth.metrics.table1 import PAIR_METRICS, REFERENCES, TABLE1_COLUMNS, pair_column
 from fpsynth.report import svg
-from fpsynth.report.evaluate import PAIR_METRICS, REFERENCES, pair_column
 from fpsynth.report.markup import definition_list, esc, is_ok, missing_cell, note, num, pct, section, table
 from fpsynth.report.summary import HIGHER_IS_BETTER, UNITS
 from fpsynth.train.logs import LOSS_TERMS
 
 TOTALS = ("loss", "first", "second")
 SET_LABELS = {"dataset": "Generated dataset", "model": "Model (aFID first pass on test patients)"}
-METRIC_LABELS = {"psnr": "PSNR", "ssim": "SSIM", "lpips": "LPIPS", "pl": "PL"}
+METRIC_LABELS = {name: m.label for name, m in PAIR_METRICS.items()}
 REF_LABELS = {"x_id": "X_ID", "x_style": "X_Style"}
+CONVENTION_LABELS = {"authors": "the CCFExp authors' evaluation script: the paper's scale",
+                     "standard": "each metric as its defining paper states it"}
 
 
 def _arrow(metric: str) -> str:
     return "&uarr;" if HIGHER_IS_BETTER[metric] else "&darr;"
 
 
+def _table1_metrics(report: dict[str, Any]) -> list[str]:
+    """The pair metrics Table 1 shows, in column order (report.json's ``table1_convention``)."""
+    columns = report["table1_convention"]["columns"]
+    return [columns[c]["metric"] for c in TABLE1_COLUMNS]
+
+
 def table1(report: dict[str, Any]) -> str:
     rows = report["table1"]
-    metrics = "".join(f'<th colspan="2">{METRIC_LABELS[m]} {_arrow(m)}</th>' for m in PAIR_METRICS)
-    refs = "".join(f"<th>{REF_LABELS[r]}</th>" for _ in PAIR_METRICS for r in REFERENCES)
+    convention = report["table1_convention"]["name"]
+    shown = _table1_metrics(report)
+    metrics = "".join(f'<th colspan="2">{METRIC_LABELS[m]} {_arrow(m)}<br><span class="muted">{esc(m)}</span></th>'
+                      for m in shown)
+    refs = "".join(f"<th>{REF_LABELS[r]}</th>" for _ in shown for r in REFERENCES)
     head = (f'<tr><th rowspan="2">evaluated set</th><th rowspan="2">n images</th><th rowspan="2">aFID &darr;</th>'
             f'<th rowspan="2">FID &darr;</th>{metrics}</tr><tr>{refs}</tr>')
     body = []
@@ -41,20 +52,24 @@ def table1(report: dict[str, Any]) -> str:
                  num(row["afid"], 4) if row["afid"] is not None else _afid_cell(report, row["set"]),
                  num(block["fid"]["value"], 4) if is_ok(block["fid"]) else missing_cell(block["fid"])]
         tds = "".join(f"<td>{c}</td>" for c in cells)
-        for m in PAIR_METRICS:  # a missing metric spans its X_ID and X_Style columns
-            if row[m] is None:
+        for col, m in zip(TABLE1_COLUMNS, shown):  # a missing metric spans its X_ID and X_Style columns
+            if row[col] is None:
                 tds += f'<td colspan="2">{missing_cell(block["pairwise"][m])}</td>'
             else:
-                tds += "".join(f"<td>{num(row[m][r])}</td>" for r in REFERENCES)
+                tds += "".join(f"<td>{num(row[col][r])}</td>" for r in REFERENCES)
         body.append(tds)
     rows_html = "".join(f"<tr>{r}</tr>" for r in body)
-    units = "; ".join(f"{METRIC_LABELS[m]}: {UNITS[m]}" for m in PAIR_METRICS)
-    intro = ("The paper's Table 1 layout: each metric compares a generated image with its identity source "
+    definitions = "".join(f"<li><b>{METRIC_LABELS[m]}</b> (<code>{esc(m)}</code>, {esc(UNITS[m])}): "
+                          f"{esc(PAIR_METRICS[m].definition)}</li>" for m in shown)
+    intro = (f"Convention <b>{esc(convention)}</b> ({esc(CONVENTION_LABELS.get(convention, convention))}; "
+             "<code>report.metrics.table1</code>; report.json holds both conventions under their own names). "
+             "The paper's Table 1 layout: each metric compares a generated image with its identity source "
              "(X_ID) and with its palsy style image (X_Style); values are means over the n images. "
-             f"Units: {units}. FID compares the generated images with the real frames of the "
+             f"FID compares the generated images with the real frames of the "
              f"<code>{esc(report['reference']['split'])}</code> split (n = {num(report['reference']['n'])}).")
-    return section("table1", "Table 1: image quality against X_ID and X_Style",
-                   f'<table class="table1 numbers"><thead>{head}</thead><tbody>{rows_html}</tbody></table>', intro)
+    return section("table1", f"Table 1: image quality against X_ID and X_Style ({convention} convention)",
+                   f'<table class="table1 numbers"><thead>{head}</thead><tbody>{rows_html}</tbody></table>'
+                   f"<ul>{definitions}</ul>", intro)
 
 
 def _switches(model: dict[str, Any] | None) -> str:
@@ -155,7 +170,7 @@ def breakdowns(report: dict[str, Any]) -> str:
 
 
 def _column_label(column: str) -> str:
-    for m in PAIR_METRICS:
+    for m in PAIR_METRICS:  # every pair metric name, both conventions
         for r in REFERENCES:
             if column == pair_column(m, r):
                 return f"{METRIC_LABELS[m]} vs {REF_LABELS[r]}"
@@ -168,7 +183,7 @@ def distributions(report: dict[str, Any], sets: dict[str, pd.DataFrame], bins: i
     parts = []
     for name, items in sets.items():
         plots = []
-        for m in PAIR_METRICS:
+        for m in _table1_metrics(report):
             cols = {REF_LABELS[r]: items[pair_column(m, r)] for r in REFERENCES if pair_column(m, r) in items}
             if cols:
                 plots.append(svg.histogram(cols, xlabel=f"{METRIC_LABELS[m]} ({UNITS[m]})", bins=bins,

@@ -6,26 +6,25 @@ the page can say what it was computed on.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from fpsynth.metrics.config import Table1Convention
 from fpsynth.metrics.expression import Asymmetry
 from fpsynth.metrics.fid import FIDResult
-from fpsynth.report.evaluate import PAIR_METRICS, PAIR_NETWORK, REFERENCES, pair_column
+from fpsynth.metrics.table1 import PAIR_METRICS, REFERENCES, pair_column, table1_metrics
 from fpsynth.report.networks import Networks
 from fpsynth.report.sources import severity_sort_key
 
 UNITS = {
-    "psnr": "dB",
-    "ssim": "unitless, 1 = identical",
-    "lpips": "LPIPS distance, 0 = identical",
-    "pl": "mean squared VGG16 feature difference",
+    **{name: m.unit for name, m in PAIR_METRICS.items()},
     "expression_error": "inter-ocular distances (IOD)",
     "asymmetry": "IOD (mouth, brow); eye-aspect-ratio difference (eye)",
 }
-HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "lpips": False, "pl": False}
+HIGHER_IS_BETTER = {name: m.higher_is_better for name, m in PAIR_METRICS.items()}
 
 
 def describe(values: Any) -> dict[str, Any]:
@@ -46,15 +45,15 @@ def describe(values: Any) -> dict[str, Any]:
 
 
 def pair_metrics(items: pd.DataFrame, nets: Networks) -> dict[str, Any]:
-    """Table 1's metrics: {metric: {"x_id": describe, "x_style": describe}} or the missing row."""
+    """Table 1's metrics in both conventions: {metric: {"x_id": describe, "x_style": describe, unit,
+    definition}} or the missing row."""
     out: dict[str, Any] = {}
-    for metric in PAIR_METRICS:
-        network = PAIR_NETWORK[metric]
-        if network is not None and not nets.available(network):
-            out[metric] = nets.get(network).to_dict()
+    for metric, spec in PAIR_METRICS.items():
+        if spec.network is not None and not nets.available(spec.network):
+            out[metric] = nets.get(spec.network).to_dict()
             continue
         out[metric] = {ref: describe(items[pair_column(metric, ref)]) for ref in REFERENCES}
-        out[metric]["unit"] = UNITS[metric]
+        out[metric].update(unit=spec.unit, definition=spec.definition)
     return out
 
 
@@ -102,9 +101,10 @@ def expression_summary(items: pd.DataFrame, nets: Networks) -> dict[str, Any]:
     }
 
 
-def breakdown(items: pd.DataFrame, by: str) -> list[dict[str, Any]]:
-    """Mean of every per-image figure per value of ``by`` (severity in clinical order, or expression)."""
-    columns = [c for c in metric_columns(items) if not c.startswith("asym_")]
+def breakdown(items: pd.DataFrame, by: str, pair: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """Mean of every per-image figure per value of ``by`` (severity in clinical order, or expression);
+    of the pair metrics only those named in ``pair`` (default: all)."""
+    columns = [c for c in metric_columns(items, pair) if not c.startswith("asym_")]
     rows = []
     for value, group in _groups(items, by):
         row: dict[str, Any] = {by: value, "n": int(len(group))}
@@ -114,10 +114,10 @@ def breakdown(items: pd.DataFrame, by: str) -> list[dict[str, Any]]:
     return rows
 
 
-def metric_columns(items: pd.DataFrame) -> list[str]:
-    prefixes = tuple(f"{m}_" for m in PAIR_METRICS) + ("identity_", "expression_error", "asym_", "privacy_score",
-                                                       "privacy_flagged")
-    return [c for c in items.columns if c.startswith(prefixes)]
+def metric_columns(items: pd.DataFrame, pair: Sequence[str] | None = None) -> list[str]:
+    pair_columns = {pair_column(m, r) for m in (PAIR_METRICS if pair is None else pair) for r in REFERENCES}
+    prefixes = ("identity_", "expression_error", "asym_", "privacy_score", "privacy_flagged")
+    return [c for c in items.columns if c in pair_columns or c.startswith(prefixes)]
 
 
 def fid_summary(result: FIDResult | None, nets: Networks, reference: str) -> dict[str, Any]:
@@ -128,14 +128,17 @@ def fid_summary(result: FIDResult | None, nets: Networks, reference: str) -> dic
     return {"status": "ok", **result.to_dict(), "reference": reference}
 
 
-def table1_row(set_name: str, evaluation: dict[str, Any], afid: dict[str, Any] | None) -> dict[str, Any]:
-    """One row of the paper's Table 1: aFID, then PSNR/SSIM/LPIPS/PL against X_ID and X_Style (means)."""
-    row: dict[str, Any] = {"set": set_name, "n": evaluation["n"], "afid": None}
+def table1_row(set_name: str, evaluation: dict[str, Any], afid: dict[str, Any] | None,
+               convention: Table1Convention = Table1Convention.AUTHORS) -> dict[str, Any]:
+    """One row of the paper's Table 1: aFID, then PSNR/SSIM/LPIPS/PL against X_ID and X_Style (means),
+    each column filled by the pair metric of ``convention`` (``fpsynth.metrics.table1``)."""
+    row: dict[str, Any] = {"set": set_name, "n": evaluation["n"], "convention": Table1Convention(convention).value,
+                           "afid": None}
     if afid is not None and afid.get("status") == "ok":
         row["afid"] = afid["pooled"]["value"]
-    for metric in PAIR_METRICS:
+    for column, metric in table1_metrics(convention).items():
         block = evaluation["pairwise"][metric]
-        row[metric] = {ref: block[ref]["mean"] for ref in REFERENCES} if "x_id" in block else None
+        row[column] = {ref: block[ref]["mean"] for ref in REFERENCES} if "x_id" in block else None
     return row
 
 
