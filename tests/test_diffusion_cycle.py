@@ -1,4 +1,5 @@
-"""Algorithm 1 on a toy network, against an independent NumPy computation of every step."""
+"""Algorithm 1 on a toy network, against an independent NumPy computation of every step; and the
+authors' variant of the second pass (``recompute_from_x0_hat``) against the same reference."""
 
 import numpy as np
 import pytest
@@ -30,6 +31,11 @@ def ref_denoise(x, t, c, a=A):
     return np.tanh(a * x) + 0.5 * c + 0.01 * t.reshape(-1, 1, 1, 1)
 
 
+def ref_condition(style):
+    """Toy conditions of a style image (the authors' second pass recomputes them from x0_hat)."""
+    return np.tanh(style.mean(axis=(1, 2, 3))).reshape(-1, 1, 1, 1)
+
+
 def ref_losses(a=A, cfg=CFG, recompute=False):
     ab = np.cumprod(1 - BETAS)[T_BATCH].reshape(-1, 1, 1, 1)
     f = lambda x: x.reshape(2, -1) @ W_ID  # noqa: E731
@@ -38,23 +44,26 @@ def ref_losses(a=A, cfg=CFG, recompute=False):
     def cos(u, v):
         return (u * v).sum(-1) / np.linalg.norm(u, axis=-1) / np.linalg.norm(v, axis=-1)
 
-    def pass_losses(eps_hat, x0_hat):
+    def pass_losses(eps_hat, x0_hat, style):
+        # L_id: weight t/T towards the identity image, 1 - t/T towards the pass's style image
         w = T_BATCH / T
         fh = f(x0_hat)
-        l_id = np.mean(w * (1 - cos(fh, f(X_ID))) + (1 - w) * (1 - cos(fh, f(X0))))
+        l_id = np.mean(w * (1 - cos(fh, f(X_ID))) + (1 - w) * (1 - cos(fh, f(style))))
         l_mse = np.mean((eps_hat - EPS) ** 2)
-        l_lm = np.mean((d(x0_hat) - d(X0)) ** 2)
+        l_lm = np.mean((d(x0_hat) - d(X0)) ** 2)  # always the ORIGINAL x0's landmarks
         return l_mse + cfg.lambda_id * l_id + cfg.gamma_lm * cfg.landmark_scale * l_lm, l_mse, l_id, l_lm
 
     x_t = np.sqrt(ab) * X0 + np.sqrt(1 - ab) * EPS
     eps_hat = ref_denoise(x_t, T_BATCH, COND, a)
     x0_hat = np.clip((x_t - np.sqrt(1 - ab) * eps_hat) / np.sqrt(ab), -1, 1)
-    first = pass_losses(eps_hat, x0_hat)
+    first = pass_losses(eps_hat, x0_hat, X0)
     x_t2 = np.sqrt(ab) * x0_hat + np.sqrt(1 - ab) * EPS  # same eps, same t
-    cond2 = x0_hat.mean(axis=(1, 2, 3)).reshape(2, 1, 1, 1) if recompute else COND
+    # Algorithm 1: the same conditions, L'_id towards x0; the authors: style image := x0_hat
+    style2 = x0_hat if recompute else X0
+    cond2 = ref_condition(x0_hat) if recompute else COND
     eps_hat2 = ref_denoise(x_t2, T_BATCH, cond2, a)
     x0_hat2 = np.clip((x_t - np.sqrt(1 - ab) * eps_hat2) / np.sqrt(ab), -1, 1)  # FIRST pass's x_t
-    second = pass_losses(eps_hat2, x0_hat2)
+    second = pass_losses(eps_hat2, x0_hat2, style2)
     return first, second, first[0] + cfg.sigma * second[0], x0_hat
 
 
@@ -102,14 +111,41 @@ def test_cycle_off_is_the_first_pass_only():
     assert set(out.as_dict()) == {"loss", "first", "mse", "identity", "landmark"}
 
 
-def test_second_pass_with_conditions_recomputed_from_x0_hat():
-    cfg = LossConfig(second_pass_conditions=SecondPassConditions.RECOMPUTE_FROM_X0_HAT)
-    _, _, total, _ = ref_losses(cfg=cfg, recompute=True)
-    out, calls = run(cfg, recondition=lambda x0_hat: x0_hat.mean(dim=(1, 2, 3)).view(-1, 1, 1, 1))
+RECOMPUTE = LossConfig(second_pass_conditions=SecondPassConditions.RECOMPUTE_FROM_X0_HAT)
+
+
+def recondition(x0_hat):
+    return torch.tanh(x0_hat.mean(dim=(1, 2, 3))).view(-1, 1, 1, 1)
+
+
+def test_authors_second_pass_matches_the_hand_reference():
+    """Style image := x0_hat: conditions recomputed from it, L'_id towards f(x_id) and f(x0_hat),
+    L'_lm towards the original x0 (the authors' trainer and consistency losses)."""
+    first, (second, mse2, l_id2, l_lm2), total, _ = ref_losses(cfg=RECOMPUTE, recompute=True)
+    out, calls = run(RECOMPUTE, recondition=recondition)
     assert out.total.item() == pytest.approx(total, rel=1e-12)
+    assert (out.first, out.mse, out.identity, out.landmark) == pytest.approx(first, rel=1e-12)
+    assert (out.second, out.mse2, out.identity2, out.landmark2) == pytest.approx((second, mse2, l_id2, l_lm2), rel=1e-12)
     assert calls[0] is not calls[1]
+    # the reference tells the variants apart: Algorithm 1's second pass gives other values
+    (_, _, l_id2_alg1, _) = ref_losses(cfg=RECOMPUTE)[1]
+    assert abs(l_id2 - l_id2_alg1) > 1e-3
     with pytest.raises(ValueError, match="recondition"):
-        run(cfg)
+        run(RECOMPUTE)
+
+
+def test_authors_second_pass_keeps_the_gradient_through_x0_hat():
+    # Nothing detached: the recomputed conditions and f(x0_hat) carry the first prediction's gradient.
+    a = _t(A).requires_grad_(True)
+    out, _ = run(RECOMPUTE, a=a, recondition=recondition)
+    out.total.backward()
+    h = 1e-6
+    numeric = (ref_losses(a=A + h, cfg=RECOMPUTE, recompute=True)[2] - ref_losses(a=A - h, cfg=RECOMPUTE, recompute=True)[2]) / (2 * h)
+    assert a.grad.item() == pytest.approx(numeric, rel=1e-6)
+    a_detached = _t(A).requires_grad_(True)  # with the conditions detached the gradient differs
+    out, _ = run(RECOMPUTE, a=a_detached, recondition=lambda x: recondition(x.detach()))
+    out.total.backward()
+    assert a_detached.grad.item() != pytest.approx(numeric, rel=1e-4)
 
 
 def test_gradient_flows_through_both_passes_and_x0_hat():

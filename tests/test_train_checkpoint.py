@@ -27,7 +27,7 @@ from fpsynth.train.checkpoint import (
     save_checkpoint,
 )
 from fpsynth.train.ema import EMA, ema_decay
-from fpsynth.train.config import EMAConfig
+from fpsynth.train.config import EMAConfig, EMATiming
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +36,7 @@ def trained():
     cfg = load_pipeline("tiny")
     torch.manual_seed(0)
     model, records = build_model(cfg.train.model, cfg.weights)
-    ema = EMA(model.unet, EMAConfig())
+    ema = EMA(model.unet, EMAConfig(timing=EMATiming.AFTER_STEP))
     ema.update(model.unet)  # k = 0: copy
     optimizer = torch.optim.AdamW(model.trainable_parameters(), lr=1e-2)
     for p in model.trainable_parameters():
@@ -56,10 +56,16 @@ def _save(folder: Path, step: int, trained, keep_last: int = 3) -> Path:
 
 
 def test_ema_decay_schedule():
-    cfg = EMAConfig()
+    cfg = EMAConfig(timing=EMATiming.AFTER_STEP)
     assert ema_decay(0, cfg) == 0.0
     assert ema_decay(1, cfg) == pytest.approx(1 - 2**-0.75)
     assert ema_decay(10**9, cfg) == 0.9999
+    # The authors' timing (the default since issue 13): update n uses the decay of n - 1, 0 for n <= 1
+    # (diffusers' EMAModel.get_decay: step = max(0, n - 1), 0 when step <= 0).
+    authors = EMAConfig()
+    assert authors.timing is EMATiming.BEFORE_STEP
+    assert [ema_decay(n, authors) for n in range(4)] == pytest.approx([0.0, 0.0, 1 - 2**-0.75, 1 - 3**-0.75])
+    assert ema_decay(10**9, authors) == 0.9999
 
 
 def test_round_trip_ema_and_raw(tmp_path, trained):

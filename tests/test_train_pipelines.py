@@ -13,7 +13,7 @@ from fpsynth.diffusion.config import LossConfig, SamplerConfig, SecondPassCondit
 from fpsynth.models.ccfexp import CCFExp
 from fpsynth.models.config import ModelConfig, Variant, tiny_model_config
 from fpsynth.pipeline import load_pipeline
-from fpsynth.train.config import DataConfig, OptimConfig, Precision, TrainConfig
+from fpsynth.train.config import DataConfig, EMATiming, OptimConfig, Precision, TrainConfig
 
 # file -> the [train] fields it changes relative to paper.toml
 CHANGES = {
@@ -41,7 +41,8 @@ def test_paper_train_is_the_papers_setting():
                                 second_pass_conditions=SecondPassConditions.FIRST_PASS)
     assert t.optim == OptimConfig(lr=1e-4) and t.data == DataConfig(batch_size=32)
     assert (t.epochs, t.max_steps, t.precision) == (10, None, Precision.AUTO)
-    assert (t.ema.power, t.ema.max_decay) == (0.75, 0.9999)
+    assert (t.ema.power, t.ema.max_decay, t.ema.timing) == (0.75, 0.9999, EMATiming.BEFORE_STEP)  # the authors' EMA
+    assert t.optim.grad_clip == 0.0  # the authors do not clip
     assert t.sampler == SamplerConfig(steps=50, eta=1.0)
     assert load_pipeline("paper").seed == 123
     assert t.init_from == "weights/dcface_5x5.ckpt"  # "after initialization from DCFace" (4.1)

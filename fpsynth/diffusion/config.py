@@ -25,10 +25,12 @@ class DiffusionConfig:
 
 
 class SecondPassConditions(enum.Enum):
-    """Which conditions the cycle's second U-Net pass uses."""
+    """What the cycle's second pass conditions on and compares with (``fpsynth.diffusion.cycle``)."""
 
-    FIRST_PASS = "first_pass"  # Algorithm 1: the same conditions as the first pass (default)
-    RECOMPUTE_FROM_X0_HAT = "recompute_from_x0_hat"  # the authors' code: style conditions of x0_hat
+    FIRST_PASS = "first_pass"  # Algorithm 1: the first pass's conditions; L'_id against f(x_id), f(x0) (default)
+    # The authors' code: style image := x0_hat (with gradient), its expression and landmark
+    # conditions recomputed (identity image unchanged); L'_id against f(x_id) and f(x0_hat), L'_lm against x0.
+    RECOMPUTE_FROM_X0_HAT = "recompute_from_x0_hat"
 
 
 @dataclasses.dataclass(frozen=True)

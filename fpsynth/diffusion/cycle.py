@@ -13,11 +13,17 @@ For one batch, with the SAME noise eps and timesteps t in both passes:
     9. L        = L_first + sigma L_second
 
 L_id and L_lm compare with the ORIGINAL x0 (and x_id) through targets computed once per batch by
-the frozen networks. c' = c (Algorithm 1) unless ``second_pass_conditions`` asks for the authors'
-variant (conditions recomputed from x0_hat; their frozen style features see x0_hat without
-gradient). x0_hat is not detached: the second pass's losses also reach the first pass's
-prediction, as the computation graph of Algorithm 1 has it. With ``cycle`` off only L_first is
-computed (ablation CCFExp^2).
+the frozen networks, and c' = c (Algorithm 1). x0_hat is not detached: the second pass's losses
+also reach the first pass's prediction, as the computation graph of Algorithm 1 has it. With
+``cycle`` off only L_first is computed (ablation CCFExp^2).
+
+``second_pass_conditions = RECOMPUTE_FROM_X0_HAT`` is what the authors' code does instead (their
+trainer sets the batch's style image to x0_hat before the second pass):
+
+    6'. c'      = conditions(x_id, style = x0_hat)   expression and landmark features of x0_hat WITH
+                                                     gradient (frozen weights); the identity image unchanged
+    8'. L_id    = mean[ t/T (1 - cos(f(x0_hat'), f(x_id))) + (1 - t/T) (1 - cos(f(x0_hat'), f(x0_hat))) ]
+                  f(x0_hat) with gradient; L_lm still against D_LM(x0) of the ORIGINAL x0
 """
 
 from __future__ import annotations
@@ -102,8 +108,8 @@ def cycle_losses(
     denoise: eps_theta(x_t, t, cond). recognize: the frozen identity network f. detect_landmarks:
     the frozen D_LM, or None for no landmark loss. x0 (B, 3, H, W) style images in [-1, 1];
     cond: the batch's conditions (opaque here); targets: f(x_id), f(x0), D_LM(x0); t (B,) int;
-    eps (B, 3, H, W) the noise. recondition(x0_hat) -> conditions, needed only for
-    ``SecondPassConditions.RECOMPUTE_FROM_X0_HAT``.
+    eps (B, 3, H, W) the noise. recondition(x0_hat) -> conditions with x0_hat as the style image
+    (gradients must reach x0_hat), needed only for ``SecondPassConditions.RECOMPUTE_FROM_X0_HAT``.
     """
     T = schedule.num_timesteps
     x_t = schedule.q_sample(x0, t, eps)  # step 1
@@ -116,14 +122,15 @@ def cycle_losses(
 
     x_t2 = schedule.q_sample(x0_hat, t, eps)  # step 5: same eps and t
     if cfg.second_pass_conditions is SecondPassConditions.FIRST_PASS:
-        cond2 = cond
+        cond2, targets2 = cond, targets
     elif recondition is None:
         raise ValueError("second_pass_conditions = 'recompute_from_x0_hat' needs a recondition callable")
-    else:
+    else:  # the authors' code: x0_hat is the second pass's style image (steps 6' and 8' above)
         cond2 = recondition(x0_hat)
+        targets2 = dataclasses.replace(targets, id_of_x0=recognize(x0_hat))  # (B, E) f(x0_hat), with gradient
     eps_hat2 = denoise(x_t2, t, cond2)  # step 6
     x0_hat2 = schedule.predict_x0(x_t, t, eps_hat2)  # step 7: restored from the FIRST pass's x_t
-    second = _pass_losses(eps_hat2, eps, x0_hat2, t, targets, recognize, detect_landmarks, cfg, T)  # step 8
+    second = _pass_losses(eps_hat2, eps, x0_hat2, t, targets2, recognize, detect_landmarks, cfg, T)  # step 8
     total = first.total + cfg.sigma * second.total  # step 9
     return CycleLosses(
         total, float(first.total.detach()), float(first.mse.detach()), float(first.identity.detach()),

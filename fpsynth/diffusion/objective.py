@@ -28,7 +28,8 @@ class CycleObjective(nn.Module):
         cond = model.conditions(x_id, frozen.style)
 
         def recondition(x0_hat: torch.Tensor) -> Conditions:
-            return model.conditions(x_id, model.style_features(x0_hat))
+            # the authors' second pass: x0_hat is the style image, gradients flow through the frozen networks
+            return model.conditions(x_id, model.style_features_with_grad(x0_hat))
 
         recompute = self.cfg.second_pass_conditions is SecondPassConditions.RECOMPUTE_FROM_X0_HAT
         return cycle_losses(

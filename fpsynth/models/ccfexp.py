@@ -158,6 +158,11 @@ class CCFExp(nn.Module):
         """x0 (B, 3, 112, 112) style images -> frozen features (computed once per batch)."""
         return self._frozen_on_style(x0)[0]
 
+    def style_features_with_grad(self, x: torch.Tensor) -> StyleFeatures:
+        """:meth:`style_features` of an image that carries gradient (the authors' cycle variant feeds
+        x0_hat): the frozen weights stay frozen, the gradients reach ``x``."""
+        return self._frozen_on_style(x)[0]
+
     @torch.no_grad()
     def frozen_features(self, x0: torch.Tensor, x_id: torch.Tensor) -> FrozenFeatures:
         """Style features and loss targets, one pass of each frozen network over x0 and x_id."""

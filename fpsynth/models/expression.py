@@ -16,9 +16,11 @@ from torch import nn
 from fpsynth.models.ir50 import IResNet
 
 
-@torch.no_grad()
 def expression_deviation(face_net: IResNet, id_embedding: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """F_Face(x) - F_ID(x): (B, E) raw embeddings; ``id_embedding`` is F_ID(x), computed by the caller."""
+    """F_Face(x) - F_ID(x): (B, E) raw embeddings; ``id_embedding`` is F_ID(x), computed by the caller.
+
+    No gradient reaches the frozen weights; whether one reaches ``x`` is the caller's (no_grad) choice.
+    """
     return face_net(x).embedding - id_embedding
 
 

@@ -1,9 +1,16 @@
 """Exponential moving average of the U-Net's weights (sampling uses the average, not the raw weights).
 
-Update k (counting from 0, one per optimizer step) uses decay d_k = min(1 - (1 + k)^-power,
-max_decay): d_0 = 0 copies the weights, and the average forgets its random start quickly at first
-(d_1 = 0.41, d_100 = 0.97) before settling at max_decay (0.9999, the authors' setting, reached
-after about 2.2e5 updates). The shadow weights are fp32 whatever the training precision.
+d(k) = min(1 - (1 + k)^-power, max_decay): d(0) = 0 copies the weights, and the average forgets
+its start quickly at first (d(1) = 0.41, d(100) = 0.97) before settling at max_decay (0.9999, the
+authors' setting, reached after about 2.2e5 updates). Update n (counting from 0, one per optimizer
+step) is timed by ``EMAConfig.timing``:
+
+- ``before_step`` (the authors' EMAModel in their training_step, default): taken before optimizer
+  step n, on the weights that step starts from, with decay d(n - 1) (0 for n = 0 and 1). After N
+  steps the average holds the weights of steps 0 .. N-1, not the newest.
+- ``after_step``: taken after optimizer step n, with decay d(n).
+
+The shadow weights are fp32 whatever the training precision.
 """
 
 from __future__ import annotations
@@ -14,12 +21,13 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
-from fpsynth.train.config import EMAConfig
+from fpsynth.train.config import EMAConfig, EMATiming
 
 
 def ema_decay(k: int, cfg: EMAConfig) -> float:
-    """Decay of update ``k`` (0-based)."""
-    return min(1.0 - (1.0 + k) ** -cfg.power, cfg.max_decay)
+    """Decay of update ``k`` (0-based): d(k), or d(k - 1) on the authors' timing (0 for k <= 1)."""
+    n = k - 1 if cfg.timing is EMATiming.BEFORE_STEP else k
+    return min(1.0 - (1.0 + n) ** -cfg.power, cfg.max_decay) if n > 0 else 0.0
 
 
 class EMA:
@@ -31,9 +39,14 @@ class EMA:
         self.shadow = {k: v.detach().clone().float() for k, v in module.state_dict().items()}
         self._param_names = [n for n, _ in module.named_parameters()]
 
+    @property
+    def before_step(self) -> bool:
+        """True when updates are taken before the optimizer step (the authors' timing)."""
+        return self.cfg.timing is EMATiming.BEFORE_STEP
+
     @torch.no_grad()
     def update(self, module: nn.Module) -> None:
-        """shadow <- d shadow + (1 - d) weights, after an optimizer step."""
+        """shadow <- d shadow + (1 - d) weights; once per optimizer step, before or after it (``before_step``)."""
         weight = 1.0 - ema_decay(self.updates, self.cfg)
         params = dict(module.named_parameters())
         shadow = [self.shadow[n] for n in self._param_names]

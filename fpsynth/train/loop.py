@@ -5,9 +5,10 @@
 One optimizer step: the global batch's pairs, timesteps and noise (``fpsynth.train.data``), this
 process's micro-batches through ``CycleObjective`` (frozen features once per micro-batch, both
 U-Net passes in one forward, wrapped in DistributedDataParallel under torchrun), gradients
-averaged, unscaled (fp16) and clipped, AdamW over the trainable parameters only, then the EMA of
-the U-Net. Everything a resumed run needs is in the checkpoint: weights, EMA, optimizer, loss
-scaler, the window of the log, and the step, from which the data order, the noise and the
+averaged, unscaled (fp16) and clipped (when ``optim.grad_clip`` asks), AdamW over the trainable
+parameters only, and the EMA of the U-Net, just before the optimizer step (the authors' timing) or
+just after it (``ema.timing``). Everything a resumed run needs is in the checkpoint: weights, EMA,
+optimizer, loss scaler, the window of the log, and the step, from which the data order, the noise and the
 dropout masks follow (each rank's global RNG state is stored and restored too, though the loop
 draws nothing from it).
 """
@@ -142,10 +143,13 @@ class Trainer:
             norm = torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None])
         for group in self.optimizer.param_groups:
             group["lr"] = lr
+        if self.ema.before_step:  # the authors': the average of the weights this step starts from
+            self.ema.update(self.model.unet)
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
-        self.ema.update(self.model.unet)
+        if not self.ema.before_step:
+            self.ema.update(self.model.unet)
         self.step += 1
         values["grad_norm"] = float(norm)
         return values
