@@ -10,6 +10,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
+from fpsynth.data.config import Pairing, SplitConfig
 from fpsynth.data.manifests import FRAMES, PAIRS, REJECTS, assign_splits, build_pairs, to_table
 from fpsynth.data.reasons import Reason
 
@@ -55,6 +56,24 @@ def test_pairs_same_subject_different_image_and_deterministic():
     assert not pairs.duplicated(["style_frame", "id_frame"]).any()
     (row,) = rejects.itertuples()
     assert row.reason == Reason.NO_PAIR.value and row.subject == "P0000"
+
+
+def test_authors_pairing_uses_one_fixed_identity_image_per_subject_itself_included():
+    frames = _frames(n_subjects=4, per=5)
+    frames["split"] = "train"
+    shuffled = frames.sample(frac=1, random_state=3)
+    pairs, rejects = build_pairs(shuffled, 3, 5, Pairing.AUTHORS)  # pairs_per_frame has no say here
+    assert len(pairs) == len(frames) and rejects.empty  # one pair per image, the single-image subject too
+    assert sorted(pairs["style_frame"]) == sorted(frames["frame_id"]) and pairs["pair_id"].is_unique
+    first = frames.sort_values("frame_id").groupby("subject")["frame_id"].first()  # P0001-smile-00000 ...
+    assert (pairs["id_frame"] == pairs["subject"].map(first)).all()
+    assert pairs.groupby("subject")["id_frame"].nunique().max() == 1
+    own = pairs[pairs["style_frame"] == pairs["id_frame"]]
+    assert sorted(own["subject"]) == sorted(frames["subject"].unique())  # the identity image is paired with itself
+    assert (pairs["id_path"] == pairs["id_frame"].map(frames.set_index("frame_id")["path"])).all()
+    default, _ = build_pairs(frames, 1, 5)  # the paper's: another frame
+    assert (default["id_frame"] != default["style_frame"]).all()
+    assert SplitConfig().pairing is Pairing.OTHER_FRAME and SplitConfig(pairing=Pairing("authors")).pairing is Pairing.AUTHORS
 
 
 def test_subjects_never_cross_splits():

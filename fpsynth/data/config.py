@@ -113,12 +113,22 @@ class SourcesConfig:
     image_extensions: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm")
 
 
+class Pairing(enum.Enum):
+    """How each style frame gets its identity image (always of the same subject)."""
+
+    OTHER_FRAME = "other_frame"  # the paper ("different images of the same patient"): random other frames
+    # The authors' code: every image of a subject with ONE identity image, the subject's first
+    # (their folder's first file; here the first by frame_id), itself included.
+    AUTHORS = "authors"
+
+
 @dataclasses.dataclass(frozen=True)
 class SplitConfig:
     """Subject-level train/test split and training pairs."""
 
     test_fraction: float = 0.12  # the paper: 88% of subjects train, 12% test
     pairs_per_frame: int = 1  # identity images drawn (same subject, other image) per style frame
+    pairing: Pairing = Pairing.OTHER_FRAME  # "authors": one fixed identity image per subject (pairs_per_frame unused)
 
     def __post_init__(self) -> None:
         if not 0 <= self.test_fraction < 1:

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from fpsynth.data.config import Pairing
 from fpsynth.data.reasons import Reason
 from fpsynth.data.scores import Score, Severity
 
@@ -93,18 +94,28 @@ def add_subject_columns(frames: pd.DataFrame, scores: Mapping[str, Score], split
     return frames
 
 
-def build_pairs(frames: pd.DataFrame, pairs_per_frame: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+def build_pairs(frames: pd.DataFrame, pairs_per_frame: int, seed: int,
+                pairing: Pairing = Pairing.OTHER_FRAME) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Training pairs as the paper trains: style = a frame, identity = another image of the subject.
 
     For every frame, ``pairs_per_frame`` identity frames are drawn without replacement from the
     subject's other frames (all of them when fewer). Returns (pairs, rejects): a subject with a
-    single usable image yields no pair and one rejects row.
+    single usable image yields no pair and one rejects row. ``Pairing.AUTHORS`` pairs every frame
+    of a subject with the subject's first frame (by frame_id), that frame itself included, as the
+    authors' dataset does: one pair per frame, none rejected.
     """
     rng = np.random.default_rng([seed, _PAIR_STREAM])
     pairs, rejects = [], []
     cols = ["frame_id", "path", "subject", "split", "expression", "phase", "severity", "dataset", "clip"]
     for subject, group in frames[cols].sort_values("frame_id").groupby("subject", sort=True):
         ids, paths = group["frame_id"].to_numpy(), group["path"].to_numpy()
+        if Pairing(pairing) is Pairing.AUTHORS:
+            for style in group.itertuples(index=False):
+                pairs.append({"pair_id": f"{style.frame_id}~0", "subject": subject, "split": style.split,
+                              "id_frame": ids[0], "id_path": paths[0], "style_frame": style.frame_id,
+                              "style_path": style.path, "expression": style.expression, "phase": style.phase,
+                              "severity": style.severity})
+            continue
         if len(group) < 2:
             rejects.append({"input": group["clip"].iloc[0], "dataset": group["dataset"].iloc[0], "subject": subject,
                             "frame_start": None, "frame_end": None, "reason": Reason.NO_PAIR.value,

@@ -101,7 +101,7 @@ def _write_manifests(stage: Stage, cfg: Any, ps: Pseudonymised, scores: ScoreTab
         by_pseudonym = {p: s for key, p in ps.subjects.items() if (s := scores.lookup(*key)) is not None}
         splits = assign_splits(frames["subject"].tolist(), pc.split.test_fraction, cfg.seed)
         frames = add_subject_columns(frames, by_pseudonym, splits)
-        pairs, pair_rejects = build_pairs(frames, pc.split.pairs_per_frame, cfg.seed)
+        pairs, pair_rejects = build_pairs(frames, pc.split.pairs_per_frame, cfg.seed, pc.split.pairing)
     else:
         frames, pairs, pair_rejects = pd.DataFrame(columns=FRAMES.names), pd.DataFrame(columns=PAIRS.names), None
     parts = [rejects_store.read_all(), _discovery_rejects(ps), _score_rejects(ps, scores), pair_rejects]
