@@ -14,7 +14,9 @@ import dataclasses
 import json
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
+import cv2
 import numpy as np
 import pandas as pd
 import pytest
@@ -149,6 +151,44 @@ def test_afid_compares_each_patients_returned_images_with_its_own_frames(demo, t
     pooled = fid_of_features(_features(plan["style_image"]), _features(plan["returned_image"]))
     assert result.pooled.value == pytest.approx(pooled.value, rel=1e-6)
     assert (result.pooled.n_a, result.pooled.n_b) == (8, 8)
+
+
+class RedGreenLevels(torch.nn.Module):
+    """2-d features standing in for Inception-v3: the mean R and G levels (0..255) of an image."""
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return ((images + 1) * 127.5).mean(dim=(2, 3))[:, :2].double()
+
+
+def test_afid_of_flat_colour_images_has_the_closed_form_value(tmp_path):
+    """Patients whose frames are flat colours: features (R, G) with a diagonal covariance, so each
+    FID is sum over R, G of (mean difference)^2 + (std difference)^2, written out below."""
+    r_dev, g_dev = np.array([-1, 1, -1, 1]), np.array([-1, -1, 1, 1])  # uncorrelated over the 4 frames
+    levels = {  # (R, G) of the 4 frames: real style frames, and the returned images of the round trip
+        ("p1", "real"): (100 + 20 * r_dev, 100 + 10 * g_dev),
+        ("p1", "returned"): (100 + 20 * r_dev, 100 + 10 * g_dev),  # a perfect round trip
+        ("p2", "real"): (140 + 20 * r_dev, 100 + 10 * g_dev),
+        ("p2", "returned"): (150 + 10 * r_dev, 100 + 10 * g_dev),  # R shifted by 10, half the spread
+    }
+    rows = []
+    for (patient, kind), (red, green) in levels.items():
+        for k, (r, g) in enumerate(zip(red, green)):
+            path = tmp_path / f"{patient}-{kind}-{k}.png"
+            cv2.imwrite(str(path), np.full((8, 8, 3), (30, g, r), np.uint8))  # OpenCV writes BGR
+            rows.append({"patient": patient, "k": k, kind: str(path)})
+    plan = (pd.DataFrame(rows).groupby(["patient", "k"], as_index=False).first()
+            .rename(columns={"real": "style_image", "returned": "returned_image"}))
+    nets = SimpleNamespace(fid=Opened(RedGreenLevels(), ()), device=torch.device("cpu"))
+    result = afid_of(plan, nets, batch_size=3, eps=1e-6, timings=Timings())
+    per = {p.patient: p.value for p in result.per_patient}
+    std = lambda spread: spread * (4 / 3) ** 0.5  # noqa: E731  unbiased std of (-s, s, -s, s)
+    assert per["p1"] == pytest.approx(0.0, abs=1e-6)
+    assert per["p2"] == pytest.approx(10**2 + (std(20) - std(10)) ** 2, rel=1e-6)  # = 100 + 400/3
+    # pooled: real R (80 120 80 120 120 160 120 160), returned R (80 120 80 120 140 160 140 160), G alike
+    real_r = (6400 / 7) ** 0.5  # sum of squared deviations from 120 is 6400, n - 1 = 7
+    back_r = (7000 / 7) ** 0.5  # from 125: 7000
+    assert result.pooled.value == pytest.approx((125 - 120) ** 2 + (real_r - back_r) ** 2, rel=1e-6)
+    assert (result.pooled.n_a, result.pooled.n_b) == (8, 8) and result.mean_per_patient == pytest.approx(per["p2"] / 2)
 
 
 # --------------------------------------------------------------------------- the stage with a model
