@@ -11,6 +11,8 @@ allows it (Inception, VGG16); the LPIPS v0.1 layers are the real fixture file.
 
 from __future__ import annotations
 
+import hashlib
+
 import base64
 import json
 import shutil
@@ -50,12 +52,13 @@ def write_generated(out: Path, prepare_dir: Path, identities: dict[str, bytes], 
         image = cv2.imread(str(prepare_dir / copies[k])) if k in copies else cv2.addWeighted(id_bgr, 0.6, style_bgr, 0.4, 0)
         (out / name).parent.mkdir(parents=True, exist_ok=True)
         cv2.imwrite(str(out / name), image)
+        digest = hashlib.sha256((out / name).read_bytes()).hexdigest()  # generate records it; the report checks it
         rows.append({"item_id": f"{k:08d}", "item_index": k, "shard": 0, "file_name": name, "identity_id": ident,
                      "identity_source": f"{ident}.jpg", "style_frame": style.frame_id, "style_subject": style.subject,
                      "severity": style.severity, "eface": style.eface, "expression": style.expression,
                      "phase": style.phase, "seed": k, "style_path": style.path, "sampler": "ddim", "steps": 50,
                      "eta": 1.0, "checkpoint": "c" * 64, "checkpoint_step": 100, "device": "cpu", "precision": "fp32",
-                     "batch_size": 8, "image_sha256": "", "synthetic": True})
+                     "batch_size": 8, "image_sha256": digest, "synthetic": True})
     meta = pd.DataFrame(rows)
     meta.to_parquet(out / "metadata.parquet")
     return meta

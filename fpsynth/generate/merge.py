@@ -101,4 +101,7 @@ def read_metadata_key(out: Path) -> str | None:
     path = Path(out) / METADATA_FILE
     if not path.is_file():
         return None
-    return (pq.read_schema(path).metadata or {}).get(RUN_KEY, b"").decode() or None
+    try:
+        return (pq.read_schema(path).metadata or {}).get(RUN_KEY, b"").decode() or None
+    except (OSError, ValueError):  # a truncated or damaged file: it belongs to no run (pyarrow's errors)
+        return "damaged"

@@ -26,6 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import torch
 
 from fpsynth import __version__
@@ -78,12 +79,30 @@ def run(cfg: Any, workspace: Path, force: bool = False) -> dict[str, Any]:
                   force=force, extra=extra)
     stage.require_inputs()
     if not gen.plan_only and stage.is_up_to_date():
-        return stage.skipped()
+        problem = dataset_problem(out)
+        if problem is None:
+            return stage.skipped()
+        console.print(f"{out}: {problem}; remaking what is damaged")
     identities = prepare_identities(ids, cfg.prepare, out, seed=cfg.seed, dlib_models=cfg.weights.dlib_models)
     pool = StylePool.from_manifest(prepare_dir, gen.plan)
     from fpsynth.train.checkpoint import load_checkpoint
 
     return produce(cfg, out, identities, pool, checkpoint, load_checkpoint, stage=stage, force=force)
+
+
+def dataset_problem(out: Path) -> str | None:
+    """What is wrong with a finished dataset folder (None when every image of metadata.parquet is
+    there with its sha256): a rerun then remakes the damaged shards instead of skipping."""
+    try:
+        meta = pd.read_parquet(Path(out) / METADATA_FILE, columns=["file_name", "image_sha256"])
+    except Exception as exc:  # truncated or missing parquet: pyarrow raises several kinds
+        return f"{METADATA_FILE} cannot be read ({type(exc).__name__})"
+    bad = 0
+    for name, digest in zip(meta["file_name"], meta["image_sha256"]):
+        path = Path(out) / name
+        if not path.is_file() or hashlib.sha256(path.read_bytes()).hexdigest() != digest:
+            bad += 1
+    return f"{bad} image(s) missing or damaged" if bad else None
 
 
 def _checkpoint_path(given: Path | None, workspace: Path) -> Path:

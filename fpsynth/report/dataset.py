@@ -11,6 +11,7 @@ The identity crops used by the evaluated rows are written once as PNG files unde
 
 from __future__ import annotations
 
+import hashlib
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -44,13 +45,7 @@ def read_generated(folder: Path, prepared: Prepared, max_images: int, seed: int,
             f"{folder}: {len(unknown)} style frame(s) (e.g. {unknown[0]}) are not in {prepared.dir}/frames.parquet; "
             "the dataset was generated from another prepare run: report it from the workspace it was generated in"
         )
-    images = [folder / name for name in meta["file_name"]]
-    lost = [str(p) for p in images if not p.is_file()]
-    if lost:
-        raise DatasetMismatchError(
-            f"{folder}: {len(lost)} generated image(s) listed in {METADATA_FILE} are missing (e.g. {lost[0]}); "
-            f"run `{GENERATE_COMMAND} --out {folder}` again: it verifies the shards and remakes damaged ones"
-        )
+    images = _checked_images(folder, meta)
     id_images = _identity_files(folder, sorted(set(meta["identity_id"])), identity_dir)
     style = frames.loc[meta["style_frame"]]
     items = pd.DataFrame({
@@ -68,6 +63,34 @@ def read_generated(folder: Path, prepared: Prepared, max_images: int, seed: int,
         "phase": meta["phase"].to_numpy(),
     })
     return items, _describe(folder, meta, n_total)
+
+
+def _checked_images(folder: Path, meta: pd.DataFrame) -> list[Path]:
+    """The image paths of ``meta``, each inside ``folder`` (no ``..``, absolute path or symlink out)
+    and matching its ``image_sha256``; an error naming the first offender otherwise."""
+    root = folder.resolve()
+    images = [folder / str(name) for name in meta["file_name"]]
+    outside = [str(p) for p in images if not p.resolve().is_relative_to(root)]
+    if outside:
+        raise DatasetMismatchError(
+            f"{folder}: {len(outside)} file_name(s) of {METADATA_FILE} point outside the dataset folder "
+            f"(e.g. {outside[0]}); refusing to read them: this metadata was not written by fpsynth generate"
+        )
+    redo = f"run `{GENERATE_COMMAND} --out {folder}` again: it verifies every image and remakes damaged ones"
+    lost = [str(p) for p in images if not p.is_file()]
+    if lost:
+        raise DatasetMismatchError(
+            f"{folder}: {len(lost)} generated image(s) listed in {METADATA_FILE} are missing (e.g. {lost[0]}); {redo}"
+        )
+    if "image_sha256" in meta:
+        damaged = [str(p) for p, digest in zip(images, meta["image_sha256"])
+                   if hashlib.sha256(p.read_bytes()).hexdigest() != digest]
+        if damaged:
+            raise DatasetMismatchError(
+                f"{folder}: {len(damaged)} generated image(s) do not match their sha256 in {METADATA_FILE} "
+                f"(e.g. {damaged[0]}); {redo}"
+            )
+    return images
 
 
 def _identity_files(folder: Path, used: list[str], out_dir: Path) -> dict[str, str]:
