@@ -29,6 +29,10 @@ class PipelineConfig:
     report: ReportConfig = ReportConfig()
     demo: DemoConfig = DemoConfig()
 
+    def __post_init__(self) -> None:
+        if not 0 <= self.seed < 2**63:  # seeds feed torch/numpy generators and derived 64-bit streams
+            raise ValueError(f"seed must be in 0 .. 2**63 - 1, got {self.seed}")
+
 
 def load_pipeline(config: str | Path = DEFAULT_CONFIG, overrides: Sequence[str] = ()) -> PipelineConfig:
     """Read a pipeline file (path or bare name in ``pipelines/``), apply ``--set`` overrides, type-check."""
