@@ -147,9 +147,25 @@ def test_weight_files_and_init_from_count_by_content(tmp_path):
     init.write_bytes(b"two")
     assert fingerprint() != second
     stage, inputs = train_stage(cfg, tmp_path / "ws")
-    assert {"weights.ir50_id", "train.init_from"} <= set(inputs)
+    assert {"weights.ir50_id", "train.init_from"} <= set(stage.inputs)
+    assert {"weights.ir50_id.sha256", "train.init_from.sha256"} <= set(inputs)
     scratch = load_pipeline("tiny", [f"weights.ir50_id={weights}", "train.init_from=none"])
-    assert "train.init_from" not in train_stage(scratch, tmp_path / "ws")[1]
+    assert "train.init_from" not in train_stage(scratch, tmp_path / "ws")[0].inputs
+
+
+def test_a_replaced_weights_file_of_the_same_size_and_times_still_counts(tmp_path, monkeypatch):
+    """Big inputs are fingerprinted by size and mtime elsewhere; weights files always by content."""
+    import fpsynth.stage
+
+    monkeypatch.setattr(fpsynth.stage, "_HASH_CONTENT_BELOW", 1)  # every file counts as "big" here
+    weights = tmp_path / "ir50.ckpt"
+    weights.write_bytes(b"AAAA")
+    cfg = load_pipeline("tiny", [f"weights.ir50_id={weights}"])
+    first = train_stage(cfg, tmp_path / "ws")[0].fingerprint
+    stat = weights.stat()
+    weights.write_bytes(b"BBBB")  # same size
+    os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # times kept, as `cp -p` would
+    assert train_stage(cfg, tmp_path / "ws")[0].fingerprint != first
 
 
 # ----------------------------------------------------------------------------- generate --checkpoint FILE

@@ -67,10 +67,13 @@ def weight_inputs(cfg: Any) -> dict[str, Path]:
     return found
 
 
-def run_identity(cfg: Any, inputs: dict[str, Path]) -> dict[str, Any]:
-    """What defines a run (module docstring): seed, inputs' content, the run-key fields of [train]."""
+def run_identity(cfg: Any, inputs: dict[str, Any]) -> dict[str, Any]:
+    """What defines a run (module docstring): seed, inputs' content (paths, or a weights file's
+    sha256 under "<key>.sha256"), the run-key fields of [train]."""
     train = to_dict(cfg.train)
-    return {"seed": cfg.seed, "inputs": hash_paths(inputs),
+    paths = {k: v for k, v in inputs.items() if isinstance(v, Path)}
+    digests = {k: v for k, v in inputs.items() if isinstance(v, str)}
+    return {"seed": cfg.seed, "inputs": hash_paths(paths), **({"weights": digests} if digests else {}),
             **{f"train.{name}": _pick(train, name) for name in RUN_KEY_FIELDS}}
 
 
@@ -140,14 +143,28 @@ def train_stage(cfg: Any, workspace: Path, force: bool = False) -> tuple[Stage, 
     prepare_dir = Path(workspace) / "prepare"
     inputs = {name: prepare_dir / f"{name}.parquet" for name in ("pairs", "frames")}
     declared = {k: Input(p, PREPARE_COMMAND) for k, p in inputs.items()}
-    for key, path in weight_inputs(cfg).items():
+    weights = weight_inputs(cfg)
+    for key, path in weights.items():
         declared[key] = Input(path, f"--set {key}=PATH (see `fpsynth weights`)")
-        inputs[key] = path
+    # By their full sha256: big inputs are otherwise fingerprinted by size and mtime, which a
+    # replaced weights file of the same size copied with its times kept would not change.
+    digests = {key: _content_digest(path) for key, path in weights.items() if Path(path).exists()}
     stage = Stage(
         "train", Path(workspace), cfg.train, inputs=declared,
-        outputs=[f"{ckpt.CHECKPOINTS}/{ckpt.LATEST}", "log.csv"], force=force, extra={"seed": cfg.seed},
+        outputs=[f"{ckpt.CHECKPOINTS}/{ckpt.LATEST}", "log.csv"], force=force,
+        extra={"seed": cfg.seed, "weights_sha256": digests},
     )
-    return stage, inputs
+    return stage, {**inputs, **{f"{k}.sha256": v for k, v in digests.items()}}
+
+
+def _content_digest(path: Path) -> str:
+    from fpsynth.train.checkpoint import resolve_checkpoint
+    from fpsynth.weights import sha256_file
+
+    path = Path(path)
+    if path.is_dir():  # an fpsynth checkpoint folder: its state.json names every file's sha256
+        return sha256_file(resolve_checkpoint(path) / ckpt.STATE_FILE)
+    return sha256_file(path)
 
 
 def _run(cfg: Any, workspace: Path, force: bool, ctx: DistContext) -> dict[str, Any]:
