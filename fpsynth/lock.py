@@ -5,7 +5,8 @@ The kernel releases it when the process ends, however it ends (SIGKILL included)
 never leaves a stale lock and an identical rerun just proceeds. A second process that wants the
 same folder fails at once with a message naming the holder (pid, command, start time, written
 into the lock file by the holder). Under torchrun only the main process (RANK 0) locks: the
-other ranks are part of the same run.
+other ranks are part of the same run. Holding the lock, a run first removes the temporaries a
+killed earlier run left behind (nothing is ever written under a final name before it is whole).
 """
 
 from __future__ import annotations
@@ -37,6 +38,22 @@ def _holder(fd: int) -> str:
         return "another process"
 
 
+def is_temporary(path: Path) -> bool:
+    """A temporary of ``fpsynth.stage.atomic_path`` (``.<stem>.<random>.tmp<suffix>``)."""
+    name = path.name
+    return name.startswith(".") and ".tmp" in name and name != LOCK_FILE
+
+
+def remove_temporaries(folder: Path) -> int:
+    """Delete the atomic-write temporaries below ``folder`` (only safe while holding its lock)."""
+    removed = 0
+    for path in Path(folder).rglob(".*"):
+        if path.is_file() and is_temporary(path):
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
 @contextlib.contextmanager
 def folder_lock(folder: Path, what: str = "") -> Iterator[None]:
     """Hold the exclusive lock of ``folder`` (created if absent) for the ``with`` block."""
@@ -58,6 +75,7 @@ def folder_lock(folder: Path, what: str = "") -> Iterator[None]:
                 "started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(info).encode(), 0)
+        remove_temporaries(folder)  # the sole writer now: what an earlier, killed run left half-written
         yield
     finally:
         os.close(fd)  # closing the descriptor releases the lock

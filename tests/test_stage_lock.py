@@ -64,3 +64,16 @@ def test_generate_shards_share_a_folder_by_design(tmp_path, monkeypatch):
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_the_next_run_removes_temporaries_a_killed_run_left(tmp_path):
+    folder = tmp_path / "generate"
+    (folder / "shards" / "00000").mkdir(parents=True)
+    left = [folder / ".plan.k3j2h1g0.tmp.parquet", folder / ".metadata.a1b2c3d4.tmp.parquet",
+            folder / "shards" / "00000" / ".00000.zz99yy88.tmp.parquet"]
+    kept = [folder / "plan.parquet", folder / "shards" / "00000" / "00000001.png"]
+    for p in left + kept:
+        p.write_bytes(b"x")
+    with folder_lock(folder):
+        assert not any(p.exists() for p in left)
+        assert all(p.exists() for p in kept)
