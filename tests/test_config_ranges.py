@@ -24,3 +24,9 @@ def test_non_finite_numbers_and_negative_seeds_are_refused(override, named):
 def test_valid_values_still_pass():
     cfg = load_pipeline("tiny", ["train.optim.lr=0.0002", "seed=0", "train.loss.sigma=0.0"])
     assert (cfg.train.optim.lr, cfg.seed, cfg.train.loss.sigma) == (0.0002, 0, 0.0)
+
+
+def test_a_huge_count_is_refused_with_an_estimate_unless_allowed():
+    with pytest.raises(ConfigError, match=r"about 24\.0 TB of images .*generate\.allow_large=true"):
+        load_pipeline("tiny", ["generate.count=1000000000"])
+    assert load_pipeline("tiny", ["generate.count=1000000000", "generate.allow_large=true"]).generate.count == 10**9

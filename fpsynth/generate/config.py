@@ -118,6 +118,11 @@ class ShardSpec:
         return cls(int(m.group(1)), int(m.group(2)))
 
 
+LARGE_COUNT = 10_000_000  # 100x the paper-scale datasets fpsynth is made for
+PNG_BYTES = 24_000  # a 112x112 RGB face PNG at compression 3 (measured: 24.1-24.5 kB in the demo)
+PLAN_ROW_BYTES = 400  # one planned item in pandas before it is written (ids, paths, labels, seed)
+
+
 @dataclasses.dataclass(frozen=True)
 class GenerateConfig:
     ids: Path | None = None  # folder of identity face photos (--ids)
@@ -130,10 +135,18 @@ class GenerateConfig:
     sampler: SamplerConfig = SamplerConfig()
     plan: PlanConfig = PlanConfig()
     runtime: RuntimeConfig = RuntimeConfig()
+    # A count above LARGE_COUNT is refused with an estimate of its size unless this says yes.
+    allow_large: bool = False
 
     def __post_init__(self) -> None:
         if self.count < 1:
             raise ConfigError(f"count must be >= 1, got {self.count}")
+        if self.count > LARGE_COUNT and not self.allow_large:
+            raise ConfigError(
+                f"--count {self.count:,} is a large run: about {self.count * PNG_BYTES / 1e12:.1f} TB of images "
+                f"({PNG_BYTES // 1000} kB each) and a plan of about {self.count * PLAN_ROW_BYTES / 1e9:.1f} GB held in "
+                f"memory while it is written; if that is meant, add --set generate.allow_large=true"
+            )
         ShardSpec.parse(self.shard)  # fail at load time, not after the model is on the GPU
 
     @property
