@@ -61,7 +61,12 @@ def folder_lock(folder: Path, what: str = "") -> Iterator[None]:
         yield
         return
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    if folder.exists() and not folder.is_dir():
+        raise FolderBusyError(f"{folder} is a file, not a folder: give a folder for the outputs (it is created when absent)")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # read-only filesystem, a file on the way, no permission
+        raise FolderBusyError(f"cannot create the output folder {folder}: {exc.strerror or exc}") from None
     fd = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         try:

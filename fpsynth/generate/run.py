@@ -54,6 +54,10 @@ _NOT_IN_FINGERPRINT = ("ids", "checkpoint", "out", "shard", "plan_only", "runtim
 Loader = Callable[..., Any]  # (path, *, ema, device) -> object with .model .schedule .sha256 .state
 
 
+class GenerateOutputError(FpsynthError, NotADirectoryError):
+    """The output folder cannot be one (a file is there)."""
+
+
 class OtherRunError(FpsynthError, FileExistsError):
     """The output folder holds a different run (other settings, inputs or checkpoint)."""
 
@@ -63,6 +67,8 @@ def run(cfg: Any, workspace: Path, force: bool = False) -> dict[str, Any]:
     gen = cfg.generate
     workspace = Path(workspace)
     out = Path(gen.out) if gen.out is not None else workspace / "generate"
+    if out.exists() and not out.is_dir():
+        raise GenerateOutputError(f"--out {out} is a file; give a folder (it is created when absent)")
     prepare_dir = workspace / "prepare"
     if gen.ids is None:
         raise IdentityError("generate needs identity faces: pass --ids DIR (a folder of face photos)")

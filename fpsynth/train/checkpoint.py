@@ -278,8 +278,12 @@ def read_state(path: Path) -> dict[str, Any]:
         state = json.loads((Path(path) / STATE_FILE).read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise CheckpointError(f"{path}: unreadable {STATE_FILE} ({exc})") from exc
-    if state.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: checkpoint format {state.get('format')} is not {FORMAT} (fpsynth {__version__})")
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        found = state.get("format") if isinstance(state, dict) else type(state).__name__
+        raise CheckpointError(f"{path}: checkpoint format {found} is not {FORMAT} (fpsynth {__version__})")
+    missing = [k for k in ("step", "files", "model_config", "diffusion_config", "load_records") if k not in state]
+    if missing:
+        raise CheckpointError(f"{path}/{STATE_FILE} lacks {', '.join(missing)}: not a checkpoint fpsynth wrote whole")
     return state
 
 
