@@ -85,3 +85,12 @@ def test_report_checks_each_images_sha256(generated, tmp_path):
     (folder / name).write_bytes((folder / name).read_bytes()[:-10] + b"0123456789")
     with pytest.raises(DatasetMismatchError, match=r"do not match their sha256.*fpsynth generate .*--out"):
         read_generated(folder, Prepared.read(ws / "prepare"), 100, 0, tmp_path / "ids")
+
+
+def test_report_on_a_truncated_metadata_file_says_what_to_do(generated, tmp_path):
+    ws, out, _ = generated
+    folder = _copy(out, tmp_path / "dataset")
+    meta = folder / "metadata.parquet"
+    meta.write_bytes(meta.read_bytes()[:300])
+    with pytest.raises(DatasetMismatchError, match="cannot be read.*fpsynth generate"):
+        read_generated(folder, Prepared.read(ws / "prepare"), 100, 0, tmp_path / "ids")

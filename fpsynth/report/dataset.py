@@ -35,7 +35,13 @@ class DatasetMismatchError(FpsynthError, ValueError):
 def read_generated(folder: Path, prepared: Prepared, max_images: int, seed: int, identity_dir: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The evaluation set of a generated dataset (a seeded subset of ``max_images`` rows), and its description."""
     folder = Path(folder)
-    meta = pd.read_parquet(folder / METADATA_FILE)
+    try:
+        meta = pd.read_parquet(folder / METADATA_FILE)
+    except (OSError, ValueError) as exc:  # truncated or not Parquet (pyarrow's errors derive from these)
+        raise DatasetMismatchError(
+            f"{folder}/{METADATA_FILE} cannot be read ({type(exc).__name__}); run `{GENERATE_COMMAND} --out "
+            f"{folder}` again: it finds the damaged file and writes it anew"
+        ) from None
     n_total = len(meta)
     meta = seeded_subset(meta.sort_values("item_id"), max_images, seed, "report-dataset")
     frames = prepared.by_id()

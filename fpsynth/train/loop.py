@@ -172,6 +172,7 @@ def build_trainer(cfg: Any, ctx: DistContext, resume: Path | None) -> Trainer:
                 for line in record.lines():
                     Console(stderr=True).print(line, highlight=False, markup=False)
             records.append(LoadRecord(f"init_from-{record.kind}", record.path, record.sha256, False))
+        _check_finite(model, records)
         model = model.to(device)
     else:
         state = ckpt.read_state(resume)
@@ -197,6 +198,18 @@ def build_trainer(cfg: Any, ctx: DistContext, resume: Path | None) -> Trainer:
     if ctx.distributed:
         objective = DistributedDataParallel(objective, device_ids=[device.index] if device.type == "cuda" else None)
     return Trainer(model, records, ema, optimizer, scaler, objective, amp, int(state.get("step", 0)), window)
+
+
+def _check_finite(model: CCFExp, records: list[LoadRecord]) -> None:
+    """Weights with NaN or inf would make the first loss NaN, which looks like a learning-rate
+    problem; name the tensors and the files they came from instead."""
+    bad = [name for name, t in model.state_dict().items() if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+    if bad:
+        files = ", ".join(f"{r.name}: {r.path}" for r in records if r.path) or "no file (random init)"
+        raise TrainingDiverged(
+            f"train: {len(bad)} weight tensor(s) hold NaN or inf before training (e.g. {', '.join(bad[:4])}); "
+            f"the weights came from {files}: replace the damaged file"
+        )
 
 
 def _rng_state(device: torch.device) -> dict[str, str | None]:
