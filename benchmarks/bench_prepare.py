@@ -2,6 +2,19 @@
 
     python benchmarks/bench_prepare.py                          # the six real fixture videos, 1 and 2 workers
     python benchmarks/bench_prepare.py --videos DIR --n-jobs 4 --json out.json
+    python benchmarks/bench_prepare.py --layout standard-set    # the same six, as two whole-sequence videos
+    python benchmarks/bench_prepare.py --layout standard-set --side 1080 --repeats 3
+
+``--layout standard-set`` concatenates the videos (sorted) into two "participant" videos of the MEEI
+standard set's layout, three clips each with 3 s of still frames before, between and after
+(:func:`fpsynth.data.video.join_clips`), and prepares them as the set: each video cut into its
+movements, 32 frames per movement plus a rest clip (0.5 s of black at each change of clip, as in
+the ground-truth test: the clips are of different people). The decode floor is measured on the same
+two concatenated files. ``--side`` sets their size (square; the fixtures are 480-512 px, a
+clinic's HD recordings cost more to decode per frame while the face work stays the same).
+
+``--repeats N`` alternates the two measurements N times and reports the medians (and the median
+of the per-repeat ratios): other jobs may share the cores.
 
 Both figures come from the same run, on the same files, with the same number of worker
 processes (joblib loky, one clip per job):
@@ -22,6 +35,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -66,10 +80,27 @@ def meei_tree(videos: list[Path], root: Path) -> Path:
     return root
 
 
-def prepare_speed(videos: list[Path], n_jobs: int, config: str, work: Path) -> tuple[float, dict]:
+def standard_set(videos: list[Path], root: Path, side: int) -> list[Path]:
+    """Two participant videos, ROOT/flaccidN.mp4, each the concatenation of half of ``videos``."""
+    from fpsynth.data.video import join_clips
+
+    root.mkdir(parents=True, exist_ok=True)
+    halves = [videos[0::2], videos[1::2]]
+    out = []
+    for n, half in enumerate(h for h in halves if h):
+        path = root / f"flaccid{n + 1}.mp4"
+        join_clips([(v, 0, 10**9) for v in half], path, still_s=3.0, fps=30.0, side=side, blank_s=0.5)
+        out.append(path)
+    return out
+
+
+def prepare_speed(videos: list[Path], n_jobs: int, config: str, work: Path, layout: str) -> tuple[float, dict]:
     from fpsynth.data.prepare import run
 
-    tree = meei_tree(videos, work / f"raw-{n_jobs}")
+    if layout == "standard-set":  # the participant videos already lie alone in their folder
+        tree = videos[0].parent
+    else:
+        tree = meei_tree(videos, work / f"raw-{n_jobs}")
     cfg = load_pipeline(config, [f"prepare.n_jobs={n_jobs}"])
     cfg = with_section(cfg, "prepare", meei=tree)
     t0 = time.perf_counter()
@@ -82,6 +113,10 @@ def main() -> None:
     ap.add_argument("--videos", type=Path, default=DEFAULT_VIDEOS, help="folder of videos (default: the fixtures)")
     ap.add_argument("--n-jobs", default="1,2", help="comma-separated worker counts to measure")
     ap.add_argument("--config", default="paper", help="pipeline config whose [prepare] section is used")
+    ap.add_argument("--layout", choices=("clips", "standard-set"), default="clips",
+                    help="one clip per video (default) or the videos joined into two whole-sequence videos")
+    ap.add_argument("--side", type=int, default=480, help="standard-set layout: frame size of the joined videos")
+    ap.add_argument("--repeats", type=int, default=1, help="alternate the two measurements this often; medians")
     ap.add_argument("--json", type=Path, help="write the figures here")
     args = ap.parse_args()
 
@@ -90,17 +125,26 @@ def main() -> None:
         raise SystemExit(f"no videos in {args.videos}")
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-prepare-") as tmp:
+        if args.layout == "standard-set":
+            videos = standard_set(videos, Path(tmp) / "set", args.side)
         for n_jobs in (int(v) for v in args.n_jobs.split(",")):
-            frames, decode_s = decode_floor(videos, n_jobs)
-            prepare_s, summary = prepare_speed(videos, n_jobs, args.config, Path(tmp))
+            decode, prepare, ratios = [], [], []
+            for _ in range(args.repeats):
+                frames, decode_s = decode_floor(videos, n_jobs)
+                prepare_s, summary = prepare_speed(videos, n_jobs, args.config, Path(tmp), args.layout)
+                decode.append(decode_s)
+                prepare.append(prepare_s)
+                ratios.append(decode_s / prepare_s)
+            decode_s, prepare_s = statistics.median(decode), statistics.median(prepare)
             rows.append({
-                "n_jobs": n_jobs, "videos": len(videos), "frames": frames,
+                "n_jobs": n_jobs, "videos": len(videos), "frames": frames, "repeats": args.repeats,
                 "decode_s": round(decode_s, 3), "decode_fps": round(frames / decode_s, 1),
                 "prepare_s": round(prepare_s, 3), "prepare_fps": round(frames / prepare_s, 1),
-                "ratio": round(decode_s / prepare_s, 4), "crops": summary["frames"], "rejects": summary["rejects"],
+                "ratio": round(statistics.median(ratios), 4), "ratios": [round(r, 4) for r in ratios],
+                "crops": summary["frames"], "rejects": summary["rejects"],
             })
     machine = f"{platform.machine()}, {os.cpu_count()} CPU threads, {platform.python_implementation()} {platform.python_version()}, OpenCV {cv2.__version__}"
-    print(f"\nprepare vs decode-only on {len(videos)} videos ({machine})\n")
+    print(f"\nprepare vs decode-only on {len(videos)} videos, layout {args.layout} ({machine})\n")
     print("| workers | videos | frames | decode-only frames/s | prepare frames/s | prepare / decode speed | crops |")
     print("|---|---|---|---|---|---|---|")
     for r in rows:
@@ -109,6 +153,7 @@ def main() -> None:
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"benchmark": "prepare", "machine": machine, "config": args.config,
+                                         "layout": args.layout, "side": args.side if args.layout != "clips" else None,
                                          "videos": [v.name for v in videos], "results": rows}, indent=2) + "\n")
 
 

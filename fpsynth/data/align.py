@@ -66,7 +66,8 @@ def warp(img: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
 
     A bilinear warp samples 4 source pixels per output pixel, so a face 4x larger than the crop
     would alias (jagged edges, shimmering between video frames). The region the crop covers is
-    therefore first reduced with INTER_AREA to about crop scale, and the matrix adjusted to match.
+    therefore first reduced with INTER_AREA by a whole factor (to 1-2x crop scale), and the matrix
+    adjusted to match.
     """
     scale = float(np.sqrt(abs(np.linalg.det(matrix[:, :2]))))
     if scale < 0.5:
@@ -84,10 +85,17 @@ def _shrink_region(img: np.ndarray, matrix: np.ndarray, size: int, scale: float)
     x1, y1 = min(w, int(np.ceil(corners[:, 0].max())) + 2), min(h, int(np.ceil(corners[:, 1].max())) + 2)
     if x1 - x0 < 2 or y1 - y0 < 2:
         return None  # the crop lies outside the image: nothing to average
-    roi = img[y0:y1, x0:x1]
-    nw, nh = max(1, round((x1 - x0) * scale)), max(1, round((y1 - y0) * scale))
-    small = cv2.resize(roi, (nw, nh), interpolation=cv2.INTER_AREA)
-    fx, fy = nw / (x1 - x0), nh / (y1 - y0)
+    # Average whole k x k pixel blocks (k = floor(1 / scale) >= 2): OpenCV's INTER_AREA takes a fast
+    # path for an integer factor (about 10x the speed of a fractional one), and the warp left then
+    # shrinks by 0.5-1, which bilinear sampling does without aliasing.
+    k = int(1.0 / scale)
+    x1, y1 = min(w, x0 + -(-(x1 - x0) // k) * k), min(h, y0 + -(-(y1 - y0) // k) * k)
+    nw, nh = (x1 - x0) // k, (y1 - y0) // k
+    if nw < 1 or nh < 1:
+        return None
+    x1, y1 = x0 + nw * k, y0 + nh * k
+    small = cv2.resize(img[y0:y1, x0:x1], (nw, nh), interpolation=cv2.INTER_AREA)
+    fx, fy = 1.0 / k, 1.0 / k
     # small pixel q <-> source pixel p = (q + 0.5) / f - 0.5 + origin (cv2.resize's centre convention)
     a = matrix[:, :2]
     offset = np.array([0.5 / fx - 0.5 + x0, 0.5 / fy - 0.5 + y0])

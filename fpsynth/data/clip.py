@@ -2,30 +2,39 @@
 
 One decoding pass; about ``analyse_fps`` frames per second are analysed, the others only decoded
 (a coarse pass is enough to pick 32 frames). The detector runs on every ``detect_every``-th
-analysed frame, on a copy shrunk to ``faces.video_max_side`` (and at photo settings when that
-finds nothing, for small faces); between detections the 68 landmarks are refitted in a box
-carried along from the previous frame's landmarks (tracking), which costs about a millisecond. Every analysed frame is
-aligned and gated on quality; the motion curve and phases come from the frames that pass, and
-only the picked frames are written. Rejected frames are reported as runs of equal reason.
+analysed frame: near the tracked face (a window around it at the detector's scale), on the whole
+frame shrunk to ``faces.video_max_side`` every ``WHOLE_FRAME_EVERY``-th time or when that finds
+nothing, and at photo settings when that finds nothing either (small faces). Between detections
+the 68 landmarks are refitted in a box carried along from the previous frame's landmarks
+(tracking, about a millisecond), and a jump of the tracked points calls the detector at once.
+Every analysed frame is aligned and gated on quality; the motion curve and phases come from the
+frames that pass, and only the picked frames are written. Rejected frames are reported as runs
+of equal reason.
+
+A clip gives 32 frames whenever it has 32 usable analysed frames, whatever the shape of its
+motion (:func:`~fpsynth.data.motion.level_phases` tops up a narrow main event); when it has fewer,
+each missing share gets a row saying why (:func:`shortfall_rows`). A video holding a whole
+sequence of movements (``job.segment``) is cut into movements by :mod:`fpsynth.data.session`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from fpsynth.data.align import Aligned, align
 from fpsynth.data.config import VideoConfig
-from fpsynth.data.faces import FaceBackend, box_anchor, box_from_landmarks, detect_faces
-from fpsynth.data.motion import label_phases, motion_curve, pick_frames
+from fpsynth.data.faces import Face, FaceBackend, box_anchor, box_from_landmarks, detect_faces, detect_near
+from fpsynth.data.motion import label_phases, level_phases, motion_curve, pick_frames
 from fpsynth.data.privacy import Job
 from fpsynth.data.process import Context, Face68, Result, crop_path, frame_row, reject_row, write_crop
 from fpsynth.data.quality import Quality, assess, check, dominant_face
 from fpsynth.data.reasons import Reason, Rejected
-from fpsynth.data.video import VideoDecoder
+from fpsynth.data.video import VideoDecoder, VideoInfo
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,6 +43,32 @@ class Candidate:
     face: Face68
     aligned: Aligned
     quality: Quality
+
+
+@dataclasses.dataclass
+class Analysis:
+    """What one decoding pass found: usable frames, rejected frames, the video's facts."""
+
+    candidates: list[Candidate]
+    failures: list[tuple[int, Rejected]]  # (frame index, why) of analysed frames that failed
+    info: VideoInfo
+    size: tuple[int, int]  # (H, W) of the decoded frames
+    decoded: int  # frames the file really gave
+    shortfall: tuple[int, int] | None  # (first missing, last expected) frame when decoding stopped early
+
+
+# Tracked landmarks that move more than this (mean over the 68 points, in inter-ocular distances)
+# from one analysed frame to the next make the detector run on that frame: after a cut or a fast
+# head turn the carried box may no longer hold the face, and refits in it would be garbage.
+REDETECT_AT = 0.2
+# While a face is tracked the detector searches a window around it (faces.detect_near); every
+# n-th detection searches the whole frame, so a second face entering the picture is still seen.
+WHOLE_FRAME_EVERY = 4
+
+
+def _jump(a: np.ndarray, b: np.ndarray) -> float:
+    io = float(np.linalg.norm(a[42:48].mean(0) - a[36:42].mean(0))) or 1.0
+    return float(np.linalg.norm(np.asarray(b, np.float64) - a, axis=1).mean()) / io
 
 
 class _Tracker:
@@ -46,48 +81,72 @@ class _Tracker:
         self.face: Face68 | None = None  # the last frame's face (None: lost)
         self.anchor: np.ndarray | None = None
         self.lost: Rejected | None = None  # why the last detection found no usable face
+        self.detections = 0
+        self.n_faces = 0  # faces found by the last whole-frame search
+
+    def reset(self) -> None:
+        """Detect on the next frame (it does not follow the last one in time)."""
+        self.since = self.every
 
     def step(self, rgb: np.ndarray) -> Face68:
         """Face of this frame, or :class:`Rejected` (the last detection's reason while lost)."""
-        if self.since >= self.every:
-            self.since = 0
-            self._detect(rgb)
-        self.since += 1
-        if self.face is None:
+        if self.since < self.every:
+            self.since += 1
+            if self.face is None:
+                raise self.lost or Rejected(Reason.NO_FACE)
+            bbox = box_from_landmarks(self.face.landmarks, self.anchor)
+            points = self.backend.landmarks(rgb, bbox)
+            if _jump(self.face.landmarks, points) <= REDETECT_AT:
+                self.face = Face68(points, bbox, "tracked", self.face.det_score, self.face.n_faces)
+                return self.face
+            # a cut or a fast turn: the carried box may be off the face, so the detector runs now
+        self.since = 1
+        best = self._detect(rgb)
+        if best is None:
+            self.face = None
             raise self.lost or Rejected(Reason.NO_FACE)
-        if self.face.source == "detected" and self.since == 1:
-            return self.face
-        bbox = box_from_landmarks(self.face.landmarks, self.anchor)
-        self.face = Face68(self.backend.landmarks(rgb, bbox), bbox, "tracked", self.face.det_score, self.face.n_faces)
+        self.face = Face68(best.landmarks, best.bbox, "detected", best.score, self.n_faces)
+        self.anchor = box_anchor(best.landmarks, best.bbox)
         return self.face
 
-    def _detect(self, rgb: np.ndarray) -> None:
-        fc = self.ctx.cfg.faces
-        faces = detect_faces(self.backend, rgb, fc.video_max_side, fc.video_upsample)
-        if not any(f.score >= self.backend.min_score for f in faces):  # small face? search as for a photo
+    def _detect(self, rgb: np.ndarray) -> Face | None:
+        """The dominant face (None: lost, ``self.lost`` says why); counts faces on whole-frame searches."""
+        fc, strong = self.ctx.cfg.faces, (lambda fs: any(f.score >= self.backend.min_score for f in fs))
+        faces, whole = [], True
+        if self.face is not None and self.detections % WHOLE_FRAME_EVERY:  # near the tracked face
+            faces, whole = detect_near(self.backend, rgb, self.face.bbox), False
+        if not strong(faces):
+            faces, whole = detect_faces(self.backend, rgb, fc.video_max_side, fc.video_upsample), True
+        if not strong(faces):  # small face? search as for a photo
             faces = detect_faces(self.backend, rgb, fc.photo_max_side, fc.photo_upsample)
+        self.detections += 1
         try:
             best = dominant_face(faces, self.backend.min_score, self.ctx.cfg.quality)
         except Rejected as r:
-            self.face, self.lost = None, r
-            return
-        n_faces = sum(f.score >= self.backend.min_score for f in faces)
-        self.face = Face68(best.landmarks, best.bbox, "detected", best.score, n_faces)
-        self.anchor = box_anchor(best.landmarks, best.bbox)
+            self.lost = r
+            return None
+        if whole:  # faces in the frame: counted on whole-frame searches, carried between them
+            self.n_faces = sum(f.score >= self.backend.min_score for f in faces)
         self.lost = None
+        return best
 
 
-def process_clip(job: Job, ctx: Context) -> Result:
-    vc = ctx.cfg.video
-    decoder = VideoDecoder(Path(job.files[0]))
+def analyse(decoder: VideoDecoder, ctx: Context, wanted: Callable[[int], bool], max_frames: int | None = None,
+            restart: Callable[[int], bool] = lambda i: False) -> Analysis:
+    """Decode once; landmarks, alignment and quality gates on every frame ``wanted`` takes.
+
+    ``restart(i)``: the tracker detects afresh on frame i (a frame that does not follow the last
+    analysed one closely). Raises :class:`Rejected` when no frame decodes at all.
+    """
     info = decoder.info
-    stride = analysis_stride(info.fps, min(info.frame_count, vc.max_frames or info.frame_count), vc)
     tracker = _Tracker(ctx.backend(), ctx)
     candidates: list[Candidate] = []
     failures: list[tuple[int, Rejected]] = []
     size = (info.height, info.width)
-    for index, rgb in decoder.frames(lambda i: i % stride == 0, vc.max_frames):
+    for index, rgb in decoder.frames(wanted, max_frames):
         size = rgb.shape[:2]
+        if restart(index):
+            tracker.reset()
         try:
             face = tracker.step(rgb)
             aligned = align(rgb, face.landmarks)
@@ -99,25 +158,76 @@ def process_clip(job: Job, ctx: Context) -> Result:
         candidates.append(Candidate(index, face, aligned, q))
     if decoder.decoded == 0:
         raise Rejected(Reason.NO_FRAMES, "the file opens as a video but no frame decodes")
+    return Analysis(candidates, failures, info, size, decoder.decoded, decoder.shortfall(max_frames))
 
-    rejects = [reject_row(job, reason, detail, a, b) for a, b, reason, detail in _runs(failures, stride)]
-    short = decoder.shortfall(vc.max_frames)
-    if short:
-        rejects.append(reject_row(job, Reason.TRUNCATED.value,
-                                  f"decoding stopped after {decoder.decoded} of {info.frame_count} frames; "
-                                  "the decoded frames were used", *short))
-    if not candidates:
+
+def process_clip(job: Job, ctx: Context) -> Result:
+    if job.segment:
+        from fpsynth.data.session import process_session
+
+        return process_session(job, ctx)
+    vc = ctx.cfg.video
+    decoder = VideoDecoder(Path(job.files[0]))
+    info = decoder.info
+    stride = analysis_stride(info.fps, min(info.frame_count, vc.max_frames or info.frame_count), vc)
+    a = analyse(decoder, ctx, lambda i: i % stride == 0, vc.max_frames)
+    rejects = decode_rows(job, a, stride, vc.max_frames)
+    if not a.candidates:
         return Result([], rejects)
 
-    curve, _ = motion_curve(np.stack([c.face.landmarks for c in candidates]), vc)
+    curve, _ = motion_curve(np.stack([c.face.landmarks for c in a.candidates]), vc)
     phases = label_phases(curve, vc)
+    filled = level_phases(curve, phases, vc)
+    keep = pick_frames(phases, vc.quota, filled)
     rows = []
-    for k in pick_frames(phases, vc.quota):
-        c = candidates[k]
+    for k in keep:
+        c = a.candidates[k]
         write_crop(ctx, crop_path(job, c.index), c.aligned.crop)
-        rows.append(frame_row(job, c.index, c.aligned, c.face, c.quality, size, time_s=info.time_of(c.index),
-                              phase=phases[k], motion=float(curve[k])))
+        rows.append(frame_row(job, c.index, c.aligned, c.face, c.quality, a.size, time_s=a.info.time_of(c.index),
+                              phase=filled[k], motion=float(curve[k])))
+    end = max(a.decoded - 1, 0)
+    rejects += shortfall_rows(job, "the clip", len(rows), vc.quota.total, len(a.candidates), a.failures, 0, end, stride)
     return Result(rows, rejects)
+
+
+def decode_rows(job: Job, a: Analysis, stride: int, max_frames: int | None) -> list[dict]:
+    """Rows for runs of rejected frames and for a file that stopped decoding early."""
+    rows = [reject_row(job, reason, detail, s, e) for s, e, reason, detail in _runs(a.failures, stride)]
+    short = a.shortfall
+    if short:
+        rows.append(reject_row(job, Reason.TRUNCATED.value,
+                               f"decoding stopped after {a.decoded} of {a.info.frame_count} frames; "
+                               "the decoded frames were used", *short))
+    return rows
+
+
+def shortfall_rows(job: Job, what: str, got: int, wanted: int, usable: int, failures: list[tuple[int, Rejected]],
+                   start: int, end: int, stride: int) -> list[dict]:
+    """A row per share of the ``wanted`` frames that ``what`` (frames ``start``-``end``) did not give.
+
+    The share lost to rejected frames is said first (``frames_rejected``, with the gates that
+    failed), the rest is a movement too short for the quota (``too_few_frames``).
+    """
+    missing = wanted - got
+    if missing <= 0:
+        return []
+    inside = [r for i, r in failures if start <= i <= end]
+    rows = []
+    lost = min(missing, len(inside))
+    if lost:
+        counts: dict[str, int] = {}
+        for r in inside:
+            counts[r.reason.value] = counts.get(r.reason.value, 0) + 1
+        gates = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+        rows.append(reject_row(job, Reason.FRAMES_REJECTED.value,
+                               f"{lost} of the {wanted} frames of {what} missing: {len(inside)} of its analysed "
+                               f"frames were rejected ({gates}; their rows give the frames)", start, end))
+    if missing - lost:
+        every = f", every {stride}th frame analysed" if stride > 1 else ""
+        rows.append(reject_row(job, Reason.TOO_FEW_FRAMES.value,
+                               f"{missing - lost} of the {wanted} frames of {what} missing: it holds {usable} usable "
+                               f"frames (frames {start}-{end}{every})", start, end))
+    return rows
 
 
 def analysis_stride(fps: float, n_frames: int, vc: VideoConfig) -> int:
@@ -134,7 +244,7 @@ def _runs(failures: list[tuple[int, Rejected]], stride: int) -> list[tuple[int, 
     """Consecutive analysed frames failing for the same reason -> (first, last, reason, detail)."""
     runs: list[list] = []
     for index, r in failures:
-        if runs and runs[-1][2] == r.reason.value and index - runs[-1][1] == stride:
+        if runs and runs[-1][2] == r.reason.value and index - runs[-1][1] <= stride:
             runs[-1][1] = index
         else:
             runs.append([index, index, r.reason.value, r.detail])

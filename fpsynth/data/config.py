@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import re
 from pathlib import Path
 
 # Default MEEI pattern, applied to the path relative to --meei without its extension:
@@ -104,13 +105,62 @@ class VideoConfig:
             raise ValueError("analyse_fps must be > 0 (or unset to analyse every frame)")
 
 
+class MeeiLayout(str, enum.Enum):
+    """How ``--meei DIR`` is read."""
+
+    AUTO = "auto"  # the standard set when a video is named as a participant key (mildflaccid4) and
+    # meei_pattern is the default; else clips
+    CLIPS = "clips"  # <subject>/<expression>[_<side>].<ext>: one movement per file (meei_pattern)
+    STANDARD_SET = "standard_set"  # the published set: one video per participant holding every movement
+
+
 @dataclasses.dataclass(frozen=True)
 class SourcesConfig:
     """How input files are found and named."""
 
     meei_pattern: str = MEEI_PATTERN  # regex with named groups subject, expression and optional side
+    meei_layout: MeeiLayout = MeeiLayout.AUTO
     video_extensions: tuple[str, ...] = (".mp4", ".avi", ".mov", ".mkv", ".m4v")
     image_extensions: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm")
+
+
+# The sequence of the MEEI Facial Palsy Photo and Video Standard Set as we read its protocol (check
+# it against the PDF that comes with the set): the face at rest, then seven movements. The 8
+# photos of a participant are matched to the same list.
+STANDARD_MOVEMENTS = ("rest", "brow_elevation", "gentle_eye_closure", "full_eye_closure", "gentle_smile",
+                      "full_smile", "lip_pucker", "lower_lip_depression")
+
+
+@dataclasses.dataclass(frozen=True)
+class MovementsConfig:
+    """Cutting one video of a whole sequence (the standard set's) into its movements.
+
+    Motion here is regional: the largest of the mean shifts of the brows, the eyelids and the mouth
+    (in inter-ocular distances, head pose removed) from the last rest pose, so that a movement of
+    a few points (an eye closure) counts as much as a smile.
+    """
+
+    names: tuple[str, ...] = STANDARD_MOVEMENTS  # expected order; lower-case [a-z0-9_]
+    rest: str = "rest"  # the entry that is the face at rest between movements (no movement of its own)
+    active_at: float = 0.08  # regional motion above which a frame is moving (still faces reach ~0.05)
+    min_rest_s: float = 1.0  # rest shorter than this inside a movement does not end it
+    min_movement_s: float = 0.4  # shorter bursts (blinks, twitches) are not movements
+    pad_s: float = 1.0  # rest taken on each side of a movement for its neutral frames (at most half a gap)
+    # A jump of the regional shape between analysed frames at least this large, straight into a pose
+    # then held for min_rest_s, is a cut (edited video, another take, another person): that pose
+    # becomes the new rest instead of a movement.
+    cut_at: float = 0.12
+
+    def __post_init__(self) -> None:
+        if len(set(self.names)) != len(self.names) or any(not re.fullmatch(r"[a-z0-9_]+", n) for n in self.names):
+            raise ValueError("movements.names must be distinct lower-case [a-z0-9_] words")
+        if self.active_at <= 0 or self.min_rest_s <= 0 or self.min_movement_s < 0 or self.pad_s < 0 or self.cut_at <= 0:
+            raise ValueError("movements: active_at, min_rest_s and cut_at must be > 0; min_movement_s, pad_s >= 0")
+
+    @property
+    def expected(self) -> tuple[str, ...]:
+        """The movements a video should show, in order (the list without its rest entry)."""
+        return tuple(n for n in self.names if n != self.rest)
 
 
 class Pairing(enum.Enum):
@@ -139,15 +189,16 @@ class SplitConfig:
 
 @dataclasses.dataclass(frozen=True)
 class PrepareConfig:
-    meei: Path | None = None  # MEEI-style tree of per-subject videos and photos
+    meei: Path | None = None  # MEEI: per-subject clips and photos, or the standard set as published (+ its XLSX)
     aflfp: Path | None = None  # AFLFP-style images with 68-point .pts annotations
     images: Path | None = None  # plain folder of face photos
-    scores: Path | None = None  # CSV: subject, eFACE[, House-Brackmann, Sunnybrook]
+    scores: Path | None = None  # CSV (or XLSX): subject, eFACE[, House-Brackmann, Sunnybrook]
     n_jobs: int = 2  # worker processes (joblib loky); 1 runs in-process
     png_compression: int = 3  # cv2 PNG level 0-9: 3 is fast and within ~10% of the smallest
     faces: FaceConfig = FaceConfig()
     quality: QualityConfig = QualityConfig()
     video: VideoConfig = VideoConfig()
+    movements: MovementsConfig = MovementsConfig()
     sources: SourcesConfig = SourcesConfig()
     split: SplitConfig = SplitConfig()
 

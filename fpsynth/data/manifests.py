@@ -26,6 +26,7 @@ FRAMES = pa.schema([
     ("clip", _str), ("expression", _str), ("side", _str), ("frame_index", _i32), ("time_s", pa.float64()),
     ("phase", _str), ("motion", _f32),
     ("severity", _str), ("eface", _f32), ("house_brackmann", pa.int8()), ("sunnybrook", _f32),
+    ("palsy_type", _str), ("category_from_name", _str),
     ("landmarks", pa.list_(_f32, 136)), ("bbox", pa.list_(_f32, 4)), ("affine", pa.list_(_f32, 6)),
     ("landmark_source", _str), ("det_score", _f32), ("n_faces", pa.int16()),
     ("blur", _f32), ("interocular", _f32), ("yaw", _f32), ("width", _i32), ("height", _i32),
@@ -82,14 +83,19 @@ def assign_splits(subjects: list[str], test_fraction: float, seed: int) -> dict[
     return {s: "test" if s in test else "train" for s in subjects}
 
 
-def add_subject_columns(frames: pd.DataFrame, scores: Mapping[str, Score], splits: Mapping[str, str]) -> pd.DataFrame:
-    """Severity, clinical scores (by subject pseudonym) and split onto the frame rows."""
+def add_subject_columns(frames: pd.DataFrame, scores: Mapping[str, Score], splits: Mapping[str, str],
+                        from_name: Mapping[str, tuple[str, str | None]] | None = None) -> pd.DataFrame:
+    """Severity, clinical scores (by subject pseudonym) and split onto the frame rows; ``from_name``:
+    subject -> (palsy type, severity category) read from its participant key (else unknown, null)."""
     frames = frames.copy()
     subj = frames["subject"]
+    from_name = from_name or {}
     frames["severity"] = [scores[s].severity.value if s in scores else Severity.UNKNOWN.value for s in subj]
     frames["eface"] = [scores[s].eface if s in scores else None for s in subj]
     frames["house_brackmann"] = [scores[s].house_brackmann if s in scores else None for s in subj]
     frames["sunnybrook"] = [scores[s].sunnybrook if s in scores else None for s in subj]
+    frames["palsy_type"] = [from_name.get(s, ("unknown", None))[0] for s in subj]
+    frames["category_from_name"] = [from_name.get(s, ("unknown", None))[1] for s in subj]
     frames["split"] = [splits[s] for s in subj]
     return frames
 

@@ -13,7 +13,11 @@ dissipation, picked by hand. Here the picking is automatic:
    the peak dissipation; frames at rest (motion below ``onset_at`` x max, and below
    ``min_motion`` in any case) are neutral;
 4. each phase receives its quota of frames (:class:`PhaseQuota`), evenly spaced in time; a phase
-   with too few frames passes its remainder on to the phases that have frames to spare.
+   with too few frames passes its remainder on to the phases that have frames to spare;
+5. when the event around the maximum cannot fill the quota (continuous speech, two peaks, a slow
+   drift: the curve never settles, so the event is narrow), the other frames are phased by their
+   level and slope (:func:`level_phases`) and fill what is missing, so a clip with 32 usable
+   frames always gives 32.
 """
 
 from __future__ import annotations
@@ -120,9 +124,31 @@ def label_phases(curve: np.ndarray, cfg: VideoConfig) -> np.ndarray:
     return labels
 
 
-def allocate(available: dict[str, int], quota: PhaseQuota) -> dict[str, int]:
+def level_phases(curve: np.ndarray, labels: np.ndarray, cfg: VideoConfig) -> np.ndarray:
+    """Phases for the frames :func:`label_phases` left out (None), from their own level and slope.
+
+    Relative to the curve's maximum: from ``peak_at`` peak, from ``development_at`` development,
+    below that onset where the curve rises and dissipation where it falls. Labelled frames keep
+    their label. Used only to top up a clip whose main event holds fewer frames than the quota.
+    """
+    out = labels.copy()
+    if len(curve) == 0:
+        return out
+    top = float(np.max(curve))
+    slope = np.gradient(curve) if len(curve) > 1 else np.zeros(1)
+    for i in np.flatnonzero(np.equal(labels, None)):
+        if curve[i] >= cfg.peak_at * top:
+            out[i] = Phase.PEAK.value
+        elif curve[i] >= cfg.development_at * top:
+            out[i] = Phase.DEVELOPMENT.value
+        else:
+            out[i] = Phase.ONSET.value if slope[i] >= 0 else Phase.DISSIPATION.value
+    return out
+
+
+def allocate(available: dict[str, int], quota: PhaseQuota | dict[str, int]) -> dict[str, int]:
     """Frames to take per phase: the quota, capped by what is there, shortfalls passed on."""
-    want = {p.value: getattr(quota, p.value) for p in Phase}
+    want = {p.value: quota[p.value] if isinstance(quota, dict) else getattr(quota, p.value) for p in Phase}
     take = {p: min(want[p], available.get(p, 0)) for p in want}
     missing = sum(want.values()) - sum(take.values())
     while missing > 0:
@@ -146,9 +172,23 @@ def evenly(n: int, k: int) -> np.ndarray:
     return np.floor(np.linspace(0, n - 1, k) + 0.5).astype(int)
 
 
-def pick_frames(labels: np.ndarray, quota: PhaseQuota) -> np.ndarray:
-    """Sorted positions (into ``labels``) of the frames to keep, at most ``quota.total``."""
+def pick_frames(labels: np.ndarray, quota: PhaseQuota, fallback: np.ndarray | None = None) -> np.ndarray:
+    """Sorted positions (into ``labels``) of the frames to keep, at most ``quota.total``.
+
+    ``fallback``: phases for every frame (:func:`level_phases`); frames that ``labels`` leaves out
+    are taken from it, per phase, only for the share the labelled frames cannot fill.
+    """
     positions = {p.value: np.flatnonzero(labels == p.value) for p in Phase}
     take = allocate({p: len(v) for p, v in positions.items()}, quota)
     chosen = [positions[p][evenly(len(positions[p]), take[p])] for p in take if take[p] > 0]
+    missing = quota.total - sum(take.values())
+    if fallback is not None and missing > 0:
+        spare = np.equal(labels, None)
+        extra = {p.value: np.flatnonzero(spare & (fallback == p.value)) for p in Phase}
+        want, left = {}, missing  # each phase's own deficit first (a phase may hold more than its quota)
+        for p in Phase:
+            want[p.value] = min(max(0, getattr(quota, p.value) - take[p.value]), left)
+            left -= want[p.value]
+        more = allocate({p: len(v) for p, v in extra.items()}, want)
+        chosen += [extra[p][evenly(len(extra[p]), more[p])] for p in more if more[p] > 0]
     return np.sort(np.concatenate(chosen)) if chosen else np.zeros(0, dtype=int)

@@ -14,6 +14,7 @@ and resumed run writes the same rows as an uninterrupted one.
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from pathlib import Path
 from typing import Any
@@ -29,14 +30,16 @@ from fpsynth.data.faces import check_backend
 from fpsynth.data.process import CROPS_DIR, Context
 from fpsynth.data.reasons import Reason
 from fpsynth.data.runner import console, execute
-from fpsynth.data.scores import ScoreTable, read_scores
-from fpsynth.data.sources import Kind, SourceError, check_root, discover_aflfp, discover_images, discover_meei
+from fpsynth.data.grades import merge, read_sheet
+from fpsynth.data.scores import Problem, ScoreTable, norm, read_scores
+from fpsynth.data.sources import Kind, SourceError, check_root, discover_aflfp, discover_images, discover_meei, files_below
+from fpsynth.data.standard_set import find_sheets, parse_key
 from fpsynth.stage import Input, ItemStore, Stage, atomic_write_parquet
 
 OUTPUTS = ["frames.parquet", "pairs.parquet", "rejects.parquet", "private/mapping.parquet"]
 _DISCOVER = {"meei": discover_meei, "aflfp": discover_aflfp, "images": discover_images}
 _LAYOUT = {
-    "meei": "<subject>/<expression>[_<side>].mp4|avi|mov|jpg|png",
+    "meei": "<subject>/<expression>[_<side>].mp4|avi|mov|jpg|png, or the MEEI standard set (<key>.mp4, photos, XLSX)",
     "aflfp": "<subject>/<expression>/<NNN>[_<phase>].png|jpg with a .pts beside each",
     "images": "image files (jpg, png, ...), in sub-folders or not",
 }
@@ -63,11 +66,11 @@ def run(cfg: Any, workspace: Path, force: bool = False) -> dict[str, Any]:
 
     found = []
     for name, root in roots.items():
-        items = _DISCOVER[name](root, pc.sources)
+        items = discover_meei(root, pc.sources, pc.movements) if name == "meei" else _DISCOVER[name](root, pc.sources)
         if not items:
             raise SourceError(f"--{name} {root}: no files found; expected {_LAYOUT[name]}")
         found.extend(items)
-    scores = read_scores(Path(pc.scores)) if pc.scores is not None else ScoreTable({}, [])
+    scores, notes, graded = _score_tables(pc, roots.get("meei"))
     ps = pseudonymise(found, cfg.seed)
     ctx = Context(pc, stage.dir, cfg.weights.dlib_models)
     if any(job.kind is not Kind.SEQUENCE for job in ps.jobs):
@@ -85,26 +88,47 @@ def run(cfg: Any, workspace: Path, force: bool = False) -> dict[str, Any]:
     pending = [job for job in ps.jobs if not frames_store.done(job.input)]
     execute(pending, ctx, pc.n_jobs, sink, done=len(ps.jobs) - len(pending))
 
-    summary, crops = _write_manifests(stage, cfg, ps, scores, frames_store, rejects_store)
+    summary, crops = _write_manifests(stage, cfg, ps, scores, frames_store, rejects_store, notes, graded)
     _remove_stale(stage, crops)
     _print_summary(summary)
     return stage.finish(summary)
 
 
-def _write_manifests(stage: Stage, cfg: Any, ps: Pseudonymised, scores: ScoreTable,
-                     frames_store: ItemStore, rejects_store: ItemStore) -> tuple[dict[str, Any], set[str]]:
+def _score_tables(pc: Any, meei: Path | None) -> tuple[ScoreTable, list[Problem], set[str]]:
+    """The scores in use: ``--scores`` (CSV or XLSX) and the grades XLSX found in the --meei tree,
+    the XLSX's values winning where both have one. Returns (table, notes of values given twice,
+    the original subject ids the XLSX holds: "" in it means a grades XLSX was read at all)."""
+    csv = read_scores(Path(pc.scores)) if pc.scores is not None else None
+    sheets = find_sheets(files_below(meei)) if meei is not None else []
+    if len(sheets) > 1:
+        raise SourceError(f"--meei {meei}: {len(sheets)} spreadsheets ({', '.join(p.name for p in sheets)}); keep the "
+                          "grades XLSX only, or give one with --scores")
+    grades = read_sheet(sheets[0]) if sheets else None
+    if grades is None:
+        return csv or ScoreTable({}, []), [], set()
+    graded = {""} | {subject for _, subject in grades.scores}
+    if csv is None:
+        return grades, [], graded
+    table, notes = merge(grades, csv)
+    return table, notes, graded
+
+
+def _write_manifests(stage: Stage, cfg: Any, ps: Pseudonymised, scores: ScoreTable, frames_store: ItemStore,
+                     rejects_store: ItemStore, notes: list[Problem], graded: set[str]) -> tuple[dict[str, Any], set[str]]:
     """Build and write the manifests from every stored job; returns (summary, crop paths in use)."""
     pc = cfg.prepare
     frames = frames_store.read_all()
     if len(frames):
         frames = sort_frames(frames)
         by_pseudonym = {p: s for key, p in ps.subjects.items() if (s := scores.lookup(*key)) is not None}
+        from_name = {p: dataclasses.astuple(parse_key(subject)) for (dataset, subject), p in ps.subjects.items()
+                     if dataset == "meei"}
         splits = assign_splits(frames["subject"].tolist(), pc.split.test_fraction, cfg.seed)
-        frames = add_subject_columns(frames, by_pseudonym, splits)
+        frames = add_subject_columns(frames, by_pseudonym, splits, from_name)
         pairs, pair_rejects = build_pairs(frames, pc.split.pairs_per_frame, cfg.seed, pc.split.pairing)
     else:
         frames, pairs, pair_rejects = pd.DataFrame(columns=FRAMES.names), pd.DataFrame(columns=PAIRS.names), None
-    parts = [rejects_store.read_all(), _discovery_rejects(ps), _score_rejects(ps, scores), pair_rejects]
+    parts = [rejects_store.read_all(), _discovery_rejects(ps), _score_rejects(ps, scores, notes, graded), pair_rejects]
     parts = [p for p in parts if p is not None and len(p)]
     rejects = sort_rejects(pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=REJECTS.names))
 
@@ -131,20 +155,33 @@ def _discovery_rejects(ps: Pseudonymised) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=REJECTS.names)
 
 
-def _score_rejects(ps: Pseudonymised, scores: ScoreTable) -> pd.DataFrame:
-    """Problems of the scores CSV, and rows naming no subject of the inputs (a typo in an id?)."""
+def _score_rejects(ps: Pseudonymised, scores: ScoreTable, notes: list[Problem], graded: set[str]) -> pd.DataFrame:
+    """Problems of the scores tables, values given in both, rows naming no subject of the inputs
+    (a typo in an id?), and standard-set participants the grades XLSX has no row for."""
     def pseudonym(dataset: str | None, subject: str | None) -> str | None:
-        hits = [p for (d, s), p in ps.subjects.items() if s == subject and (dataset is None or d == dataset)]
+        if subject is None:
+            return None
+        hits = [p for (d, s), p in ps.subjects.items() if norm(s) == norm(subject) and (dataset is None or d == dataset)]
         return hits[0] if hits else None
 
-    rows = [{"input": f"scores:line {p.line}", "dataset": p.dataset, "subject": pseudonym(p.dataset, p.subject),
-             "reason": Reason.BAD_SCORE_ROW.value, "detail": p.detail} for p in scores.problems]
+    rows = [{"input": p.input, "dataset": p.dataset, "subject": pseudonym(p.dataset, p.subject),
+             "reason": Reason.BAD_SCORE_ROW.value, "detail": p.detail, "subject_original": p.subject}
+            for p in scores.problems]
+    rows += [{"input": p.input, "dataset": p.dataset, "subject": pseudonym(p.dataset, p.subject),
+              "reason": Reason.SCORES_BOTH.value, "detail": p.detail, "subject_original": p.subject} for p in notes]
     for (dataset, subject) in scores.scores:
         if pseudonym(dataset, subject) is None:
-            rows.append({"input": "scores", "dataset": dataset, "subject": None,
+            source = "grades" if subject in graded else "scores"
+            rows.append({"input": source, "dataset": dataset, "subject": None,
                          "reason": Reason.UNMATCHED_SCORE.value,
-                         "detail": "a scores row names a subject that has no input (see private/rejects.parquet)",
+                         "detail": f"a {source} row names a subject that has no input (see private/rejects.parquet)",
                          "subject_original": subject})
+    if graded:  # a grades XLSX was read: its participants without a row stay unknown, and say so
+        for (dataset, subject), p in sorted(ps.subjects.items()):
+            if dataset == "meei" and scores.lookup(dataset, subject) is None:
+                rows.append({"input": "grades", "dataset": dataset, "subject": p, "reason": Reason.NO_SCORE_ROW.value,
+                             "detail": "the grades XLSX has no row for this participant: severity 'unknown'",
+                             "subject_original": subject})
     return pd.DataFrame(rows, columns=[*REJECTS.names, "subject_original"])
 
 

@@ -31,6 +31,8 @@ class Job:
     side: str | None
     files: tuple[str, ...]  # original paths (private: used to read, never written to manifests)
     phases: tuple[str | None, ...] = ()
+    segment: bool = False  # a video of a whole sequence of movements: cut into movements (session.py)
+    note: tuple[str, str] | None = None  # (reason, detail) of a row the job adds about itself
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,7 +74,7 @@ def pseudonymise(found: list[Found], seed: int) -> Pseudonymised:
             subject, original = subjects[(f.dataset, f.subject)], f.subject
             input_id = unique(_base_id(f, subject, counters))
             jobs.append(Job(input_id, f.dataset, f.kind, subject, f.expression, f.side,
-                            tuple(str(p) for p in f.files), f.phases))
+                            tuple(str(p) for p in f.files), f.phases, f.segment, f.note))
         for i, path in enumerate(f.files):
             mapping.append({"input": input_id, "dataset": f.dataset, "kind": f.kind.value if f.kind else None,
                             "subject": subject, "subject_original": original, "file_index": i,

@@ -62,6 +62,13 @@ class Result:
 
 def run_job(job: Job, ctx: Context) -> Result:
     """Process one job; bad input becomes rejects rows, never an exception."""
+    result = _run(job, ctx)
+    if job.note is not None:
+        result.rejects.append(reject_row(job, *job.note))
+    return result
+
+
+def _run(job: Job, ctx: Context) -> Result:
     try:
         if job.kind is Kind.VIDEO:
             from fpsynth.data.clip import process_clip
@@ -89,9 +96,9 @@ def reject_row(job: Job, reason: str, detail: str, start: int | None = None, end
             "frame_end": start if end is None else end, "reason": reason, "detail": detail}
 
 
-def crop_path(job: Job, index: int) -> str:
-    """Crop location relative to the stage folder."""
-    return f"{CROPS_DIR}/{job.subject}/{job.input}/{index:05d}.png"
+def crop_path(job: Job, index: int, clip: str | None = None) -> str:
+    """Crop location relative to the stage folder (``clip``: a movement of the job, default the job)."""
+    return f"{CROPS_DIR}/{job.subject}/{clip or job.input}/{index:05d}.png"
 
 
 def write_crop(ctx: Context, rel: str, crop: np.ndarray) -> None:
@@ -103,11 +110,16 @@ def write_crop(ctx: Context, rel: str, crop: np.ndarray) -> None:
 
 
 def frame_row(job: Job, index: int, aligned: Aligned, face: Face68, q: Quality, size: tuple[int, int],
-              time_s: float | None = None, phase: str | None = None, motion: float | None = None) -> dict[str, Any]:
-    """One frames-manifest row (subject-level fields: severity, scores and split, come later)."""
+              time_s: float | None = None, phase: str | None = None, motion: float | None = None,
+              clip: str | None = None, expression: str | None = None) -> dict[str, Any]:
+    """One frames-manifest row (subject-level fields: severity, scores and split, come later).
+
+    ``clip`` and ``expression``: those of a movement cut from the job's video (default: the job's).
+    """
+    clip = clip or job.input
     return {
-        "frame_id": f"{job.input}-{index:05d}", "path": crop_path(job, index), "subject": job.subject,
-        "dataset": job.dataset, "kind": job.kind.value, "clip": job.input, "expression": job.expression,
+        "frame_id": f"{clip}-{index:05d}", "path": crop_path(job, index, clip), "subject": job.subject,
+        "dataset": job.dataset, "kind": job.kind.value, "clip": clip, "expression": expression or job.expression,
         "side": job.side, "frame_index": index, "time_s": time_s, "phase": phase, "motion": motion,
         "landmarks": aligned.landmarks.reshape(-1).astype(np.float32),
         "bbox": np.asarray(face.bbox, np.float32), "affine": aligned.matrix.reshape(-1).astype(np.float32),

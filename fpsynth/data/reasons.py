@@ -29,9 +29,17 @@ class Reason(str, enum.Enum):
     FACE_TOO_SMALL = "face_too_small"
     BLURRY = "blurry"
     POSE = "head_turned"
+    # frames of a movement (32 wanted from each; every missing share gets a row)
+    FRAMES_REJECTED = "frames_rejected"  # share missing because analysed frames of the movement failed a gate
+    TOO_FEW_FRAMES = "too_few_frames"  # share missing because the movement holds fewer usable frames
+    # movements of a whole-sequence video, photos of a participant
+    MOVEMENT_COUNT = "movement_count"  # events found (or photos) differ from prepare.movements: numbered, not named
+    BRIEF_MOTION = "brief_motion"  # a burst shorter than prepare.movements.min_movement_s: not a movement
     # manifests
-    BAD_SCORE_ROW = "bad_score_row"  # scores CSV row missing or malformed
-    UNMATCHED_SCORE = "score_without_input"  # scores CSV row whose subject has no input
+    BAD_SCORE_ROW = "bad_score_row"  # scores CSV / grades XLSX row missing or malformed
+    UNMATCHED_SCORE = "score_without_input"  # scores row whose subject has no input
+    SCORES_BOTH = "score_in_both_tables"  # a value in the CSV and in the XLSX: the XLSX's is used
+    NO_SCORE_ROW = "no_score_row"  # participant of the standard set without a row in its grades XLSX
     NO_PAIR = "no_pair_partner"  # subject with a single usable image: no identity/style pair
 
 

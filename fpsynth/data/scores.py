@@ -1,11 +1,14 @@
-"""The clinical scores table (CSV) and the paper's severity categories.
+"""The clinical scores table (CSV, or a spreadsheet: :mod:`fpsynth.data.grades`) and the paper's
+severity categories.
 
 Columns are matched case-insensitively, ignoring spaces, dashes and underscores: a subject column
-(``subject``, ``subject_id``, ``id``, ``patient``...), ``eFACE`` (anything starting with "eface"),
-and optionally ``House-Brackmann`` (grade 1-6 or I-VI), ``Sunnybrook`` (0-100) and ``dataset``
-(to tell apart equal subject ids of different sources). A header row is required. A row that is
-missing or malformed becomes a problem (a rejects row), never an exception; a subject without a
-usable eFACE gets severity "unknown".
+(``subject``, ``subject_id``, ``id``, ``patient``, ``participant``...), ``eFACE`` (a name holding
+"eface"; of several, the total/composite one), and optionally ``House-Brackmann`` (grade 1-6 or
+I-VI), ``Sunnybrook`` (0-100; of several, the composite) and ``dataset`` (to tell apart equal
+subject ids of different sources). A header row is required. A row that is missing or malformed
+becomes a problem (a rejects row), never an exception; a subject without a usable eFACE gets
+severity "unknown". Subjects are looked up as written, then with case, spaces and punctuation
+ignored (``Mild Flaccid 4`` finds ``mildflaccid4``).
 """
 
 from __future__ import annotations
@@ -62,48 +65,118 @@ class Score:
 
 @dataclasses.dataclass(frozen=True)
 class Problem:
-    line: int  # 1-based line of the CSV
+    line: int  # 1-based line of the CSV (row of the spreadsheet)
     subject: str | None  # original id when the row names one (private: mapped before writing)
     dataset: str | None
     detail: str
+    source: str = "scores"  # which table: "scores" (--scores) or "grades" (the standard set's XLSX)
+    unit: str = "line"  # "line" (CSV) or "row" (spreadsheet)
+
+    @property
+    def input(self) -> str:
+        """The rejects row's ``input``: ``scores:line 8``, ``grades:row 12``."""
+        return f"{self.source}:{self.unit} {self.line}"
 
 
 @dataclasses.dataclass
 class ScoreTable:
     scores: dict[tuple[str | None, str], Score]  # (dataset or None, original subject id) -> score
     problems: list[Problem]
+    lines: dict[tuple[str | None, str], int] = dataclasses.field(default_factory=dict)  # key -> its line/row
+    source: str = "scores"
+    unit: str = "line"
 
     def lookup(self, dataset: str, subject: str) -> Score | None:
-        return self.scores.get((dataset, subject)) or self.scores.get((None, subject))
+        hit = self.scores.get((dataset, subject)) or self.scores.get((None, subject))
+        if hit is None:
+            key = self.find(dataset, subject)
+            hit = self.scores[key] if key is not None else None
+        return hit
+
+    def find(self, dataset: str | None, subject: str) -> tuple[str | None, str] | None:
+        """The table's key for ``subject``, matched with case, spaces and punctuation ignored."""
+        want = norm(subject)
+        for key in self.scores:
+            if norm(key[1]) == want and (key[0] is None or dataset is None or key[0] == dataset):
+                return key
+        return None
 
 
 _ALIASES = {
-    "subject": ("subject", "subjectid", "subj", "id", "patient", "patientid", "participant", "participantid"),
-    "house_brackmann": ("housebrackmann", "housebrackmanngrade", "hb", "hbgrade"),
-    "sunnybrook": ("sunnybrook", "sunnybrookscore", "sunnybrookcomposite", "sb", "sbscore"),
+    "subject": ("subject", "subjectid", "subj", "id", "patient", "patientid", "participant", "participantid",
+                "participantkey", "patientkey", "key", "name", "filename", "video", "case", "caseid"),
     "dataset": ("dataset", "source"),
 }
 _ROMAN = {"i": 1, "ii": 2, "iii": 3, "iv": 4, "v": 5, "vi": 6}
 
 
-def _norm(name: str) -> str:
-    return re.sub(r"[^a-z0-9]", "", name.lower())
+def norm(name: str) -> str:
+    """Lower-case letters and digits only: how column names and subject ids are compared."""
+    return re.sub(r"[^a-z0-9]", "", str(name).lower())
 
 
-def _column_map(header: list[str]) -> dict[str, int]:
+def _pick(field: str, cols: list[int], names: list[str]) -> int | None:
+    """Of several columns naming ``field``, the summary one (total, composite), else the only one."""
+    for test in (lambda n: any(w in n for w in ("total", "composite", "overall")),
+                 lambda n: n in (field, field + "score")):
+        hits = [i for i, n in zip(cols, names) if test(n)]
+        if hits:
+            return hits[0]
+    return cols[0] if len(cols) == 1 else None
+
+
+def column_map(header: list[str]) -> dict[str, int]:
+    """Field -> column index for the columns a header names (absent fields are left out).
+
+    eFACE and Sunnybrook tables often carry sub-scores (static, dynamic, synkinesis; resting,
+    voluntary) beside the summary: the column named total/composite wins, else the only one;
+    ``<field>_choices`` lists the candidates when none can be chosen.
+    """
     found: dict[str, int] = {}
+    multi: dict[str, list[int]] = {"eface": [], "sunnybrook": [], "house_brackmann": []}
     for i, name in enumerate(header):
-        key = _norm(name)
-        if key.startswith("eface"):
-            found.setdefault("eface", i)
-        for field, aliases in _ALIASES.items():
-            if key in aliases:
+        key = norm(name)
+        if "eface" in key:
+            multi["eface"].append(i)
+        if "sunnybrook" in key or key in ("sb", "sbscore"):
+            multi["sunnybrook"].append(i)
+        if "housebrackmann" in key or key in ("hb", "hbgrade"):
+            multi["house_brackmann"].append(i)
+        for field in ("subject", "dataset"):
+            if key in _ALIASES[field]:
                 found.setdefault(field, i)
+    for field, cols in multi.items():
+        best = _pick(field.replace("_", ""), cols, [norm(header[i]) for i in cols]) if cols else None
+        if best is not None:
+            found[field] = best
+        elif cols:
+            found[f"{field}_choices"] = -1
     return found
 
 
+def header_text(header: list[object]) -> str:
+    """The non-empty cells of a header row, quoted, for error messages."""
+    return ", ".join(repr(str(c).strip()) for c in header if c is not None and str(c).strip()) or "(none)"
+
+
+def check_columns(cols: dict[str, int], header: list[object], what: str) -> None:
+    """:class:`ScoresError` naming the columns found when the subject or eFACE column is missing."""
+    if "eface_choices" in cols:
+        raise ScoresError(f"{what}: several eFACE columns and none is the total or composite; rename the "
+                          f"one to use 'eFACE total' (columns found: {header_text(header)})")
+    missing = [name for field, name in (("subject", "subject/participant"), ("eface", "eFACE")) if field not in cols]
+    if missing:
+        raise ScoresError(f"{what}: no {' and no '.join(missing)} column in the header "
+                          f"(columns found: {header_text(header)})")
+
+
 def read_scores(path: Path) -> ScoreTable:
+    """The ``--scores`` table: a CSV, or a spreadsheet (.xlsx) read as :func:`~fpsynth.data.grades.read_sheet`."""
     path = Path(path)
+    if path.suffix.lower() in (".xlsx", ".xlsm"):
+        from fpsynth.data.grades import read_sheet
+
+        return read_sheet(path, source="scores")
     try:
         text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
@@ -118,14 +191,16 @@ def read_scores(path: Path) -> ScoreTable:
     first = next((i for i, r in enumerate(rows) if any(c.strip() for c in r)), None)
     if first is None:
         raise ScoresError(f"scores CSV {path} is empty; it needs a header row with subject and eFACE columns")
-    cols = _column_map(rows[first])
-    if "subject" not in cols or "eface" not in cols:
-        raise ScoresError(
-            f"scores CSV {path}: the first row must be a header naming a subject column and an eFACE "
-            f"column (found: {', '.join(c.strip() for c in rows[first])})"
-        )
-    table = ScoreTable({}, [])
-    for i, row in enumerate(rows[first + 1 :], start=first + 2):
+    cols = column_map(rows[first])
+    check_columns(cols, rows[first], f"scores CSV {path}: the first row must be a header")
+    return table_from_rows(rows[first + 1 :], first + 2, cols)
+
+
+def table_from_rows(rows: list[list[str]], first_line: int, cols: dict[str, int], source: str = "scores",
+                    unit: str = "line") -> ScoreTable:
+    """A :class:`ScoreTable` from the text cells of the rows under a header (blank rows skipped)."""
+    table = ScoreTable({}, [], source=source, unit=unit)
+    for i, row in enumerate(rows, start=first_line):
         if any(c.strip() for c in row):
             _read_row(row, i, cols, table)
     return table
@@ -140,18 +215,20 @@ def _read_row(row: list[str], line: int, cols: dict[str, int], table: ScoreTable
     subject, dataset = _cell(row, cols, "subject"), _cell(row, cols, "dataset") or None
     problems: list[str] = []
     if not subject:
-        table.problems.append(Problem(line, None, dataset, "row without a subject id"))
+        table.problems.append(Problem(line, None, dataset, "row without a subject id", table.source, table.unit))
         return
     eface = _number(_cell(row, cols, "eface"), "eFACE", 0, 100, problems, required=True)
     hb = _grade(_cell(row, cols, "house_brackmann"), problems)
     sunnybrook = _number(_cell(row, cols, "sunnybrook"), "Sunnybrook", 0, 100, problems)
     for detail in problems:
-        table.problems.append(Problem(line, subject, dataset, detail))
+        table.problems.append(Problem(line, subject, dataset, detail, table.source, table.unit))
     score, key = Score(eface, hb, sunnybrook), (dataset, subject)
     if key in table.scores and table.scores[key] != score:
-        table.problems.append(Problem(line, subject, dataset, "subject listed again with other scores; the first row is used"))
+        table.problems.append(Problem(line, subject, dataset, "subject listed again with other scores; the first row is used",
+                                      table.source, table.unit))
         return
-    table.scores[key] = score
+    table.scores.setdefault(key, score)
+    table.lines.setdefault(key, line)
 
 
 def _number(text: str, name: str, lo: float, hi: float, problems: list[str], required: bool = False) -> float | None:

@@ -1,7 +1,9 @@
 """Finding the inputs of ``fpsynth prepare`` and what their paths say.
 
 - MEEI-style (``--meei``): ``ROOT/<subject>/<expression>[_<side>].<video or image>``, parsed by
-  ``sources.meei_pattern`` (a regex with named groups ``subject``, ``expression``, ``side``).
+  ``sources.meei_pattern`` (a regex with named groups ``subject``, ``expression``, ``side``); or
+  the MEEI standard set as published (one video per participant, photos, an XLSX of grades:
+  :mod:`fpsynth.data.standard_set`), chosen by ``sources.meei_layout``.
 - AFLFP-style (``--aflfp``): ``ROOT/<subject>/<expression>/<NNN>[_<phase>].<image>`` with an iBUG
   ``.pts`` beside each image; files sorted by name are in temporal order. One expression folder
   is one sequence.
@@ -20,7 +22,7 @@ import os
 import re
 from pathlib import Path
 
-from fpsynth.data.config import SourcesConfig
+from fpsynth.data.config import MeeiLayout, MovementsConfig, SourcesConfig
 from fpsynth.data.reasons import Reason
 from fpsynth.errors import FpsynthError
 
@@ -48,6 +50,8 @@ class Found:
     phases: tuple[str | None, ...] = ()  # per file, from AFLFP names
     reason: Reason | None = None
     detail: str = ""
+    segment: bool = False  # a standard-set video: one participant's whole sequence of movements
+    note: tuple[str, str] | None = None  # (reason, detail): a row about a usable input (photo_NN labels)
 
 
 _SIDES = {"l": "left", "left": "left", "r": "right", "right": "right"}
@@ -73,6 +77,11 @@ def _files(root: Path) -> list[Path]:
     return sorted(out)
 
 
+def files_below(root: Path) -> list[Path]:
+    """Every visible file below ``root``, sorted (as discovery sees them)."""
+    return _files(Path(root))
+
+
 def check_root(root: Path, flag: str) -> Path:
     root = Path(root).expanduser()
     if not root.exists():
@@ -82,13 +91,22 @@ def check_root(root: Path, flag: str) -> Path:
     return root
 
 
-def discover_meei(root: Path, cfg: SourcesConfig) -> list[Found]:
+def discover_meei(root: Path, cfg: SourcesConfig, movements: MovementsConfig | None = None) -> list[Found]:
+    """MEEI inputs: the standard set as published (:mod:`fpsynth.data.standard_set`) or per-movement
+    clips named by ``meei_pattern``, as ``sources.meei_layout`` says (auto: by the video names)."""
+    from fpsynth.data.standard_set import discover_standard_set, find_sheets, is_standard_set
+
+    files = _files(root)
+    layout = cfg.meei_layout
+    if layout is MeeiLayout.STANDARD_SET or (layout is MeeiLayout.AUTO and is_standard_set(root, files, cfg)):
+        return discover_standard_set(root, files, cfg, movements or MovementsConfig())
+    sheets = set(find_sheets(files))  # a grades table beside the clips: read by prepare, not an input
     pattern = re.compile(cfg.meei_pattern, re.IGNORECASE)
     found = []
-    for path in _files(root):
+    for path in files:
         suffix = path.suffix.lower()
-        if suffix == ".pts":
-            continue  # a photo's annotation sidecar
+        if suffix == ".pts" or path in sheets:
+            continue  # a photo's annotation sidecar, a grades spreadsheet
         kind = Kind.VIDEO if suffix in cfg.video_extensions else Kind.PHOTO if suffix in cfg.image_extensions else None
         if kind is None:
             found.append(Found("meei", (path,), reason=Reason.UNSUPPORTED, detail=f"extension '{suffix}' is neither a video nor an image"))

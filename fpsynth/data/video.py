@@ -92,3 +92,48 @@ class VideoDecoder:
         if expected - self.decoded > _COUNT_SLACK:
             return self.decoded, expected - 1
         return None
+
+
+def join_clips(parts: list[tuple[Path, int, int]], out: Path, still_s: float = 3.0, fps: float = 30.0,
+               side: int = 480, blank_s: float = 0.0) -> list[tuple[int, int]]:
+    """Write one MP4 (mp4v) of clip ranges with ``still_s`` of still frames before, between and after them.
+
+    ``parts``: (video, first frame, last frame) each. Every frame is centre-cropped to a square and
+    resized to ``side``; the stills before a part repeat its first frame (the face it starts from),
+    the stills at the end the last part's first frame. ``blank_s`` of black frames come first at
+    every change of clip, as an edit between takes shows (the parts may be different people).
+    Returns each part's (first, last) frame number in the written video: the true movement
+    boundaries of a test or benchmark "participant".
+    """
+    writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"mp4v"), fps, (side, side))
+    if not writer.isOpened():
+        raise RuntimeError(f"OpenCV cannot write {out} with the mp4v codec")
+    still, blank, spans, n, first = round(still_s * fps), round(blank_s * fps), [], 0, None
+    try:
+        for path, a, b in parts:
+            cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+            frames, i = [], 0
+            while i <= b:
+                ok, bgr = cap.read()
+                if not ok:
+                    break
+                if i >= a:
+                    h, w = bgr.shape[:2]
+                    s = min(h, w)
+                    y, x = (h - s) // 2, (w - s) // 2
+                    frames.append(cv2.resize(bgr[y : y + s, x : x + s], (side, side), interpolation=cv2.INTER_AREA))
+                i += 1
+            cap.release()
+            if not frames:
+                raise ValueError(f"{path}: no frames in {a}-{b}")
+            cut = blank if first is not None else 0
+            first = frames[0]
+            for f in [np.zeros_like(first)] * cut + [first] * still + frames:
+                writer.write(f)
+            spans.append((n + cut + still, n + cut + still + len(frames) - 1))
+            n += cut + still + len(frames)
+        for f in [np.zeros_like(first)] * blank + [first] * still:
+            writer.write(f)
+    finally:
+        writer.release()
+    return spans
