@@ -145,6 +145,23 @@ def report(
 
 @app.command()
 @_user_errors
+def utility(
+    run_dir: Annotated[Optional[Path], typer.Option("--run", help="Generated dataset to test (default: WORKSPACE/generate).")] = None,
+    workspace: Workspace = DEFAULT_WORKSPACE,
+    config: ConfigOpt = DEFAULT_CONFIG,
+    set_: SetOpt = None,
+    force: ForceOpt = False,
+) -> None:
+    """Does the synthetic dataset make a better palsy grader? Train on synthetic, test on real test subjects."""
+    from fpsynth.utility.run import run
+
+    cfg = with_section(_load(config, set_), "utility", run=run_dir)
+    with folder_lock(Path(workspace) / "utility", "fpsynth utility"):
+        _print_result(run(cfg, workspace, force=force))
+
+
+@app.command()
+@_user_errors
 def demo(
     videos: Annotated[Optional[Path], typer.Option(help="Run on a folder of real face videos instead.")] = None,
     workspace: Annotated[Path, typer.Option("--workspace", "-w")] = Path("workspace-demo"),

@@ -12,6 +12,7 @@ from fpsynth.demo.config import DemoConfig
 from fpsynth.generate.config import GenerateConfig
 from fpsynth.report.config import ReportConfig
 from fpsynth.train.config import TrainConfig
+from fpsynth.utility.config import UtilityConfig
 from fpsynth.weights import WeightsConfig
 
 DEFAULT_CONFIG = "paper"
@@ -28,6 +29,7 @@ class PipelineConfig:
     generate: GenerateConfig = GenerateConfig()
     report: ReportConfig = ReportConfig()
     demo: DemoConfig = DemoConfig()
+    utility: UtilityConfig = UtilityConfig()
 
     def __post_init__(self) -> None:
         if not 0 <= self.seed < 2**63:  # seeds feed torch/numpy generators and derived 64-bit streams

@@ -1,0 +1,152 @@
+"""The ``utility`` stage: train palsy graders on real / synthetic / mixed sets, test on real test subjects.
+
+Inputs: ``WORKSPACE/prepare/frames.parquet`` (real crops, train and test splits by subject) and a
+generated dataset's ``metadata.parquet`` (``utility.run``, default ``WORKSPACE/generate``).
+Outputs in ``WORKSPACE/utility/``::
+
+    utility.json   the summary: per task, grader and regime the metrics (mean over repeats, sd,
+                   bootstrap CI over test subjects), the gain over real-only, the leak counts
+    runs.parquet   one row per (task, grader, regime, repeat) with its metrics
+    config.toml  stage.json
+
+Landmarks of every image, real and generated, come from the same detector: the dlib 68-point
+predictor fitted in the fixed box of an aligned crop (:mod:`fpsynth.metrics.landmarks`), so the
+geometry grader never compares annotated real points with detected generated ones.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import enum
+import math
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pandas as pd
+from rich.console import Console
+
+from fpsynth import __version__
+from fpsynth.config import to_dict
+from fpsynth.data.dataset import PREPARE_COMMAND
+from fpsynth.errors import FpsynthError
+from fpsynth.generate.dataset import GENERATE_COMMAND
+from fpsynth.generate.merge import METADATA_FILE
+from fpsynth.stage import Input, MissingInputError, Stage, atomic_write_json, atomic_write_parquet
+from fpsynth.utility.benchmark import evaluate
+from fpsynth.utility.config import Grader
+from fpsynth.utility.regimes import Samples
+
+OUTPUTS = ["utility.json", "runs.parquet"]
+UTILITY_FILE = "utility.json"
+CROP = 112
+console = Console(stderr=True)
+
+
+def run(cfg: Any, workspace: Path, force: bool = False) -> dict[str, Any]:
+    """Run the stage for ``cfg`` (a PipelineConfig); returns the stage record."""
+    uc = cfg.utility
+    workspace = Path(workspace)
+    prepare_dir = workspace / "prepare"
+    dataset = Path(uc.run).expanduser() if uc.run is not None else workspace / "generate"
+    inputs = {"frames": Input(prepare_dir / "frames.parquet", PREPARE_COMMAND),
+              "dataset": Input(dataset / METADATA_FILE, GENERATE_COMMAND)}
+    stage = Stage("utility", workspace, uc, inputs=inputs, outputs=OUTPUTS, force=force,
+                  extra={"seed": cfg.seed, "dlib_models": str(cfg.weights.dlib_models)})
+    stage.require_inputs()
+    if stage.is_up_to_date():
+        return stage.skipped()
+    stage.begin(cfg)
+    landmarker = _landmarker(cfg.weights.dlib_models)
+    need_images = Grader.APPEARANCE in uc.graders
+    frames = pd.read_parquet(prepare_dir / "frames.parquet")
+    real = _samples(frames, [prepare_dir / p for p in frames["path"]], landmarker, need_images, uc.batch_size)
+    meta = _metadata(dataset, frames, uc.max_synthetic, cfg.seed)
+    synthetic = _samples(meta, [dataset / f for f in meta["file_name"]], landmarker, need_images, uc.batch_size)
+    result = evaluate(real, synthetic, uc, cfg.seed, log=lambda s: console.print(s, highlight=False))
+    summary = {
+        "title": "fpsynth utility: train on real / synthetic / mixed, test on real test subjects",
+        "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "fpsynth_version": __version__,
+        "inputs": {"prepare": str(prepare_dir), "dataset": str(dataset), "generated_images": int(len(meta))},
+        "landmarks": "dlib 68-point predictor in the fixed crop box, for real and generated images alike",
+        **result.summary,
+        "config": to_dict(uc),
+        "files": {"runs": "runs.parquet"},
+    }
+    atomic_write_parquet(stage.dir / "runs.parquet", result.runs)
+    atomic_write_json(stage.dir / UTILITY_FILE, plain(summary))
+    console.print(f"utility: {stage.dir / UTILITY_FILE} ({len(result.runs)} runs)", highlight=False)
+    return stage.finish({"runs": int(len(result.runs)),
+                         "tasks": {k: v["status"] for k, v in result.summary["tasks"].items()}})
+
+
+def _landmarker(dlib_models: Path | None) -> Any:
+    from fpsynth.data.faces import FaceBackendError
+    from fpsynth.metrics.landmarks import dlib_crop_landmarker
+
+    try:
+        return dlib_crop_landmarker(dlib_models)
+    except FaceBackendError as exc:
+        raise FpsynthError(f"utility: the landmark detector cannot start ({exc}); set weights.dlib_models") from None
+
+
+def _metadata(dataset: Path, frames: pd.DataFrame, max_images: int, seed: int) -> pd.DataFrame:
+    """The generated rows (a seeded subset of ``max_images`` when > 0), with the style frame's side."""
+    try:
+        meta = pd.read_parquet(dataset / METADATA_FILE).sort_values("item_id").reset_index(drop=True)
+    except (OSError, ValueError) as exc:
+        raise FpsynthError(f"{dataset / METADATA_FILE} cannot be read ({type(exc).__name__}); run "
+                           f"`{GENERATE_COMMAND} --out {dataset}` again") from None
+    if max_images and len(meta) > max_images:
+        rows = np.sort(np.random.default_rng([seed, 0x0717]).choice(len(meta), max_images, replace=False))
+        meta = meta.iloc[rows].reset_index(drop=True)
+    if "side" in frames:
+        side = frames.drop_duplicates("frame_id").set_index("frame_id")["side"]
+        meta = meta.assign(side=meta["style_frame"].map(side))
+    return meta
+
+
+def _samples(table: pd.DataFrame, paths: list[Path], landmarker: Any, keep_images: bool, batch: int) -> Samples:
+    """Read the crops of ``table`` in batches; landmarks of each from ``landmarker``."""
+    lms, images = [], []
+    for i in range(0, len(paths), batch):
+        crops = np.stack([_read(p) for p in paths[i:i + batch]])
+        lms.append(landmarker(crops))
+        if keep_images:
+            images.append(crops)
+    empty = np.zeros((0, 68, 2), np.float32)
+    return Samples(table, np.concatenate(lms) if lms else empty,
+                   (np.concatenate(images) if images else np.zeros((0, CROP, CROP, 3), np.uint8)) if keep_images else None)
+
+
+def _read(path: Path) -> np.ndarray:
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise MissingInputError(f"image {path} is missing or unreadable; re-run the stage that wrote it")
+    if bgr.shape[:2] != (CROP, CROP):
+        bgr = cv2.resize(bgr, (CROP, CROP), interpolation=cv2.INTER_AREA)
+    return np.ascontiguousarray(bgr[:, :, ::-1])
+
+
+def plain(obj: Any) -> Any:
+    """JSON-safe copy: numpy scalars to Python, NaN/inf to None, paths and enums to text."""
+    if isinstance(obj, dict):
+        return {str(k): plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [plain(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return plain(obj.tolist())
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, enum.Enum):
+        return obj.value
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if dataclasses.is_dataclass(obj):
+        return plain(dataclasses.asdict(obj))
+    if isinstance(obj, (str, int, float, bool)) or obj is None:
+        return obj
+    return str(obj)

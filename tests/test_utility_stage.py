@@ -1,0 +1,64 @@
+"""The utility stage on a hand-made workspace: rendered crops as prepared frames and as a generated set."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+
+from fpsynth.pipeline import load_pipeline
+from fpsynth.stage import MissingInputError
+from fpsynth.utility.rendered import rendered_samples, with_split
+from fpsynth.utility.run import run
+
+pytestmark = pytest.mark.slow
+
+
+def _write(folder: Path, rel: list[str], images: np.ndarray) -> None:
+    for r, img in zip(rel, images):
+        (folder / r).parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(folder / r), img[:, :, ::-1])
+
+
+def make_workspace(ws: Path) -> None:
+    real = with_split(rendered_samples([0.0, 0.5, 0.0, 0.8, 0.0, 1.0, 0.0, 0.35], seed=1, frames=2),
+                      ["r006", "r007"])
+    t = real.table
+    paths = [f"crops/{f.replace('/', '_')}.png" for f in t["frame_id"]]
+    _write(ws / "prepare", paths, real.images)
+    t.assign(path=paths).to_parquet(ws / "prepare" / "frames.parquet")
+    gen = rendered_samples([0.0, 0.62, 0.0, 0.2], seed=2, prefix="g", frames=2)
+    # style sources: training frames, plus two rows styled on a test frame (rule 3 drops them)
+    train_frames = t.loc[t["split"] == "train", ["frame_id", "subject"]].to_numpy()
+    style = [train_frames[i % len(train_frames)] for i in range(len(gen))]
+    style[0] = style[1] = t.loc[t["split"] == "test", ["frame_id", "subject"]].to_numpy()[0]
+    names = [f"shards/00000/{i:08d}.png" for i in range(len(gen))]
+    _write(ws / "generate", names, gen.images)
+    gen.table.assign(item_id=[f"{i:08d}" for i in range(len(gen))], file_name=names,
+                     style_frame=[s[0] for s in style], style_subject=[s[1] for s in style],
+                     identity_source=[f"ids/id{i}.png" for i in range(len(gen))]
+                     ).drop(columns=["subject", "frame_id"]).to_parquet(ws / "generate" / "metadata.parquet")
+
+
+def test_stage_writes_utility_json_and_runs_and_skips(tmp_path):
+    ws = tmp_path / "ws"
+    cfg = load_pipeline("tiny", ["utility.graders=['geometry']", "utility.bootstrap=50"])
+    with pytest.raises(MissingInputError, match="fpsynth prepare"):
+        run(cfg, ws)
+    make_workspace(ws)
+    rec = run(cfg, ws)
+    assert rec["status"] == "finished"
+    out = json.loads((ws / "utility" / "utility.json").read_text())
+    runs = pd.read_parquet(ws / "utility" / "runs.parquet")
+    assert out["leaks"]["synthetic_excluded"] == {"style source is a test subject": 2}
+    assert out["protocol"]["ci_over"] == "test subjects"
+    palsy = out["tasks"]["palsy"]
+    assert palsy["status"] == "ok" and set(palsy["graders"]["geometry"]) == {
+        "real", "synthetic", "real+synthetic x1", "real+synthetic x4"}
+    assert set(runs["regime"]) == {"real", "synthetic", "real+synthetic"}
+    assert (runs.groupby(["task", "regime", "ratio"], dropna=False).size() == 2).all()  # two repeats each
+    assert run(cfg, ws).get("skipped")  # nothing changed
