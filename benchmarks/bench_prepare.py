@@ -99,8 +99,10 @@ def prepare_speed(videos: list[Path], n_jobs: int, config: str, work: Path, layo
 
     if layout == "standard-set":  # the participant videos already lie alone in their folder
         tree = videos[0].parent
-    else:
-        tree = meei_tree(videos, work / f"raw-{n_jobs}")
+    else:  # made once, used by every repeat
+        tree = work / f"raw-{n_jobs}"
+        if not tree.exists():
+            meei_tree(videos, tree)
     cfg = load_pipeline(config, [f"prepare.n_jobs={n_jobs}"])
     cfg = with_section(cfg, "prepare", meei=tree)
     t0 = time.perf_counter()

@@ -174,3 +174,55 @@ def test_nothing_silently_dropped(prepared):
     inputs = set(mapping.input)
     used = {c.rsplit("-video-", 1)[0] + "-video" if "-video-" in c else c for c in frames["clip"]}
     assert inputs <= used | set(rejects.input)
+
+
+# --------------------------------------------------------------------------- 32 frames, whatever the shape
+
+
+def _single_clip(path: Path, tmp: Path):
+    from fpsynth.data.privacy import Job
+    from fpsynth.data.process import Context, run_job
+    from fpsynth.data.sources import Kind
+
+    job = Job("P0001-smile", "meei", Kind.VIDEO, "P0001", "smile", None, (str(path),))
+    result = run_job(job, Context(PrepareConfig(), tmp))
+    return pd.DataFrame(result.frames), pd.DataFrame(result.rejects)
+
+
+@pytest.mark.parametrize("video, first, last", [  # what the main event alone gave (2026-11-29)
+    ("lp_d6", 340, 439),  # continuous speech: 20 frames
+    ("lp_d9", 140, 289),  # a slow wobble at a low level, never at rest: 17
+    ("lp_d9", 300, 449),  # a held expression released into small movements: 18
+])
+def test_real_clips_of_any_motion_shape_give_32_frames(video, first, last, tmp_path):
+    """Held-out pieces of real clips on which the main event around the curve's maximum is narrow:
+    every one of them has 32 usable frames, so every one gives 32, over the five phases."""
+    join_clips([(fixture_path("videos", f"{video}.mp4"), first, last)], tmp_path / "clip.mp4", still_s=0.0)
+    frames, rejects = _single_clip(tmp_path / "clip.mp4", tmp_path)
+    assert len(frames) == 32 and frames.frame_index.is_unique, frames.phase.value_counts()
+    assert {"onset", "peak"} <= set(frames.phase) and rejects.empty
+
+
+def test_a_short_clip_says_why_each_missing_share_is_missing(tmp_path):
+    """20 real frames with a face, then 8 black ones: 20 of 32 frames; 8 missing because faces were
+    rejected (no face), 4 because the clip has no more frames: one row for each share."""
+    import cv2
+
+    path = tmp_path / "short.mp4"
+    join_clips([(fixture_path("videos", "lp_d18.mp4"), 100, 119)], path, still_s=0.0)
+    cap, frames = cv2.VideoCapture(str(path)), []
+    while (got := cap.read())[0]:
+        frames.append(got[1])
+    cap.release()
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, frames[0].shape[1::-1])
+    for f in frames + [np.zeros_like(frames[0])] * 8:
+        writer.write(f)
+    writer.release()
+    kept, rejects = _single_clip(path, tmp_path)
+    assert len(kept) == 20
+    shares = rejects.set_index("reason")
+    assert "8 of the 32 frames of the clip missing" in shares.loc["frames_rejected", "detail"]
+    assert "no_face 8" in shares.loc["frames_rejected", "detail"]
+    assert "4 of the 32 frames of the clip missing: it holds 20 usable frames" in shares.loc["too_few_frames", "detail"]
+    (row,) = rejects[rejects.reason == "no_face"].itertuples()
+    assert (row.frame_start, row.frame_end) == (20, 27)

@@ -64,6 +64,7 @@ REDETECT_AT = 0.2
 # While a face is tracked the detector searches a window around it (faces.detect_near); every
 # n-th detection searches the whole frame, so a second face entering the picture is still seen.
 WHOLE_FRAME_EVERY = 4
+SMALL_FACE_PX = 120  # a face box below this at the video search's scale may be missed by it (HOG window: 80)
 
 
 def _jump(a: np.ndarray, b: np.ndarray) -> float:
@@ -83,6 +84,7 @@ class _Tracker:
         self.lost: Rejected | None = None  # why the last detection found no usable face
         self.detections = 0
         self.n_faces = 0  # faces found by the last whole-frame search
+        self.seen_side: float | None = None  # box side (px) of the last face detected
 
     def reset(self) -> None:
         """Detect on the next frame (it does not follow the last one in time)."""
@@ -117,7 +119,10 @@ class _Tracker:
             faces, whole = detect_near(self.backend, rgb, self.face.bbox), False
         if not strong(faces):
             faces, whole = detect_faces(self.backend, rgb, fc.video_max_side, fc.video_upsample), True
-        if not strong(faces):  # small face? search as for a photo
+        # Small face? Search as for a photo (slow: ~0.4 s on HD), unless the face seen last was one
+        # the video-size search finds easily: then it has left the picture, it has not shrunk.
+        scale = min(1.0, fc.video_max_side / max(rgb.shape[:2]))
+        if not strong(faces) and (self.seen_side is None or self.seen_side * scale < SMALL_FACE_PX):
             faces = detect_faces(self.backend, rgb, fc.photo_max_side, fc.photo_upsample)
         self.detections += 1
         try:
@@ -127,7 +132,7 @@ class _Tracker:
             return None
         if whole:  # faces in the frame: counted on whole-frame searches, carried between them
             self.n_faces = sum(f.score >= self.backend.min_score for f in faces)
-        self.lost = None
+        self.lost, self.seen_side = None, best.side
         return best
 
 
