@@ -62,3 +62,15 @@ def test_stage_writes_utility_json_and_runs_and_skips(tmp_path):
     assert set(runs["regime"]) == {"real", "synthetic", "real+synthetic"}
     assert (runs.groupby(["task", "regime", "ratio"], dropna=False).size() == 2).all()  # two repeats each
     assert run(cfg, ws).get("skipped")  # nothing changed
+
+
+def test_report_section_from_utility_json(tmp_path):
+    from fpsynth.report import utility_section
+
+    ws = tmp_path / "ws"
+    make_workspace(ws)
+    assert utility_section.read(ws) is None and utility_section.render(None) == ""
+    run(load_pipeline("tiny", ["utility.graders=['geometry']", "utility.bootstrap=20"]), ws)
+    html = utility_section.render(utility_section.read(ws))
+    assert 'id="utility"' in html and "<table" in html and "<svg" in html
+    assert "real only (baseline)" in html and "vs synthetic ratio" in html

@@ -7,7 +7,7 @@ face videos, arranged into a MEEI-style tree (one subject per video) under ``WOR
 the identity faces for ``generate`` are then one neutral crop per prepared subject, with its
 landmarks as a ``.pts`` sidecar so that the same face code re-aligns it exactly.
 
-Then prepare -> train -> generate -> report run unchanged, as ``fpsynth <stage>`` would, with the
+Then prepare -> train -> generate -> utility -> report run unchanged, as ``fpsynth <stage>`` would, with the
 pipeline given by ``--config`` (default ``tiny``). Each stage skips when nothing changed, so a
 second ``fpsynth demo`` only redoes what is needed.
 """
@@ -41,6 +41,7 @@ def run(cfg: PipelineConfig, workspace: Path, *, videos: Path | None = None, for
     from fpsynth.generate.run import run as generate
     from fpsynth.report.run import run as report
     from fpsynth.train.run import run as train
+    from fpsynth.utility.run import run as utility
 
     console = Console(stderr=True)
     workspace = Path(workspace)
@@ -78,6 +79,7 @@ def run(cfg: PipelineConfig, workspace: Path, *, videos: Path | None = None, for
     cfg = with_section(cfg, "generate", ids=ids)
     step("train", train, cfg)
     step("generate", generate, cfg)
+    step("utility", utility, cfg)  # before the report, which shows its figures
     step("report", report, cfg)
 
     html = (workspace / "report" / "report.html").resolve()

@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 
 from fpsynth import __version__
-from fpsynth.report import grids, sections
+from fpsynth.report import grids, sections, utility_section
 from fpsynth.report.config import PageConfig
 from fpsynth.report.markup import CSS, definition_list, esc, num, section
 
@@ -45,6 +45,7 @@ def render(report: dict[str, Any], sets: dict[str, pd.DataFrame], afid_plan: pd.
         sections.identity(report),
         sections.expression(report),
         sections.privacy(report, pairs),
+        utility_section.render(report.get("utility")),
         sections.training(train_log, report["training"]["log"] if report["training"] else None),
         sections.networks(report, config_toml),
     ]

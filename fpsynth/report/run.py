@@ -37,7 +37,7 @@ from fpsynth.generate.merge import METADATA_FILE
 from fpsynth.generate.sampling import Synthesizer
 from fpsynth.metrics.fid import FeatureStats, extract_features, fid
 from fpsynth.metrics.table1 import describe_convention, table1_metrics
-from fpsynth.report import page
+from fpsynth.report import page, utility_section
 from fpsynth.report.afid import AFID_DIR, afid_of, plan_afid, run_transfers
 from fpsynth.report.dataset import read_generated
 from fpsynth.report.evaluate import SetResult, Timings, evaluate_set
@@ -108,6 +108,7 @@ def run(cfg: Any, workspace: Path, force: bool = False) -> dict[str, Any]:
                    for name, block in blocks.items()],
         "training": _training(inputs.train_log, train_log),
         "timings_s": dict(timings),
+        "utility": utility_section.read(workspace),  # fpsynth utility's figures, when it has run
         "config": to_dict(rc),
         "files": {name: f"items-{name}.parquet" for name in sets},
     }
@@ -129,6 +130,9 @@ def _declared(inputs: Inputs) -> dict[str, Input]:
         declared["checkpoint"] = Input(inputs.checkpoint, TRAIN_COMMAND)
     if inputs.train_log is not None:
         declared["train_log"] = Input(inputs.train_log, TRAIN_COMMAND)
+    utility = inputs.prepared.dir.parent / utility_section.UTILITY_JSON
+    if utility.is_file():  # a new utility run redoes the page
+        declared["utility"] = Input(utility, "fpsynth utility")
     return declared
 
 
