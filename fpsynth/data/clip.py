@@ -136,6 +136,7 @@ class _Tracker:
         return best
 
 
+
 def analyse(decoder: VideoDecoder, ctx: Context, wanted: Callable[[int], bool], max_frames: int | None = None,
             restart: Callable[[int], bool] = lambda i: False) -> Analysis:
     """Decode once; landmarks, alignment and quality gates on every frame ``wanted`` takes.

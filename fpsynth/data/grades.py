@@ -14,7 +14,6 @@ the XLSX's value where both have one and says so in a row per participant.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import zipfile
 from pathlib import Path
@@ -97,11 +96,3 @@ def merge(grades: ScoreTable, scores: ScoreTable) -> tuple[ScoreTable, list[Prob
 def _fmt(v: float | int) -> str:
     return f"{v:g}" if isinstance(v, float) else str(v)
 
-
-@dataclasses.dataclass(frozen=True)
-class Tables:
-    """The scores a run uses and where they came from."""
-
-    table: ScoreTable
-    notes: list[Problem]  # values given twice (CSV and XLSX)
-    grades: Path | None  # the XLSX used, if any
