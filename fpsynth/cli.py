@@ -70,7 +70,7 @@ def prepare(
     meei: Annotated[Optional[Path], typer.Option(help="MEEI-style tree: per-subject folders of videos and photos.")] = None,
     aflfp: Annotated[Optional[Path], typer.Option(help="AFLFP-style images with 68-point .pts files.")] = None,
     images: Annotated[Optional[Path], typer.Option(help="Plain folder of face photos.")] = None,
-    scores: Annotated[Optional[Path], typer.Option(help="CSV: subject, eFACE[, House-Brackmann, Sunnybrook].")] = None,
+    scores: Annotated[Optional[Path], typer.Option(help="Grades table, CSV or XLSX: subject, eFACE[, House-Brackmann, Sunnybrook].")] = None,
     workspace: Workspace = DEFAULT_WORKSPACE,
     config: ConfigOpt = DEFAULT_CONFIG,
     set_: SetOpt = None,
