@@ -113,12 +113,9 @@ def dataset_problem(out: Path) -> str | None:
 
 def _checkpoint_path(given: Path | None, workspace: Path) -> Path:
     if given is not None:
-        given = Path(given).expanduser()
-        if given.is_file():  # a published checkpoint (CCFExp.ckpt, ...): imported once into the workspace
-            from fpsynth.published.importer import PUBLISHED_DIR, import_published
+        from fpsynth.published.importer import checkpoint_in_workspace
 
-            return import_published(given, Path(workspace) / PUBLISHED_DIR)[0]
-        return given
+        return checkpoint_in_workspace(given, workspace)  # a published file: imported once
     from fpsynth.train.checkpoint import latest_checkpoint
 
     latest = latest_checkpoint(workspace)

@@ -70,7 +70,7 @@ def model_config_for(kind: str) -> ModelConfig:
     return apply_profile(cfg, profile_for_variant(variant))
 
 
-def _state_dict_of(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+def read_published(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     from fpsynth.safeload import load_checkpoint_object, to_plain
 
     loaded = load_checkpoint_object(path)
@@ -89,15 +89,16 @@ def _state_dict_of(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]
     return tensors, info
 
 
-def convert(path: Path, kind: str = "auto") -> Converted:
-    """Read, recognise, map and check a published file (nothing is written)."""
+def convert(path: Path, kind: str = "auto", digest: str | None = None) -> Converted:
+    """Read, recognise, map and check a published file (nothing is written); ``digest`` is its
+    sha256 when the caller has it already (a 1.4 GB file is not hashed twice)."""
     from fpsynth.models.ccfexp import CCFExp
 
     path = Path(path).expanduser()
     if not path.is_file():
         raise PublishedImportError(f"published checkpoint not found: {path}")
-    digest = sha256_file(path)
-    state, info = _state_dict_of(path)
+    digest = digest or sha256_file(path)
+    state, info = read_published(path)
     try:
         found = detect_kind({k: tuple(v.shape) for k, v in state.items()})
         if kind != "auto" and kind != found:
@@ -128,6 +129,20 @@ def _prefix_counts(mapped: Mapped) -> dict[str, int]:
     return dict(sorted(counts.items()))
 
 
+def describe(converted: Converted) -> dict[str, Any]:
+    """The state.json fields of an imported checkpoint (also what an in-memory load reports)."""
+    return {
+        "step": converted.source.get("global_step") or 0,
+        "model_config": to_dict(converted.model_config),
+        "diffusion_config": to_dict(AUTHORS_DIFFUSION),
+        "sampler_config": to_dict(AUTHORS_SAMPLER),
+        "unet_is_ema": True,
+        "load_records": [{"name": f"published-{converted.kind}", "path": converted.source["file"],
+                          "sha256": converted.source["sha256"], "random_init": False}],
+        "published": converted.source,
+    }
+
+
 def write_converted(converted: Converted, folder: Path) -> Path:
     """Write ``converted`` as a checkpoint folder (atomically: a temporary folder renamed last)."""
     from safetensors.torch import save_file
@@ -140,17 +155,8 @@ def write_converted(converted: Converted, folder: Path) -> Path:
     tensors = {k: v.contiguous() for k, v in converted.tensors.items()}
     save_file(tensors, str(tmp / MODEL_FILE), metadata={"format": str(FORMAT)})
     del tensors
-    state = {
-        "format": FORMAT, "step": converted.source.get("global_step") or 0, "fpsynth_version": __version__,
-        "files": {MODEL_FILE: sha256_file(tmp / MODEL_FILE)},
-        "model_config": to_dict(converted.model_config),
-        "diffusion_config": to_dict(AUTHORS_DIFFUSION),
-        "sampler_config": to_dict(AUTHORS_SAMPLER),
-        "unet_is_ema": True,
-        "load_records": [{"name": f"published-{converted.kind}", "path": converted.source["file"],
-                          "sha256": converted.source["sha256"], "random_init": False}],
-        "published": converted.source,
-    }
+    state = {"format": FORMAT, "fpsynth_version": __version__, "files": {MODEL_FILE: sha256_file(tmp / MODEL_FILE)},
+             **describe(converted)}
     (tmp / STATE_FILE).write_text(json.dumps(state, indent=1, sort_keys=True, default=str) + "\n")
     if folder.exists():
         shutil.rmtree(folder)
@@ -158,9 +164,8 @@ def write_converted(converted: Converted, folder: Path) -> Path:
     return folder
 
 
-def imported_folder(path: Path, root: Path) -> Path | None:
-    """The folder below ``root`` that already holds an import of ``path`` (same sha256), if any."""
-    digest = sha256_file(path)
+def imported_folder(path: Path, root: Path, digest: str) -> Path | None:
+    """The folder below ``root`` that already holds an import of ``path`` (sha256 ``digest``), if any."""
     folder = Path(root) / f"{Path(path).stem}-{digest[:12]}"
     state = folder / STATE_FILE
     if state.is_file():
@@ -175,15 +180,20 @@ def imported_folder(path: Path, root: Path) -> Path | None:
 def import_published(path: Path, root: Path, kind: str = "auto", force: bool = False) -> tuple[Path, dict[str, Any], bool]:
     """Import ``path`` below ``root`` (cached by sha256). Returns (folder, source record, reused)."""
     path = Path(path).expanduser()
+    if not path.is_file():
+        raise PublishedImportError(f"published checkpoint not found: {path}")
+    digest = sha256_file(path)
     if not force:
-        cached = imported_folder(path, root)
+        cached = imported_folder(path, root, digest)
         if cached is not None:
             return cached, json.loads((cached / STATE_FILE).read_text())["published"], True
-    converted = convert(path, kind)
+    converted = convert(path, kind, digest)
     folder = write_converted(converted, Path(root) / f"{path.stem}-{converted.source['sha256'][:12]}")
     return folder, converted.source, False
 
 
-def is_published_file(path: Path) -> bool:
-    """True for a FILE given where a checkpoint folder is expected (a published checkpoint)."""
-    return Path(path).expanduser().is_file()
+def checkpoint_in_workspace(path: Path, workspace: Path) -> Path:
+    """A checkpoint given to generate/report: a FILE is a published checkpoint, imported once into
+    ``WORKSPACE/published`` (cached by sha256); a folder is returned as it is."""
+    path = Path(path).expanduser()
+    return import_published(path, Path(workspace) / PUBLISHED_DIR)[0] if path.is_file() else path

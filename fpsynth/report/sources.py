@@ -119,11 +119,9 @@ def _checkpoint(report_checkpoint: Path | None, workspace: Path) -> Path | None:
                 f"report.checkpoint {path} does not exist; unset it to use the workspace's latest "
                 f"checkpoint, or run `{TRAIN_COMMAND}`"
             )
-        if path.is_file():  # a published checkpoint: imported once into the workspace
-            from fpsynth.published.importer import PUBLISHED_DIR, import_published
+        from fpsynth.published.importer import checkpoint_in_workspace
 
-            return import_published(path, Path(workspace) / PUBLISHED_DIR)[0]
-        return path
+        return checkpoint_in_workspace(path, workspace)  # a published file: imported once
     return latest_checkpoint(workspace)
 
 

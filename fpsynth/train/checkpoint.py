@@ -361,15 +361,11 @@ def load_checkpoint(path: Path, *, ema: bool = True, device: torch.device | str 
 
 def load_published(path: Path, *, device: torch.device | str = "cpu") -> LoadedCheckpoint:
     """A published checkpoint converted in memory (``fpsynth.published.importer.convert``)."""
-    from fpsynth.published.importer import convert
+    from fpsynth.published.importer import AUTHORS_DIFFUSION, convert, describe
 
     converted = convert(path)
     with torch.device("meta"):
         model = CCFExp(converted.model_config)
     model.load_state_dict(converted.tensors, strict=True, assign=True)
-    state = {"step": converted.source.get("global_step") or 0, "model_config": to_dict(converted.model_config),
-             "diffusion_config": to_dict(DiffusionConfig()), "unet_is_ema": True, "published": converted.source,
-             "load_records": [{"name": f"published-{converted.kind}", "path": converted.source["file"],
-                               "sha256": converted.source["sha256"], "random_init": False}]}
-    return LoadedCheckpoint(model.to(device).eval(), NoiseSchedule(DiffusionConfig()), state,
+    return LoadedCheckpoint(model.to(device).eval(), NoiseSchedule(AUTHORS_DIFFUSION), describe(converted),
                             converted.source["sha256"], Path(path))

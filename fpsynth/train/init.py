@@ -75,10 +75,10 @@ def _source_tensors(path: Path) -> tuple[dict[str, torch.Tensor], str]:
         state = read_state(folder)
         tensors, _ = read_tensors(folder, MODEL_FILE, state)
         return tensors, "fpsynth"
-    from fpsynth.published.importer import _state_dict_of
+    from fpsynth.published.importer import read_published
     from fpsynth.published.mapping import MappingError, detect_kind, map_published
 
-    state, _ = _state_dict_of(path)
+    state, _ = read_published(path)
     try:
         kind = detect_kind({k: tuple(v.shape) for k, v in state.items()})
         return map_published(state, kind, unet="trained").tensors, kind
