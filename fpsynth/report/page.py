@@ -22,6 +22,15 @@ TOC = (("provenance", "Data and what was evaluated"), ("table1", "Table 1"), ("m
        ("privacy", "Privacy audit"), ("training", "Training"), ("networks", "Networks and settings"))
 
 
+def contents(report: dict[str, Any]) -> list[tuple[str, str]]:
+    """(anchor, title) of the page's contents list: TOC, plus the utility section (after the privacy
+    audit, where the page shows it) when ``fpsynth utility`` has run (report["utility"] holds its utility.json)."""
+    entries = list(TOC)
+    if report.get("utility"):  # utility_section.render draws the section exactly then
+        entries.insert(entries.index(("privacy", "Privacy audit")) + 1, (utility_section.ANCHOR, utility_section.TITLE))
+    return entries
+
+
 def render(report: dict[str, Any], sets: dict[str, pd.DataFrame], afid_plan: pd.DataFrame | None,
            train_log: pd.DataFrame | None, prepare_dir: Path, cfg: PageConfig, config_toml: str) -> str:
     """The whole page as HTML text."""
@@ -77,7 +86,7 @@ def _header(report: dict[str, Any], show_real: bool) -> str:
         banners.append('<div class="warn">This page shows real face crops of the prepared data (style images, '
                        'training frames in the privacy audit). Keep it with the data; for a page you can share, set '
                        '<code>report.page.show_real_faces = false</code>.</div>')
-    toc = "".join(f'<li><a href="#{a}">{esc(t)}</a></li>' for a, t in TOC)
+    toc = "".join(f'<li><a href="#{a}">{esc(t)}</a></li>' for a, t in contents(report))
     return (f"<header><h1>{esc('fpsynth report')}</h1><p class=\"muted\">created {esc(report['created_at'])} by fpsynth "
             f"{esc(__version__)}; workspace <code>{esc(report['workspace'])}</code>; machine-readable figures in "
             f"<code>report.json</code>, per-image values in <code>items-*.parquet</code>.</p>{''.join(banners)}"
