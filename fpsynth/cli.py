@@ -21,6 +21,7 @@ from rich.console import Console
 from fpsynth import __version__
 from fpsynth.errors import FpsynthError
 from fpsynth.lock import folder_lock
+from fpsynth.outputs import os_write_error
 from fpsynth.pipeline import DEFAULT_CONFIG, DEFAULT_WORKSPACE, PipelineConfig, load_pipeline, with_section
 
 app = typer.Typer(
@@ -42,7 +43,9 @@ ForceOpt = Annotated[bool, typer.Option("--force", help="Redo the stage even if 
 
 
 def _user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Print FpsynthError messages plainly and exit 2; anything else is a bug and keeps its traceback."""
+    """Print FpsynthError messages plainly and exit 2, and so an I/O error whose cause is outside
+    fpsynth (full disk, read-only filesystem, permissions); anything else is a bug and keeps its
+    traceback."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -50,6 +53,12 @@ def _user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             return fn(*args, **kwargs)
         except FpsynthError as exc:
             console.print(f"[bold red]error:[/] {exc}", highlight=False)
+            raise typer.Exit(code=2) from None
+        except OSError as exc:
+            message = os_write_error(exc)
+            if message is None:
+                raise
+            console.print(f"[bold red]error:[/] {message}", highlight=False)
             raise typer.Exit(code=2) from None
 
     return wrapper

@@ -16,6 +16,7 @@ import datetime as _dt
 import fcntl
 import json
 import os
+import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -39,18 +40,26 @@ def _holder(fd: int) -> str:
 
 
 def is_temporary(path: Path) -> bool:
-    """A temporary of ``fpsynth.stage.atomic_path`` (``.<stem>.<random>.tmp<suffix>``)."""
+    """A temporary of ``fpsynth.stage.atomic_path`` (``.<stem>.<random>.tmp<suffix>``), of a
+    generated image (``.<item>.tmp.png``), or a checkpoint folder being written or deleted
+    (``.tmp-step-*``, ``.del-step-*``, fpsynth.train.checkpoint)."""
     name = path.name
+    if path.is_dir():
+        return name.startswith((".tmp-step-", ".del-step-"))
     return name.startswith(".") and ".tmp" in name and name != LOCK_FILE
 
 
 def remove_temporaries(folder: Path) -> int:
-    """Delete the atomic-write temporaries below ``folder`` (only safe while holding its lock)."""
+    """Delete the temporaries below ``folder`` that a killed run left (only safe while holding its lock)."""
     removed = 0
-    for path in Path(folder).rglob(".*"):
-        if path.is_file() and is_temporary(path):
+    for path in sorted(Path(folder).rglob(".*"), key=lambda p: len(p.parts)):
+        if not path.exists() or not is_temporary(path):  # gone with a temporary folder above it
+            continue
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
             path.unlink(missing_ok=True)
-            removed += 1
+        removed += 1
     return removed
 
 
@@ -67,7 +76,11 @@ def folder_lock(folder: Path, what: str = "") -> Iterator[None]:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:  # read-only filesystem, a file on the way, no permission
         raise FolderBusyError(f"cannot create the output folder {folder}: {exc.strerror or exc}") from None
-    fd = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fd = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:  # an existing folder on a read-only filesystem, or without write permission
+        raise FolderBusyError(f"cannot write in {folder} ({exc.strerror or exc}): choose a folder you can "
+                              "write for the outputs") from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -3,7 +3,10 @@
 A stage lives in ``WORKSPACE/<name>/``. It declares its inputs (files or folders, each with the
 command that makes it) and outputs, and writes ``stage.json`` when it finishes with a fingerprint
 of (its config section, its inputs, the package version). A second run with the same fingerprint
-and all outputs present says "nothing changed, skipping" unless ``force``. Every file is written
+and all outputs present says "nothing changed, skipping" unless ``force``. A stage that others read
+records its outputs' sizes and hashes (``verified``, see :mod:`fpsynth.outputs`): its own rerun
+checks them cheaply, and a downstream stage's ``require_inputs`` refuses its folder while its record
+says unfinished or a file fails the check. Every file is written
 atomically (temporary name in the same folder, fsync, rename) so that a kill never leaves a
 half-written artifact under its final name. Per-item stages keep one small part file per finished
 item under ``parts/<fingerprint>/`` (see :class:`ItemStore`) and resume from them.
@@ -26,6 +29,7 @@ from typing import Any
 from fpsynth import __version__
 from fpsynth.config import to_dict, to_toml
 from fpsynth.errors import FpsynthError
+from fpsynth.outputs import UpstreamError, file_check, outputs_problem, upstream_problem
 
 # Files up to this size are fingerprinted by content; larger ones (raw videos) by size and mtime,
 # which is what make does and keeps a re-run over a 100 GB video tree instant.
@@ -161,6 +165,8 @@ class Stage:
         outputs: list[str] | None = None,
         force: bool = False,
         extra: Mapping[str, Any] | None = None,
+        verified: list[str] | None = None,
+        verified_lists: list[str] | None = None,
     ) -> None:
         self.name = name
         self.workspace = Path(workspace)
@@ -170,6 +176,10 @@ class Stage:
         self.outputs = [self.dir / o for o in (outputs or [])]
         self.force = force
         self.extra = dict(extra or {})
+        # files (relative to the folder) whose size/mtime/sha256 the finished record keeps, and
+        # Parquet lists of many more (fpsynth.outputs); later stages check them before reading
+        self.verified = list(verified or [])
+        self.verified_lists = list(verified_lists or [])
         self._fingerprint: str | None = None
 
     @property
@@ -177,7 +187,16 @@ class Stage:
         return self.dir / "stage.json"
 
     def require_inputs(self) -> None:
+        """Every input exists, and every stage folder it lies in (an earlier stage with verified
+        outputs) finished and passes the cheap check of its recorded outputs."""
+        checked: set[Path] = {self.dir.resolve()}
         for name, inp in self.inputs.items():
+            folder = Path(inp.path).parent
+            problem = None if folder.resolve() in checked else upstream_problem(folder)
+            checked.add(folder.resolve())
+            if problem is not None:
+                raise UpstreamError(f"{self.name}: {problem}; run `{inp.made_by}` again "
+                                    "(it redoes only what is unfinished or damaged)")
             if not Path(inp.path).exists():
                 raise MissingInputError(
                     f"{self.name}: input '{name}' not found at {inp.path}; run `{inp.made_by}` first"
@@ -209,15 +228,23 @@ class Stage:
             and all(p.exists() for p in self.outputs)
         )
 
+    def damage(self) -> str | None:
+        """What fails the cheap check among the recorded outputs of the last finished run (None: intact)."""
+        rec = self.record()
+        return None if rec is None else outputs_problem(self.dir, rec)
+
     def begin(self, pipeline_cfg: Any) -> None:
-        """Create the stage folder and write the resolved pipeline config beside the outputs."""
+        """Create the stage folder and write the resolved pipeline config beside the outputs.
+
+        The record says "running" from here to :meth:`finish`: a later stage refuses the folder
+        in between (a kill between two manifests never passes for a finished set)."""
         self.dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(self.dir / "config.toml", to_toml(pipeline_cfg))
         atomic_write_json(
             self.record_path,
             {"stage": self.name, "status": "running", "fingerprint": self.fingerprint,
-             "version": __version__, "started_at": _now()},
+             "version": __version__, "started_at": _now(), "verified_outputs": bool(self.verified)},
         )
+        atomic_write_text(self.dir / "config.toml", to_toml(pipeline_cfg))
 
     def finish(self, summary: Mapping[str, Any] | None = None) -> dict[str, Any]:
         rec = {
@@ -228,6 +255,9 @@ class Stage:
             "finished_at": _now(),
             "outputs": [str(p.relative_to(self.workspace)) for p in self.outputs],
             "summary": dict(summary or {}),
+            "verified_outputs": bool(self.verified),
+            "checks": {rel: file_check(self.dir / rel) for rel in self.verified},
+            "check_lists": self.verified_lists,
         }
         atomic_write_json(self.record_path, rec)
         return rec
@@ -268,6 +298,10 @@ class ItemStore:
 
     def write(self, key: str, frame: Any) -> None:
         atomic_write_parquet(self._path(key), frame)
+
+    def forget(self, key: str) -> None:
+        """Mark an item unfinished again (its outputs were found damaged: the run redoes it)."""
+        self._path(key).unlink(missing_ok=True)
 
     def read(self, key: str) -> Any:
         import pandas as pd

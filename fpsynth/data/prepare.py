@@ -5,11 +5,15 @@ Outputs in ``WORKSPACE/prepare/``::
     frames.parquet  pairs.parquet  rejects.parquet     shareable (pseudonyms only)
     crops/<subject>/<input>/<frame>.png                 the aligned crops
     private/mapping.parquet  private/rejects.parquet   original ids and paths: keep private
+    checks.parquet                                      size, mtime, sha256 of every crop
     config.toml  stage.json  parts/                    resolved config, record, per-job resume
 
 Each job's rows are stored as soon as it finishes (``Stage.items``), so a killed run resumes
 where it stopped, and the manifests are rebuilt from all stored jobs at the end: an interrupted
-and resumed run writes the same rows as an uninterrupted one.
+and resumed run writes the same rows as an uninterrupted one. The outputs are verified
+(:mod:`fpsynth.outputs`): the record keeps the manifests' sizes and hashes and names
+``checks.parquet``; a rerun that finds a manifest or a crop missing or damaged redoes the jobs
+concerned instead of skipping, and later stages refuse the folder until it passes.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from typing import Any
 import pandas as pd
 
 from fpsynth.config import to_dict
+from fpsynth.data.crop_checks import CHECKS_FILE, damaged_jobs, with_crop_checks, write_crop_checks
 from fpsynth.data.manifests import (
     FRAMES, PAIRS, REJECTS, add_subject_columns, assign_splits, build_pairs, sort_frames, sort_rejects, to_table,
 )
@@ -37,6 +42,7 @@ from fpsynth.data.standard_set import find_sheets, parse_key
 from fpsynth.stage import Input, ItemStore, Stage, atomic_write_parquet
 
 OUTPUTS = ["frames.parquet", "pairs.parquet", "rejects.parquet", "private/mapping.parquet"]
+VERIFIED = [*OUTPUTS, "private/rejects.parquet", CHECKS_FILE]  # sizes and hashes in the record
 _DISCOVER = {"meei": discover_meei, "aflfp": discover_aflfp, "images": discover_images}
 _LAYOUT = {
     "meei": "<subject>/<expression>[_<side>].mp4|avi|mov|jpg|png, or the MEEI standard set (<key>.mp4, photos, XLSX)",
@@ -59,10 +65,14 @@ def run(cfg: Any, workspace: Path, force: bool = False) -> dict[str, Any]:
         inputs["scores"] = Input(Path(pc.scores), "fpsynth prepare --scores CSV (your data)")
     section = {k: v for k, v in to_dict(pc).items() if k != "n_jobs"}  # workers do not change results
     stage = Stage("prepare", workspace, section, inputs=inputs, outputs=OUTPUTS, force=force,
-                  extra={"seed": cfg.seed, "dlib_models": str(cfg.weights.dlib_models)})
+                  extra={"seed": cfg.seed, "dlib_models": str(cfg.weights.dlib_models)},
+                  verified=VERIFIED, verified_lists=[CHECKS_FILE])
     stage.require_inputs()
     if stage.is_up_to_date():
-        return stage.skipped()
+        damage = stage.damage()
+        if damage is None:
+            return stage.skipped()
+        console.print(f"prepare: {damage}; redoing what is damaged", highlight=False)
 
     found = []
     for name, root in roots.items():
@@ -83,8 +93,14 @@ def run(cfg: Any, workspace: Path, force: bool = False) -> dict[str, Any]:
 
     def sink(job, result) -> None:  # rejects first: the frames part marks the job done
         rejects_store.write(job.input, pd.DataFrame(result.rejects, columns=REJECTS.names))
-        frames_store.write(job.input, pd.DataFrame(result.frames))
+        frames_store.write(job.input, with_crop_checks(pd.DataFrame(result.frames), stage.dir, job.input))
 
+    damaged = damaged_jobs(frames_store.read_all(), stage.dir)
+    for key in damaged:  # a stored job whose crop was deleted or damaged since: done again
+        frames_store.forget(key)
+    if damaged:
+        console.print(f"prepare: {len(damaged)} finished job(s) with missing or damaged crops "
+                      f"(e.g. {next(iter(damaged.values()))}); making them again", highlight=False)
     pending = [job for job in ps.jobs if not frames_store.done(job.input)]
     execute(pending, ctx, pc.n_jobs, sink, done=len(ps.jobs) - len(pending))
 
@@ -138,6 +154,7 @@ def _write_manifests(stage: Stage, cfg: Any, ps: Pseudonymised, scores: ScoreTab
     atomic_write_parquet(out / "rejects.parquet", to_table(rejects, REJECTS))
     atomic_write_parquet(out / "private" / "mapping.parquet", ps.mapping)
     atomic_write_parquet(out / "private" / "rejects.parquet", _rejects_with_paths(rejects, ps.mapping))
+    write_crop_checks(out, frames)
     summary = {
         "frames": len(frames), "pairs": len(pairs), "rejects": len(rejects),
         "subjects": int(frames["subject"].nunique()) if len(frames) else 0,

@@ -3,10 +3,20 @@
 The sink runs in the parent as each job finishes (in completion order), so it can persist the
 job's rows at once: a kill loses only the jobs in flight. Clips go first: they are the long jobs,
 and starting them early keeps both workers busy to the end.
+
+Workers die with their parent: a SIGKILLed ``prepare`` otherwise leaves its loky workers running
+(seen alive 7 minutes later). At its first job a worker asks Linux for SIGKILL when its parent
+dies (``prctl(PR_SET_PDEATHSIG)``); elsewhere a daemon thread polls the parent pid once a second.
 """
 
 from __future__ import annotations
 
+import ctypes
+import os
+import signal
+import sys
+import threading
+import time
 from collections.abc import Callable, Sequence
 
 from joblib import Parallel, delayed
@@ -21,7 +31,39 @@ Sink = Callable[[Job, Result], None]
 console = Console(stderr=True)
 
 
-def _work(job: Job, ctx: Context) -> tuple[Job, Result]:
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+_tied_to: int | None = None  # the parent pid this worker dies with (set at its first job)
+
+
+def _die_with_parent(parent: int) -> None:
+    """Make this worker process end when ``parent`` (the pid that handed it the job) ends."""
+    global _tied_to
+    if _tied_to == parent:
+        return
+    _tied_to = parent
+    tied = False
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            tied = libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0
+        except (OSError, AttributeError):
+            tied = False
+    if not tied:
+        threading.Thread(target=_watch_parent, args=(parent,), daemon=True, name="fpsynth-parent-watch").start()
+    if os.getppid() != parent:  # the parent died before the tie was made
+        os._exit(1)
+
+
+def _watch_parent(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(1)
+
+
+def _work(job: Job, ctx: Context, parent: int | None = None) -> tuple[Job, Result]:
+    """Run one job; ``parent``: the pid of the process that handed it to this worker process."""
+    if parent is not None and parent != os.getpid():
+        _die_with_parent(parent)
     return job, run_job(job, ctx)
 
 
@@ -36,7 +78,7 @@ def execute(jobs: Sequence[Job], ctx: Context, n_jobs: int, sink: Sink, done: in
             results = (_work(job, ctx) for job in jobs)
         else:
             results = Parallel(n_jobs=n_jobs, backend="loky", return_as="generator_unordered")(
-                delayed(_work)(job, ctx) for job in jobs
+                delayed(_work)(job, ctx, os.getpid()) for job in jobs
             )
         for job, result in results:
             sink(job, result)

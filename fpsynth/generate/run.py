@@ -43,6 +43,7 @@ from fpsynth.generate.progress import console, image_progress
 from fpsynth.generate.sampling import Synthesizer
 from fpsynth.generate.shards import RunInfo, ShardMaker, verify_shard
 from fpsynth.generate.workers import Worker
+from fpsynth.outputs import require_upstream
 from fpsynth.stage import Input, MissingInputError, Stage, atomic_write_json, atomic_write_text
 
 RUN_FILE = "run.json"
@@ -70,6 +71,7 @@ def run(cfg: Any, workspace: Path, force: bool = False) -> dict[str, Any]:
     if out.exists() and not out.is_dir():
         raise GenerateOutputError(f"--out {out} is a file; give a folder (it is created when absent)")
     prepare_dir = workspace / "prepare"
+    require_upstream(prepare_dir, PREPARE_COMMAND)  # before the checkpoint and identities: a clear first error
     if gen.ids is None:
         raise IdentityError("generate needs identity faces: pass --ids DIR (a folder of face photos)")
     ids = check_root(Path(gen.ids), "--ids")
@@ -82,10 +84,10 @@ def run(cfg: Any, workspace: Path, force: bool = False) -> dict[str, Any]:
     extra = {"seed": cfg.seed, "dlib_models": str(cfg.weights.dlib_models),
              "faces": to_dict(cfg.prepare.faces), "quality": to_dict(cfg.prepare.quality)}
     stage = Stage(out.name, out.parent, section, inputs=inputs, outputs=[METADATA_FILE, CARD_FILE],
-                  force=force, extra=extra)
+                  force=force, extra=extra, verified=[METADATA_FILE, CARD_FILE])
     stage.require_inputs()
     if not gen.plan_only and stage.is_up_to_date():
-        problem = dataset_problem(out)
+        problem = dataset_problem(out) or stage.damage()
         if problem is None:
             return stage.skipped()
         console.print(f"{out}: {problem}; remaking what is damaged")

@@ -37,6 +37,7 @@ from fpsynth.generate.merge import METADATA_FILE
 from fpsynth.generate.sampling import Synthesizer
 from fpsynth.metrics.fid import FeatureStats, extract_features, fid
 from fpsynth.metrics.table1 import describe_convention, table1_metrics
+from fpsynth.outputs import require_upstream
 from fpsynth.report import page, utility_section
 from fpsynth.report.afid import AFID_DIR, afid_of, plan_afid, run_transfers
 from fpsynth.report.dataset import read_generated
@@ -58,6 +59,7 @@ def run(cfg: Any, workspace: Path, force: bool = False) -> dict[str, Any]:
     """Run the stage for ``cfg`` (a PipelineConfig); returns the stage record."""
     rc = cfg.report
     workspace = Path(workspace)
+    require_upstream(workspace / "prepare", PREPARE_COMMAND)  # before reading: unfinished or damaged is refused
     inputs = locate(rc.run, rc.checkpoint, workspace)
     stage = Stage("report", workspace, rc, inputs=_declared(inputs), outputs=OUTPUTS, force=force,
                   extra={"seed": cfg.seed, "weights": to_dict(cfg.weights)})
