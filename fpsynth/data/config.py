@@ -65,6 +65,15 @@ class PhaseQuota:
     peak: int = 8
     dissipation: int = 8
 
+    def __post_init__(self) -> None:
+        counts = dataclasses.asdict(self)
+        negative = [k for k, v in counts.items() if v < 0]
+        if negative:
+            raise ValueError(f"{', '.join(negative)}: frame counts must be >= 0, got "
+                             f"{', '.join(str(counts[k]) for k in negative)}")
+        if self.total < 1:
+            raise ValueError("the phase counts add up to 0: a clip would keep no frame")
+
     @property
     def total(self) -> int:
         return self.neutral + self.onset + self.development + self.peak + self.dissipation
@@ -122,6 +131,17 @@ class SourcesConfig:
     meei_layout: MeeiLayout = MeeiLayout.AUTO
     video_extensions: tuple[str, ...] = (".mp4", ".avi", ".mov", ".mkv", ".m4v")
     image_extensions: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm")
+
+    def __post_init__(self) -> None:
+        try:
+            pattern = re.compile(self.meei_pattern, re.IGNORECASE)
+        except re.error as exc:
+            raise ValueError(f"meei_pattern {self.meei_pattern!r} is not a valid regular expression: {exc}") from None
+        if "subject" not in pattern.groupindex:
+            raise ValueError(f"meei_pattern {self.meei_pattern!r} has no named group 'subject' ((?P<subject>...))")
+        bad = [e for e in (*self.video_extensions, *self.image_extensions) if not re.fullmatch(r"\.[a-z0-9]+", e)]
+        if bad:
+            raise ValueError(f"extensions must be lower-case and start with a dot ('.jpg'), got {bad}")
 
 
 # The sequence of the MEEI Facial Palsy Photo and Video Standard Set as we read its protocol (check
@@ -195,6 +215,10 @@ class PrepareConfig:
     scores: Path | None = None  # CSV (or XLSX): subject, eFACE[, House-Brackmann, Sunnybrook]
     n_jobs: int = 2  # worker processes (joblib loky); 1 runs in-process
     png_compression: int = 3  # cv2 PNG level 0-9: 3 is fast and within ~10% of the smallest
+    # Photos whose header states more pixels are an "image_too_large" row, never decoded (100 MP:
+    # 300 MB as RGB, above the 24-61 MP of clinical cameras). Pillow, which reads the header,
+    # refuses above 178,956,970 pixels whatever this says.
+    max_image_pixels: int = 100_000_000
     faces: FaceConfig = FaceConfig()
     quality: QualityConfig = QualityConfig()
     video: VideoConfig = VideoConfig()
@@ -205,3 +229,7 @@ class PrepareConfig:
     def __post_init__(self) -> None:
         if self.n_jobs < 1:
             raise ValueError("n_jobs must be >= 1")
+        if not 0 <= self.png_compression <= 9:
+            raise ValueError("png_compression must be in 0 .. 9")
+        if self.max_image_pixels < 1:
+            raise ValueError("max_image_pixels must be >= 1")

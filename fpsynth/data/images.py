@@ -10,6 +10,9 @@ applied here with exact flips/transposes.
 from __future__ import annotations
 
 import io
+import os
+import stat
+import warnings
 from pathlib import Path
 
 import cv2
@@ -23,24 +26,74 @@ NEUTRAL_BACKGROUND = 127.0
 _ORIENTATION_TAG = 0x0112
 
 
-def read_image(path: Path) -> np.ndarray:
-    """(H, W, 3) uint8 RGB of an image file, upright; raises :class:`Rejected` when unusable."""
+def read_regular(path: Path, limit: int | None = None) -> bytes:
+    """The bytes of a regular file (the first ``limit`` of them); :class:`Rejected` for anything else.
+
+    Opened without blocking and checked on the open descriptor, so a FIFO or a device that took
+    the place of an input is refused instead of hanging the run.
+    """
     try:
-        data = Path(path).read_bytes()
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError as exc:
         raise Rejected(Reason.UNREADABLE, exc.strerror or type(exc).__name__) from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise Rejected(Reason.SPECIAL_FILE, "a FIFO, socket or device, not a regular file")
+        with os.fdopen(os.dup(fd), "rb") as fh:
+            return fh.read() if limit is None else fh.read(limit)
+    except OSError as exc:
+        raise Rejected(Reason.UNREADABLE, exc.strerror or type(exc).__name__) from None
+    finally:
+        os.close(fd)
+
+
+def read_image(path: Path, max_pixels: int | None = None) -> np.ndarray:
+    """(H, W, 3) uint8 RGB of an image file, upright; raises :class:`Rejected` when unusable."""
+    data = read_regular(path)
     if not data:
         raise Rejected(Reason.EMPTY_FILE, "zero bytes")
-    return decode_image(data)
+    return decode_image(data, max_pixels)
 
 
-def decode_image(data: bytes) -> np.ndarray:
-    """(H, W, 3) uint8 RGB of encoded image bytes, upright."""
-    arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+def decode_image(data: bytes, max_pixels: int | None = None) -> np.ndarray:
+    """(H, W, 3) uint8 RGB of encoded image bytes, upright.
+
+    With ``max_pixels``, the size stated in the header is checked before anything is decoded: a
+    40000 x 40000 PNG of a few kilobytes would otherwise ask for gigabytes (or trip OpenCV's own
+    limit with an assertion).
+    """
+    if max_pixels is not None:
+        check_size(data, max_pixels)
+    try:
+        arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    except cv2.error as exc:  # OpenCV's own size limit, a decoder's assertion: the file, not the run
+        first = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        raise Rejected(Reason.NOT_AN_IMAGE, f"OpenCV refuses to decode it ({first.strip()})") from None
     if arr is None or arr.size == 0:
         raise Rejected(Reason.NOT_AN_IMAGE, "OpenCV cannot decode it as an image")
     rgb = to_rgb8(arr)
     return apply_orientation(rgb, exif_orientation(data))
+
+
+def check_size(data: bytes, max_pixels: int) -> None:
+    """:class:`Rejected` (image_too_large) when the header of encoded image bytes states more than
+    ``max_pixels`` pixels. Pillow reads the header only; a format it does not know passes (OpenCV
+    then decodes it, or says it cannot)."""
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as im:
+                width, height = im.size
+    except Image.DecompressionBombError:  # Pillow's own header bound (2 x Image.MAX_IMAGE_PIXELS)
+        raise Rejected(Reason.IMAGE_TOO_LARGE, f"its header states more than {2 * Image.MAX_IMAGE_PIXELS} "
+                       "pixels (Pillow's bound): not decoded") from None
+    except Exception:  # not a format Pillow reads, or a damaged header: decoding decides
+        return
+    if width * height > max_pixels:
+        raise Rejected(Reason.IMAGE_TOO_LARGE, f"{width} x {height} pixels, above prepare.max_image_pixels "
+                       f"({max_pixels}): not decoded")
 
 
 def to_rgb8(arr: np.ndarray) -> np.ndarray:

@@ -14,7 +14,7 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
-from fpsynth.data.sources import Found, Kind
+from fpsynth.data.sources import Found, Kind, take_once
 
 _SUBJECT_STREAM = 0x5B1EC7  # numpy SeedSequence stream of the subject shuffle
 
@@ -51,6 +51,8 @@ def subject_pseudonyms(keys: list[tuple[str, str]], seed: int) -> dict[tuple[str
 
 
 def pseudonymise(found: list[Found], seed: int) -> Pseudonymised:
+    """Pseudonyms for every found input, each real file in one job only (:func:`take_once`)."""
+    found = take_once(found)
     subjects = subject_pseudonyms([(f.dataset, f.subject) for f in found if f.kind and f.subject], seed)
     used: set[str] = set()
     counters: dict[str, int] = {}

@@ -9,6 +9,7 @@ original paths stay inside the job.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import traceback
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from fpsynth.data.faces import FaceBackend, detect_faces, get_backend
 from fpsynth.data.images import read_image
 from fpsynth.data.motion import label_phases, motion_curve
 from fpsynth.data.privacy import Job
-from fpsynth.data.pts import read_pts
+from fpsynth.data.pts import check_in_frame, read_pts
 from fpsynth.data.quality import Quality, assess, check, dominant_face
 from fpsynth.data.reasons import Reason, Rejected
 from fpsynth.data.sources import Kind, pts_sidecar
@@ -31,6 +32,21 @@ from fpsynth.stage import atomic_write_bytes
 
 CROPS_DIR = "crops"
 INTERNAL_ERROR = "internal_error"  # a bug met on this input; the run goes on and the row says so
+
+
+class CropWriteError(FpsynthError):
+    """A crop could not be written (disk full, read-only, no permission, I/O error): the machine's
+    state, not the input's, so the run stops and the job stays unfinished for the rerun."""
+
+
+_WRITE_ADVICE = {
+    errno.ENOSPC: "the disk is full: free space",
+    errno.EDQUOT: "the disk quota is used up: free space",
+    errno.EROFS: "the file system is read-only: give a writable workspace (-w)",
+    errno.EACCES: "no permission to write there: fix the folder's permissions or give another workspace (-w)",
+    errno.EPERM: "no permission to write there: fix the folder's permissions or give another workspace (-w)",
+    errno.EIO: "the disk reported an I/O error: check it",
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,7 +122,14 @@ def write_crop(ctx: Context, rel: str, crop: np.ndarray) -> None:
                            [cv2.IMWRITE_PNG_COMPRESSION, ctx.cfg.png_compression])
     if not ok:  # encoding a valid uint8 array cannot fail short of a broken OpenCV
         raise RuntimeError("PNG encoding failed")
-    atomic_write_bytes(ctx.out_dir / rel, buf.tobytes())
+    path = ctx.out_dir / rel
+    try:
+        atomic_write_bytes(path, buf.tobytes())
+    except OSError as exc:  # never a reject row: the input is fine, and the rerun must retry it
+        what = errno.errorcode.get(exc.errno or 0, type(exc).__name__)
+        advice = _WRITE_ADVICE.get(exc.errno, "fix the cause")
+        raise CropWriteError(f"prepare stopped: cannot write the crop {path} ({exc.strerror or exc}, {what}); "
+                             f"{advice}, then run the same command again: it redoes only the unfinished inputs") from None
 
 
 def frame_row(job: Job, index: int, aligned: Aligned, face: Face68, q: Quality, size: tuple[int, int],
@@ -140,16 +163,17 @@ def find_face(backend: FaceBackend, rgb: np.ndarray, ctx: Context) -> Face68:
     return Face68(face.landmarks, face.bbox, "detected", face.score, n_faces)
 
 
-def annotated_face(pts: Path) -> Face68:
-    lm = read_pts(pts)
+def annotated_face(pts: Path, size: tuple[int, int]) -> Face68:
+    """The landmarks of a ``.pts`` beside an image of ``size`` (H, W), checked against its frame."""
+    lm = check_in_frame(read_pts(pts), size)
     return Face68(lm, np.concatenate([lm.min(0), lm.max(0)]), "annotation")
 
 
 def _process_photo(job: Job, ctx: Context) -> Result:
     path = Path(job.files[0])
-    rgb = read_image(path)
+    rgb = read_image(path, ctx.cfg.max_image_pixels)
     pts = pts_sidecar(path)
-    face = annotated_face(pts) if pts else find_face(ctx.backend(), rgb, ctx)
+    face = annotated_face(pts, rgb.shape[:2]) if pts else find_face(ctx.backend(), rgb, ctx)
     aligned = align(rgb, face.landmarks)
     q = assess(face.landmarks, aligned.crop)
     check(q, ctx.cfg.quality)
@@ -169,8 +193,8 @@ def _process_sequence(job: Job, ctx: Context) -> Result:
             pts = pts_sidecar(path)
             if pts is None:
                 raise Rejected(Reason.MISSING_ANNOTATION, "no .pts with the image's name beside it")
-            face = annotated_face(pts)
-            rgb = read_image(path)
+            rgb = read_image(path, ctx.cfg.max_image_pixels)
+            face = annotated_face(pts, rgb.shape[:2])
             aligned = align(rgb, face.landmarks)
             q = assess(face.landmarks, aligned.crop)
             check(q, ctx.cfg.quality)

@@ -38,10 +38,30 @@ def read_pts(path: Path, origin: float = PTS_ORIGIN) -> np.ndarray:
         raise Rejected(Reason.BAD_ANNOTATION, ".pts holds a value that is not a number") from None
     if len(rows) != N_POINTS or any(len(r) != 2 for r in rows):
         raise Rejected(Reason.BAD_ANNOTATION, f".pts holds {len(rows)} rows, expected {N_POINTS} of 'x y'")
-    pts = np.asarray(rows, np.float64) - origin
+    with np.errstate(over="ignore"):  # 1e300 is finite in float64, not in float32
+        pts = (np.asarray(rows, np.float64) - origin).astype(np.float32)
     if not np.isfinite(pts).all():
-        raise Rejected(Reason.BAD_ANNOTATION, ".pts holds a non-finite coordinate")
-    return pts.astype(np.float32)
+        raise Rejected(Reason.BAD_ANNOTATION, ".pts holds a coordinate that is not a finite float32")
+    return pts
+
+
+def check_in_frame(landmarks: np.ndarray, size: tuple[int, int], margin: float = 2.0) -> np.ndarray:
+    """``landmarks`` (68, 2) unchanged when every point lies within ``margin`` image sizes beyond
+    the edges of an image of ``size`` (H, W); :class:`Rejected` (bad_annotation) otherwise.
+
+    A face may run off the picture (a chin cut by the frame), so the bound is generous: it only
+    catches coordinates that cannot be of this image (a typo's 1e9, another image's points).
+    """
+    h, w = size
+    lo = -margin * np.array([w, h], np.float64)
+    hi = (1 + margin) * np.array([w, h], np.float64)
+    lm = np.asarray(landmarks, np.float64)
+    outside = ~((lm >= lo) & (lm <= hi)).all(axis=1)  # also catches nan
+    if outside.any():
+        i = int(np.flatnonzero(outside)[0])
+        raise Rejected(Reason.BAD_ANNOTATION, f"{int(outside.sum())} point(s) far outside the {w} x {h} image "
+                       f"(point {i + 1} at {lm[i, 0]:.6g}, {lm[i, 1]:.6g})")
+    return landmarks
 
 
 def format_pts(landmarks: np.ndarray, origin: float = PTS_ORIGIN) -> str:

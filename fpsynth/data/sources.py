@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import json
 import os
 import re
+import stat
 from pathlib import Path
 
 from fpsynth.data.config import MeeiLayout, MovementsConfig, SourcesConfig
@@ -63,23 +65,104 @@ def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_") or "unknown"
 
 
-def _files(root: Path) -> list[Path]:
-    """Every visible file below ``root`` (hidden files and folders skipped), sorted.
+STAGE_RECORD = "stage.json"  # what every fpsynth stage folder holds (fpsynth.stage.Stage.record_path)
+FileId = tuple[int, int]  # (st_dev, st_ino): one real file or folder, whatever the path to it
 
-    Symbolic links to folders are followed (data trees are often assembled from links). Broken
-    links are kept: they are inputs the user meant, and reading them yields an "unreadable_file"
-    row instead of silence.
+
+@dataclasses.dataclass(frozen=True)
+class Walk:
+    """What lies below an input folder, each real file and folder taken once.
+
+    Folders are walked breadth-first by the number of folder links on the way: every folder
+    reachable without a link is walked before any link is followed, and a link to a folder walked
+    already (a loop, or a second way into the tree) is not followed. So a file's first folder (its
+    subject) is the one it really lies in, never a link's name.
     """
-    out = []
-    for folder, dirs, names in os.walk(root, followlinks=True):
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
-        out += [Path(folder) / n for n in names if not n.startswith(".")]
-    return sorted(out)
+
+    files: list[Path]  # regular files and broken links (a broken link reads as an "unreadable_file" row), sorted
+    special: list[Path]  # FIFOs, sockets, devices: listed for a row, never opened
+    duplicates: list[Path]  # a second path to a file in `files` (a file link, a hard link)
+    stage_folders: list[Path]  # sub-folders holding a fpsynth stage record: outputs, not inputs
+
+    def rows(self, dataset: str) -> list[Found]:
+        """A reason row for each path the walk left out on purpose."""
+        return ([Found(dataset, (p,), reason=Reason.SPECIAL_FILE,
+                       detail="a FIFO, socket or device, not a regular file: never opened") for p in self.special]
+                + [Found(dataset, (p,), reason=Reason.DUPLICATE,
+                         detail="the same file as another input below this folder (a link): taken once") for p in self.duplicates]
+                + [Found(dataset, (p,), reason=Reason.STAGE_FOLDER,
+                         detail="a folder of fpsynth outputs (it holds a stage.json): its files are not inputs")
+                   for p in self.stage_folders])
+
+
+def walk(root: Path) -> Walk:
+    """Every visible file below ``root`` (hidden files and folders skipped), each real one once.
+
+    Links are followed (data trees are often assembled from them) but never twice to one folder,
+    so a link loop ends. A folder holding a fpsynth stage record (a workspace's ``prepare/``,
+    ``generate/``... anywhere in the tree) is not walked. Special files are listed apart, so that
+    nothing opens a FIFO (which blocks) or a device.
+    """
+    root = Path(root)
+    walked: set[FileId] = set()
+    found: dict[FileId, list[tuple[int, bool, Path]]] = {}  # file id -> (link depth, via a file link, path)
+    files, special, stage_folders = [], [], []
+    frontier, depth = [root], 0
+    while frontier:
+        links = []  # folder links met at this depth: followed at the next
+        stack = sorted(frontier, reverse=True)
+        while stack:
+            folder = stack.pop()
+            try:
+                st = os.stat(folder)
+                entries = sorted(os.scandir(folder), key=lambda e: e.name, reverse=True)
+            except OSError:  # vanished or unreadable folder: nothing below it can be read
+                continue
+            if (st.st_dev, st.st_ino) in walked:
+                continue
+            walked.add((st.st_dev, st.st_ino))
+            if folder != root and _is_stage_folder(folder):
+                stage_folders.append(folder)
+                continue
+            for entry in entries:
+                if entry.name.startswith("."):
+                    continue
+                path = Path(entry.path)
+                try:
+                    target = entry.stat()  # follows links
+                except OSError:  # a broken link: kept, so that reading it yields a row
+                    files.append(path)
+                    continue
+                if stat.S_ISDIR(target.st_mode):
+                    (links if entry.is_symlink() else stack).append(path)
+                elif stat.S_ISREG(target.st_mode):
+                    found.setdefault((target.st_dev, target.st_ino), []).append((depth, entry.is_symlink(), path))
+                else:
+                    special.append(path)
+        frontier, depth = links, depth + 1
+    duplicates = []
+    for paths in found.values():
+        first, *others = sorted(paths)  # the path with the fewest links wins
+        files.append(first[2])
+        duplicates += [p for _, _, p in others]
+    return Walk(sorted(files), sorted(special), sorted(duplicates), sorted(stage_folders))
+
+
+def _is_stage_folder(folder: Path) -> bool:
+    """Whether ``folder`` holds a fpsynth stage record (a JSON object naming its stage and fingerprint)."""
+    record = folder / STAGE_RECORD
+    try:
+        if not record.is_file() or record.stat().st_size > 1 << 20:
+            return False
+        data = json.loads(record.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and "stage" in data and "fingerprint" in data
 
 
 def files_below(root: Path) -> list[Path]:
     """Every visible file below ``root``, sorted (as discovery sees them)."""
-    return _files(Path(root))
+    return walk(Path(root)).files
 
 
 def check_root(root: Path, flag: str) -> Path:
@@ -91,18 +174,69 @@ def check_root(root: Path, flag: str) -> Path:
     return root
 
 
+def check_roots(roots: dict[str, Path], workspace: Path) -> dict[str, Path]:
+    """:func:`check_root` of each ``{flag name: folder}``, and no input folder holding the workspace
+    or lying in the prepare stage folder (its outputs would be read as inputs, or deleted as stale
+    crops). Refused up front, before anything is read or written."""
+    checked = {name: check_root(path, f"--{name}") for name, path in roots.items()}
+    ws = Path(workspace).expanduser().resolve()
+    for name, root in checked.items():
+        real = root.resolve()
+        if ws == real or real in ws.parents:
+            raise SourceError(
+                f"--{name} {root}: the workspace {workspace} lies inside it, so prepare would read its own "
+                f"outputs as inputs; give a workspace outside the input folders (-w ../workspace), or move "
+                f"the inputs into a sub-folder and give that")
+        if ws / "prepare" == real or ws / "prepare" in real.parents:
+            raise SourceError(
+                f"--{name} {root}: lies inside the prepare stage folder {Path(workspace) / 'prepare'}, whose "
+                f"crops prepare replaces; copy the inputs elsewhere, or use another workspace")
+    return checked
+
+
+def take_once(found: list[Found]) -> list[Found]:
+    """Each real file in one found input only (the first, in order: ``--meei``, ``--aflfp``,
+    ``--images``); a later path to a file already taken (one folder given to two flags, or a
+    link from one tree into another) becomes a ``duplicate_file`` row of its own."""
+    taken: set[FileId] = set()
+    out = []
+    for f in found:
+        if f.kind is None:
+            out.append(f)
+            continue
+        keep, dups = [], []
+        for i, path in enumerate(f.files):
+            try:
+                st = os.stat(path)
+                file_id = (st.st_dev, st.st_ino)
+            except OSError:  # unreadable: its own row comes from reading it
+                keep.append(i)
+                continue
+            (dups if file_id in taken else keep).append(i)
+            taken.add(file_id)
+        if keep:
+            out.append(f if not dups else dataclasses.replace(
+                f, files=tuple(f.files[i] for i in keep),
+                phases=tuple(f.phases[i] for i in keep) if f.phases else ()))
+        out += [Found(f.dataset, (f.files[i],), reason=Reason.DUPLICATE,
+                      detail="the same file as an input taken already (a folder given twice, or a link): taken once")
+                for i in dups]
+    return out
+
+
 def discover_meei(root: Path, cfg: SourcesConfig, movements: MovementsConfig | None = None) -> list[Found]:
     """MEEI inputs: the standard set as published (:mod:`fpsynth.data.standard_set`) or per-movement
     clips named by ``meei_pattern``, as ``sources.meei_layout`` says (auto: by the video names)."""
     from fpsynth.data.standard_set import discover_standard_set, find_sheets, is_standard_set
 
-    files = _files(root)
+    tree = walk(root)
+    files = tree.files
     layout = cfg.meei_layout
     if layout is MeeiLayout.STANDARD_SET or (layout is MeeiLayout.AUTO and is_standard_set(root, files, cfg)):
-        return discover_standard_set(root, files, cfg, movements or MovementsConfig())
+        return discover_standard_set(root, files, cfg, movements or MovementsConfig()) + tree.rows("meei")
     sheets = set(find_sheets(files))  # a grades table beside the clips: read by prepare, not an input
     pattern = re.compile(cfg.meei_pattern, re.IGNORECASE)
-    found = []
+    found = tree.rows("meei")
     for path in files:
         suffix = path.suffix.lower()
         if suffix == ".pts" or path in sheets:
@@ -125,8 +259,9 @@ def discover_meei(root: Path, cfg: SourcesConfig, movements: MovementsConfig | N
 
 def discover_aflfp(root: Path, cfg: SourcesConfig) -> list[Found]:
     groups: dict[tuple[str, str], list[Path]] = {}
-    found = []
-    for path in _files(root):
+    tree = walk(root)
+    found = tree.rows("aflfp")
+    for path in tree.files:
         suffix = path.suffix.lower()
         if suffix == ".pts":
             continue
@@ -152,8 +287,9 @@ def _aflfp_phase(stem: str) -> str | None:
 
 
 def discover_images(root: Path, cfg: SourcesConfig) -> list[Found]:
-    found = []
-    for path in _files(root):
+    tree = walk(root)
+    found = tree.rows("images")
+    for path in tree.files:
         suffix = path.suffix.lower()
         if suffix == ".pts":
             continue

@@ -15,10 +15,25 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from fpsynth.data.images import read_regular
 from fpsynth.data.reasons import Reason, Rejected
 
 # Containers often state a frame count one or two off the real one; only a larger gap means loss.
 _COUNT_SLACK = 2
+
+# Signatures of still-image formats: FFmpeg opens such a file as a one-frame "video" whatever its
+# name, so a photo named .mp4 is caught by its first bytes instead.
+_IMAGE_MAGIC = (
+    (b"\xff\xd8\xff", "a JPEG image"), (b"\x89PNG\r\n\x1a\n", "a PNG image"), (b"GIF8", "a GIF image"),
+    (b"BM", "a BMP image"), (b"II*\x00", "a TIFF image"), (b"MM\x00*", "a TIFF image"),
+)
+
+
+def image_signature(head: bytes) -> str | None:
+    """What still-image format the first bytes of a file name (None: not a known image format)."""
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "a WebP image"
+    return next((what for magic, what in _IMAGE_MAGIC if head.startswith(magic)), None)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,17 +53,12 @@ class VideoDecoder:
 
     def __init__(self, path: Path) -> None:
         path = Path(path)
-        try:
-            size = path.stat().st_size
-        except OSError as exc:
-            raise Rejected(Reason.UNREADABLE, exc.strerror or type(exc).__name__) from None
-        if size == 0:
+        head = read_regular(path, 16)  # OpenCV reports a permission error as "cannot open"; a FIFO would block it
+        if not head:
             raise Rejected(Reason.EMPTY_FILE, "zero bytes")
-        try:
-            with open(path, "rb") as fh:  # OpenCV reports a permission error as "cannot open"
-                fh.read(1)
-        except OSError as exc:
-            raise Rejected(Reason.UNREADABLE, exc.strerror or type(exc).__name__) from None
+        still = image_signature(head)
+        if still is not None:
+            raise Rejected(Reason.NOT_A_VIDEO, f"it is {still}, not a video (give it an image extension)")
         self.path = path
         level = cv2.utils.logging.getLogLevel()
         cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # a bad file is a reject row, not a warning
