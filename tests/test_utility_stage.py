@@ -74,3 +74,47 @@ def test_report_section_from_utility_json(tmp_path):
     html = utility_section.render(utility_section.read(ws))
     assert 'id="utility"' in html and "<table" in html and "<svg" in html
     assert "real only (baseline)" in html and "vs synthetic ratio" in html
+
+
+def test_report_contents_list_names_the_utility_section_only_when_it_ran(tmp_path):
+    from fpsynth.report import page, utility_section
+
+    assert (utility_section.ANCHOR, utility_section.TITLE) not in page.contents({"utility": None})
+    ws = tmp_path / "ws"
+    make_workspace(ws)
+    run(load_pipeline("tiny", ["utility.graders=['geometry']", "utility.bootstrap=0"]), ws)
+    data = utility_section.read(ws)
+    entries = page.contents({"utility": data})
+    at = entries.index((utility_section.ANCHOR, utility_section.TITLE))
+    assert entries[at - 1][0] == "privacy" and entries[at + 1][0] == "training"  # where the page draws it
+    assert f'id="{utility_section.ANCHOR}"' in utility_section.render(data)  # the link lands on the section
+
+
+IR_TINY = ["utility.ir50.network.stage_units=[1,1,1,1]", "utility.ir50.network.stage_channels=[16,32,64,128]",
+           "utility.ir50.network.embedding_dim=128"]
+
+
+def test_stage_runs_the_ir50_grader_from_weights_and_refuses_without_them(tmp_path):
+    import torch
+
+    from fpsynth.errors import FpsynthError
+    from fpsynth.models.config import IRConfig
+    from fpsynth.models.ir50 import IResNet
+
+    ws = tmp_path / "ws"
+    make_workspace(ws)
+    base = ["utility.graders=['geometry','ir50']", "utility.bootstrap=20", "utility.tasks=['palsy']", *IR_TINY]
+    with pytest.raises(FpsynthError, match="weights.ir50_id"):  # tiny allows random IR-50s: not here
+        run(load_pipeline("tiny", [*base, "weights.random_init=[]"]), ws)
+    assert not (ws / "utility" / "utility.json").exists()
+    torch.manual_seed(0)
+    path = tmp_path / "ir.pth"
+    torch.save(IResNet(IRConfig(stage_units=(1, 1, 1, 1), stage_channels=(16, 32, 64, 128), embedding_dim=128)).state_dict(),
+               path)
+    rec = run(load_pipeline("tiny", [*base, f"weights.ir50_id={path}"]), ws)
+    assert rec["status"] == "finished"
+    out = json.loads((ws / "utility" / "utility.json").read_text())
+    assert set(out["tasks"]["palsy"]["graders"]) == {"geometry", "ir50"}
+    assert out["networks"][0]["path"] == str(path) and len(out["networks"][0]["sha256"]) == 64
+    assert not out["networks"][0]["random_init"]
+    assert {"read_landmarks_real", "read_landmarks_generated", "features_ir50", "ir50_training"} <= set(out["timings_s"])

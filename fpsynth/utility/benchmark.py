@@ -19,12 +19,13 @@ import pandas as pd
 from fpsynth.utility import leaks
 from fpsynth.utility.config import Grader, UtilityConfig
 from fpsynth.utility.features import geometry_features
-from fpsynth.utility.graders import appearance_grader, geometry_grader
+from fpsynth.utility.graders import appearance_grader, geometry_grader, ir50_grader
 from fpsynth.utility.metrics import HIGHER_IS_BETTER, METRICS, interval, subject_bootstrap, task_metrics
-from fpsynth.utility.regimes import REAL, Regime, Samples, regimes, synthetic_draw
+from fpsynth.utility.regimes import REAL, Rows, Samples, regimes, synthetic_draw
 from fpsynth.utility.tasks import TASKS, Task, labels, unusable
 
 Extractor = Callable[[np.ndarray], np.ndarray]  # (N, 68, 2) landmarks -> (N, F) features
+ImageFeatures = Callable[[np.ndarray], np.ndarray]  # (N, 112, 112, 3) crops -> (N, F) features (ir50)
 
 
 @dataclasses.dataclass
@@ -33,14 +34,25 @@ class Result:
     summary: dict[str, Any]  # utility.json's "tasks", "leaks", "protocol", "timings_s"
 
 
+def _add_time(timings: dict[str, float], key: str, t0: float) -> None:
+    timings[key] = timings.get(key, 0.0) + time.perf_counter() - t0
+
+
 def _seed(*parts: object) -> int:
     return int.from_bytes(hashlib.sha256(":".join(map(str, parts)).encode()).digest()[:8], "little") >> 1
 
 
 def evaluate(real: Samples, synthetic: Samples, cfg: UtilityConfig, seed: int, *,
-             extractor: Extractor = geometry_features, log: Callable[[str], None] = lambda s: None) -> Result:
+             extractor: Extractor = geometry_features, image_features: ImageFeatures | None = None,
+             log: Callable[[str], None] = lambda s: None) -> Result:
     """Run the benchmark. ``real.table`` needs ``subject``, ``split`` (train/test), ``frame_id``;
-    ``synthetic.table`` needs ``style_subject`` (and ``style_frame``, ``identity_source`` where known)."""
+    ``synthetic.table`` needs ``style_subject`` (and ``style_frame``, ``identity_source`` where known).
+    ``image_features`` (crops -> features, e.g. frozen IR-50 embeddings) is needed by the ``ir50`` grader.
+
+    ``timings_s`` holds seconds per part: ``features_<grader>`` (once per image), ``<grader>_training``
+    (every fit and its test predictions) and ``<grader>_bootstrap`` (metrics and subject resamples)."""
+    if Grader.IR50 in cfg.graders and image_features is None:
+        raise ValueError("the ir50 grader needs image_features (frozen IR-50 features: set weights.ir50_id)")
     is_test = (real.table["split"] == "test").to_numpy()
     test_subjects = set(map(str, real.table.loc[is_test, "subject"]))
     test_frames = set(map(str, real.table.loc[is_test, "frame_id"])) if "frame_id" in real.table else set()
@@ -52,9 +64,16 @@ def evaluate(real: Samples, synthetic: Samples, cfg: UtilityConfig, seed: int, *
                   "synthetic_usable": len(pool_set),
                   "synthetic_excluded": {k: int(v) for k, v in reasons[reasons != ""].value_counts().items()}}
     timings: dict[str, float] = {}
-    t0 = time.perf_counter()
-    feats = {"train": extractor(train.landmarks), "test": extractor(test.landmarks), "pool": extractor(pool_set.landmarks)}
-    timings["geometry_features"] = time.perf_counter() - t0
+    feats: dict[Grader, dict[str, np.ndarray]] = {}
+    sets = {"train": train, "test": test, "pool": pool_set}
+    if Grader.GEOMETRY in cfg.graders:
+        t0 = time.perf_counter()
+        feats[Grader.GEOMETRY] = {k: extractor(v.landmarks) for k, v in sets.items()}
+        _add_time(timings, "features_geometry", t0)
+    if Grader.IR50 in cfg.graders and image_features is not None:
+        t0 = time.perf_counter()
+        feats[Grader.IR50] = {k: image_features(v.images) for k, v in sets.items()}
+        _add_time(timings, "features_ir50", t0)
     subjects = test.table["subject"].astype(str).to_numpy()
 
     runs: list[dict[str, Any]] = []
@@ -74,9 +93,9 @@ def evaluate(real: Samples, synthetic: Samples, cfg: UtilityConfig, seed: int, *
                       "n_train_real": int(len(tr)), "n_synthetic_pool": int(len(po)), "graders": {}})
         for grader in cfg.graders:
             t0 = time.perf_counter()
-            block["graders"][grader.value] = _grader_runs(task, grader, cfg, seed, train, test, pool_set, feats,
-                                                          (y_train, y_test, y_pool), (tr, te, po), subjects, test_subjects, runs)
-            timings[f"{grader.value}"] = timings.get(grader.value, 0.0) + time.perf_counter() - t0
+            block["graders"][grader.value] = _grader_runs(task, grader, cfg, seed, train, test, pool_set,
+                                                          feats.get(grader, {}), (y_train, y_test, y_pool),
+                                                          (tr, te, po), subjects, test_subjects, runs, timings)
             log(f"utility: {name} / {grader.value}: {time.perf_counter() - t0:.1f} s")
         tasks[name] = block
     protocol = {"seed": seed, "repeats": cfg.repeats, "bootstrap": cfg.bootstrap, "confidence": cfg.confidence,
@@ -88,7 +107,8 @@ def evaluate(real: Samples, synthetic: Samples, cfg: UtilityConfig, seed: int, *
 
 def _grader_runs(task: Task, grader: Grader, cfg: UtilityConfig, seed: int, train: Samples, test: Samples,
                  pool: Samples, feats: dict[str, np.ndarray], ys: tuple[np.ndarray, ...], rows: tuple[np.ndarray, ...],
-                 subjects: np.ndarray, test_subjects: set[str], runs: list[dict[str, Any]]) -> dict[str, Any]:
+                 subjects: np.ndarray, test_subjects: set[str], runs: list[dict[str, Any]],
+                 timings: dict[str, float]) -> dict[str, Any]:
     """Every regime of one (task, grader): per-repeat runs appended to ``runs``; the regimes' summaries."""
     y_train, y_test, y_pool = ys
     tr, te, po = rows
@@ -108,12 +128,17 @@ def _grader_runs(task: Task, grader: Grader, cfg: UtilityConfig, seed: int, trai
             if task.kind.value != "regression" and len(np.unique(y)) < 2:
                 break
             model_seed = _seed(seed, "model", task.name, grader.value, r) % (2**31)
-            if grader is Grader.GEOMETRY:
-                x = np.concatenate([feats["train"][real_rows], feats["pool"][draw]])
-                s = geometry_grader(x, y, feats["test"][te], task.kind, cfg.geometry, model_seed)
+            t0 = time.perf_counter()
+            if grader is Grader.APPEARANCE:
+                x_img = Rows((train.images, real_rows), (pool.images, draw))  # gathered per batch, never stacked
+                s = appearance_grader(x_img, y, test.images[te], task.kind, cfg.appearance, model_seed)
             else:
-                x = np.concatenate([train.images[real_rows], pool.images[draw]])
-                s = appearance_grader(x, y, test.images[te], task.kind, cfg.appearance, model_seed)
+                x = np.concatenate([feats["train"][real_rows], feats["pool"][draw]])
+                if grader is Grader.GEOMETRY:
+                    s = geometry_grader(x, y, feats["test"][te], task.kind, cfg.geometry, model_seed)
+                else:
+                    s = ir50_grader(x, y, feats["test"][te], task.kind, cfg.ir50, model_seed)
+            _add_time(timings, f"{grader.value}_training", t0)
             scores.append(np.asarray(s, np.float64))
             n_syn.append(len(draw))
             runs.append({"task": task.name, "grader": grader.value, "regime": regime.name,
@@ -123,7 +148,9 @@ def _grader_runs(task: Task, grader: Grader, cfg: UtilityConfig, seed: int, trai
         if not scores:
             out[regime.label] = {"status": "skipped", "reason": "the training set holds a single class"}
             continue
+        t0 = time.perf_counter()
         block, boot = _summarise(task, np.stack(scores), y_test[te], subjects[te], cfg, boot_seed)
+        _add_time(timings, f"{grader.value}_bootstrap", t0)
         if regime == REAL:
             real_boot = boot
         elif real_boot is not None and cfg.bootstrap:

@@ -6,10 +6,13 @@ import dataclasses
 import enum
 from pathlib import Path
 
+from fpsynth.models.config import IRConfig
+
 
 class Grader(str, enum.Enum):
     GEOMETRY = "geometry"  # landmark asymmetry features + a scikit-learn model
     APPEARANCE = "appearance"  # a small CNN on the 112x112 crops
+    IR50 = "ir50"  # frozen IR-50 embeddings (weights.ir50_id) + a linear head
 
 
 class GeometryModel(str, enum.Enum):
@@ -28,17 +31,42 @@ class GeometryConfig:
             raise ValueError("geometry.c must be > 0 and geometry.trees >= 1")
 
 
+class AppearanceInput(str, enum.Enum):
+    """What the CNN sees of an aligned crop x (H, W, 3); flip = the left-right mirror image."""
+
+    MIRROR = "mirror"  # x - flip(x): the face's left-right asymmetry alone (what a one-sided palsy changes)
+    RGB = "rgb"  # the crop as it is: identity, skin and background dominate a small training set
+    BOTH = "both"  # the crop and its mirror difference, 6 channels
+
+
 @dataclasses.dataclass(frozen=True)
 class AppearanceConfig:
-    epochs: int = 8  # fixed: no early stopping on the test subjects
-    batch_size: int = 64
+    epochs: int = 20  # passes over the training set: fixed, no early stopping on the test subjects
+    max_steps: int = 500  # ... but never more optimizer steps than this (0: no cap); see README
+    batch_size: int = 32
     lr: float = 1e-3
     width: int = 16  # channels of the first conv layer (x2, x4, x4 below)
+    input: AppearanceInput = AppearanceInput.MIRROR
     device: str = "cpu"  # "cuda" when asked
 
     def __post_init__(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0 or self.width < 1:
-            raise ValueError("appearance.epochs, batch_size and width must be >= 1, lr > 0")
+        if self.epochs < 1 or self.batch_size < 2 or self.lr <= 0 or self.width < 1 or self.max_steps < 0:
+            raise ValueError("appearance.epochs and width must be >= 1, batch_size >= 2, lr > 0, max_steps >= 0")
+
+
+@dataclasses.dataclass(frozen=True)
+class Ir50GraderConfig:
+    """Frozen IR-50 features + a linear head (logistic regression / ridge), where weights.ir50_id is set."""
+
+    network: IRConfig = IRConfig()  # the layout of the weights.ir50_id file (IR-50, AdaFace keys)
+    mirror: bool = True  # features [e(x), e(x) - e(flip x)] (1024) instead of e(x) (512)
+    c: float = 1.0  # inverse L2 strength of the head (ridge alpha = 1 / c)
+    batch_size: int = 64
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        if self.c <= 0 or self.batch_size < 1:
+            raise ValueError("ir50.c must be > 0 and ir50.batch_size >= 1")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,6 +83,7 @@ class UtilityConfig:
     batch_size: int = 256  # images per landmark / loading batch
     geometry: GeometryConfig = GeometryConfig()
     appearance: AppearanceConfig = AppearanceConfig()
+    ir50: Ir50GraderConfig = Ir50GraderConfig()
 
     def __post_init__(self) -> None:
         from fpsynth.utility.tasks import TASKS

@@ -20,6 +20,7 @@ import dataclasses
 import datetime as _dt
 import enum
 import math
+import time
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,7 @@ from fpsynth.stage import Input, MissingInputError, Stage, atomic_write_json, at
 from fpsynth.utility.benchmark import evaluate
 from fpsynth.utility.config import Grader
 from fpsynth.utility.regimes import Samples
+from fpsynth.weights import sha256_file
 
 OUTPUTS = ["utility.json", "runs.parquet"]
 UTILITY_FILE = "utility.json"
@@ -53,25 +55,35 @@ def run(cfg: Any, workspace: Path, force: bool = False) -> dict[str, Any]:
     dataset = Path(uc.run).expanduser() if uc.run is not None else workspace / "generate"
     inputs = {"frames": Input(prepare_dir / "frames.parquet", PREPARE_COMMAND),
               "dataset": Input(dataset / METADATA_FILE, GENERATE_COMMAND)}
-    stage = Stage("utility", workspace, uc, inputs=inputs, outputs=OUTPUTS, force=force,
-                  extra={"seed": cfg.seed, "dlib_models": str(cfg.weights.dlib_models)})
+    extra = {"seed": cfg.seed, "dlib_models": str(cfg.weights.dlib_models)}
+    if Grader.IR50 in uc.graders and cfg.weights.ir50_id is not None:  # features depend on the file's content
+        ir50 = Path(cfg.weights.ir50_id).expanduser()
+        extra["ir50_id"] = {"path": str(ir50), "sha256": sha256_file(ir50) if ir50.is_file() else None}
+    stage = Stage("utility", workspace, uc, inputs=inputs, outputs=OUTPUTS, force=force, extra=extra)
     stage.require_inputs()
     if stage.is_up_to_date():
         return stage.skipped()
+    image_features, networks = _image_features(cfg)  # a missing or wrong weights file fails before the stage begins
     stage.begin(cfg)
     landmarker = _landmarker(cfg.weights.dlib_models)
-    need_images = Grader.APPEARANCE in uc.graders
+    need_images = Grader.APPEARANCE in uc.graders or Grader.IR50 in uc.graders
     frames = pd.read_parquet(prepare_dir / "frames.parquet")
+    t0 = time.perf_counter()
     real = _samples(frames, [prepare_dir / p for p in frames["path"]], landmarker, need_images, uc.batch_size)
+    t1 = time.perf_counter()
     meta = _metadata(dataset, frames, uc.max_synthetic, cfg.seed)
     synthetic = _samples(meta, [dataset / f for f in meta["file_name"]], landmarker, need_images, uc.batch_size)
-    result = evaluate(real, synthetic, uc, cfg.seed, log=lambda s: console.print(s, highlight=False))
+    reading = {"read_landmarks_real": round(t1 - t0, 3), "read_landmarks_generated": round(time.perf_counter() - t1, 3)}
+    result = evaluate(real, synthetic, uc, cfg.seed, image_features=image_features,
+                      log=lambda s: console.print(s, highlight=False))
+    result.summary["timings_s"] = {**reading, **result.summary["timings_s"]}
     summary = {
         "title": "fpsynth utility: train on real / synthetic / mixed, test on real test subjects",
         "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "fpsynth_version": __version__,
         "inputs": {"prepare": str(prepare_dir), "dataset": str(dataset), "generated_images": int(len(meta))},
         "landmarks": "dlib 68-point predictor in the fixed crop box, for real and generated images alike",
+        "networks": networks,
         **result.summary,
         "config": to_dict(uc),
         "files": {"runs": "runs.parquet"},
@@ -81,6 +93,16 @@ def run(cfg: Any, workspace: Path, force: bool = False) -> dict[str, Any]:
     console.print(f"utility: {stage.dir / UTILITY_FILE} ({len(result.runs)} runs)", highlight=False)
     return stage.finish({"runs": int(len(result.runs)),
                          "tasks": {k: v["status"] for k, v in result.summary["tasks"].items()}})
+
+
+def _image_features(cfg: Any) -> tuple[Any, list[dict[str, Any]]]:
+    """(crops -> frozen IR-50 features, [its load record]) when the ir50 grader is asked for, else (None, [])."""
+    if Grader.IR50 not in cfg.utility.graders:
+        return None, []
+    from fpsynth.utility.ir50 import ir50_features, load_ir50
+
+    net, record = load_ir50(cfg.utility.ir50, cfg.weights.ir50_id, cfg.weights.random_init)
+    return (lambda images: ir50_features(images, net, cfg.utility.ir50)), [dataclasses.asdict(record)]
 
 
 def _landmarker(dlib_models: Path | None) -> Any:
