@@ -252,6 +252,24 @@ def test_a_full_disk_stops_the_run_and_the_rerun_retries(tmp_path, monkeypatch):
     assert len(frames) == 4 and "internal_error" not in set(rejects.reason)
 
 
+def test_a_file_in_place_of_the_crop_folder_stops_the_run_in_workers_too(tmp_path):
+    """A write error met in a worker process (loky, 2 workers) stops the run the same way, and
+    the rerun, once the folder is free, makes every crop (works as root, unlike chmod)."""
+    from fpsynth.data.process import CropWriteError
+
+    photos = photo_tree(tmp_path / "X", per_person=1)
+    blocker = _mk(tmp_path / "ws" / "prepare") / "crops"
+    blocker.write_text("not a folder")
+    from fpsynth.data.prepare import run
+
+    cfg = with_section(load_pipeline("tiny", ["prepare.n_jobs=2"]), "prepare", images=photos)
+    with pytest.raises(CropWriteError, match=r"cannot write the crop .*crops/.*a file stands where a folder"):
+        run(cfg, tmp_path / "ws")
+    blocker.unlink()
+    record = run(cfg, tmp_path / "ws")
+    assert record["summary"]["frames"] == 2 and "internal_error" not in record["summary"]["reasons"]
+
+
 def test_the_write_error_survives_a_worker_process():
     """Workers (loky) send it back pickled: same class, same message."""
     from fpsynth.data.process import CropWriteError

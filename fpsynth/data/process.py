@@ -46,6 +46,8 @@ _WRITE_ADVICE = {
     errno.EACCES: "no permission to write there: fix the folder's permissions or give another workspace (-w)",
     errno.EPERM: "no permission to write there: fix the folder's permissions or give another workspace (-w)",
     errno.EIO: "the disk reported an I/O error: check it",
+    errno.ENOTDIR: "a file stands where a folder of crops belongs: move it away",
+    errno.EEXIST: "a file stands where a folder of crops belongs: move it away",
 }
 
 
