@@ -12,6 +12,9 @@
 
 Discovery never fails on a bad file: files that fit no layout come back with a reason. A photo
 with a ``.pts`` beside it is aligned from that annotation instead of a detector, in every layout.
+The walk (:func:`walk`) takes each real file once and never opens one: links are followed but no
+folder twice, special files and folders of fpsynth outputs come back as reason rows, and
+:func:`take_once` keeps a file given under two flags in the first one's input only.
 """
 
 from __future__ import annotations
@@ -73,8 +76,8 @@ FileId = tuple[int, int]  # (st_dev, st_ino): one real file or folder, whatever 
 class Walk:
     """What lies below an input folder, each real file and folder taken once.
 
-    Folders are walked breadth-first by the number of folder links on the way: every folder
-    reachable without a link is walked before any link is followed, and a link to a folder walked
+    Folders are walked in rounds by the number of folder links on the way: every folder reachable
+    without a link is walked before any link is followed, and a link to a folder walked
     already (a loop, or a second way into the tree) is not followed. So a file's first folder (its
     subject) is the one it really lies in, never a link's name.
     """
