@@ -25,7 +25,7 @@ class Quality:
 
 def eye_centres(lm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Image-left and image-right eye centres (means of points 36-41 and 42-47)."""
-    return lm[36:42].mean(0), lm[42:48].mean(0)
+    return lm[36:42].sum(0) / 6, lm[42:48].sum(0) / 6  # sum / 6: np.mean's overhead is per call
 
 
 def interocular(lm: np.ndarray) -> float:

@@ -21,12 +21,12 @@ from pathlib import Path
 
 import numpy as np
 
-from fpsynth.data.clip import Analysis, Candidate, analyse, decode_rows, shortfall_rows
+from fpsynth.data.clip import Analysis, Candidate, analyse, decode_rows, shortfall_rows, write_crops
 from fpsynth.data.config import MovementsConfig, VideoConfig
 from fpsynth.data.motion import Phase, label_phases, level_phases, pick_frames, smooth
 from fpsynth.data.movements import Segmentation, regional_motion, segment
 from fpsynth.data.privacy import Job
-from fpsynth.data.process import Context, Result, frame_row, reject_row, write_crop
+from fpsynth.data.process import Context, Result, frame_row, reject_row
 from fpsynth.data.reasons import Reason
 from fpsynth.data.video import VideoDecoder
 
@@ -56,6 +56,7 @@ def process_session(job: Job, ctx: Context) -> Result:
 
     index = np.array([c.index for c in a.candidates])
     rows: list[dict] = []
+    crops: list[tuple[str, np.ndarray]] = []  # (path, crop) of every row
     for n, (m, label) in enumerate(zip(seg.movements, labels)):
         span = np.flatnonzero((index >= m.pad_from) & (index <= m.pad_to))
         curve = smooth(regional_motion(_landmarks([a.candidates[k] for k in span]), m.reference), vc.smooth)
@@ -66,13 +67,14 @@ def process_session(job: Job, ctx: Context) -> Result:
         phases[pads & np.equal(phases, None)] = Phase.NEUTRAL.value
         phases = level_phases(curve, phases, vc)
         keep = pick_frames(phases, vc.quota)
-        rows += _rows(job, ctx, a, label, [(span[k], phases[k], curve[k]) for k in keep])
+        rows += _rows(job, a, label, [(span[k], phases[k], curve[k]) for k in keep], crops)
         rejects += shortfall_rows(job, f"movement {label}", len(keep), vc.quota.total, len(span), a.failures,
                                   m.pad_from, m.pad_to, 1 if n in dense else stride)
     if mc.rest in mc.names:
-        rows_, rejects_ = _rest_clip(job, ctx, a, seg, {r["frame_index"] for r in rows}, stride)
+        rows_, rejects_ = _rest_clip(job, ctx, a, seg, {r["frame_index"] for r in rows}, stride, crops)
         rows += rows_
         rejects += rejects_
+    write_crops(ctx, crops)  # all at once, a few threads: the disk waits overlap
     return Result(rows, rejects)
 
 
@@ -108,20 +110,22 @@ def _densify(path: Path, ctx: Context, a: Analysis, seg: Segmentation, stride: i
     return short
 
 
-def _rows(job: Job, ctx: Context, a: Analysis, label: str, picked: list[tuple[int, str, float]]) -> list[dict]:
+def _rows(job: Job, a: Analysis, label: str, picked: list[tuple[int, str, float]],
+          crops: list[tuple[str, np.ndarray]]) -> list[dict]:
+    """Rows of the picked candidates; (path, crop) of each added to ``crops``, written at the end."""
     clip = f"{job.input}-{label}"
     rows = []
     for k, phase, motion in picked:
         c = a.candidates[k]
         row = frame_row(job, c.index, c.aligned, c.face, c.quality, a.size, time_s=a.info.time_of(c.index),
                         phase=phase, motion=float(motion), clip=clip, expression=label)
-        write_crop(ctx, row["path"], c.aligned.crop)
+        crops.append((row["path"], c.aligned.crop))
         rows.append(row)
     return rows
 
 
-def _rest_clip(job: Job, ctx: Context, a: Analysis, seg: Segmentation, taken: set[int],
-               stride: int) -> tuple[list[dict], list[dict]]:
+def _rest_clip(job: Job, ctx: Context, a: Analysis, seg: Segmentation, taken: set[int], stride: int,
+               crops: list[tuple[str, np.ndarray]]) -> tuple[list[dict], list[dict]]:
     """The ``rest`` clip: 32 frames spread over the rest between movements (frames already picked
     for a movement's neutral phase and brief bursts left out), each measured from its run's pose."""
     vc, mc = ctx.cfg.video, ctx.cfg.movements
@@ -135,7 +139,7 @@ def _rest_clip(job: Job, ctx: Context, a: Analysis, seg: Segmentation, taken: se
     span_all = np.concatenate(span) if span else np.zeros(0, int)
     curve = np.concatenate(motion) if motion else np.zeros(0)
     keep = pick_frames(np.full(len(span_all), Phase.NEUTRAL.value, dtype=object), vc.quota)
-    rows = _rows(job, ctx, a, mc.rest, [(span_all[k], Phase.NEUTRAL.value, curve[k]) for k in keep])
+    rows = _rows(job, a, mc.rest, [(span_all[k], Phase.NEUTRAL.value, curve[k]) for k in keep], crops)
     first = seg.rest[0].start if seg.rest else 0
     last = seg.rest[-1].end if seg.rest else a.decoded - 1
     rest_failures = [(i, r) for i, r in a.failures if any(run.start <= i <= run.end for run in seg.rest)]

@@ -162,7 +162,7 @@ def box_anchor(lm: np.ndarray, bbox: np.ndarray) -> np.ndarray:
 
 
 def _stable_frame(lm: np.ndarray) -> tuple[np.ndarray, float]:
-    pts = lm[STABLE_POINTS]
-    centre = pts.mean(axis=0)
-    scale = float(np.linalg.norm(lm[45] - lm[36])) or 1.0  # outer eye corners
+    centre = lm[STABLE_POINTS].sum(0) / len(STABLE_POINTS)  # sum / n: np.mean's overhead is per call
+    dx, dy = lm[45] - lm[36]  # outer eye corners
+    scale = float(np.hypot(dx, dy)) or 1.0
     return centre, scale
