@@ -4,6 +4,7 @@
     python benchmarks/bench_prepare.py --videos DIR --n-jobs 4 --json out.json
     python benchmarks/bench_prepare.py --layout standard-set    # the same six, as two whole-sequence videos
     python benchmarks/bench_prepare.py --layout standard-set --side 1080 --repeats 3
+    python benchmarks/bench_prepare.py --layout standard-set --job-cpu --repeats 3   # CPU s per job
 
 ``--layout standard-set`` concatenates the videos (sorted) into two "participant" videos of the MEEI
 standard set's layout, three clips each with 3 s of still frames before, between and after
@@ -110,6 +111,27 @@ def prepare_speed(videos: list[Path], n_jobs: int, config: str, work: Path, layo
     return time.perf_counter() - t0, record["summary"]
 
 
+def job_cpu(videos: list[Path], config: str, work: Path, layout: str) -> list[dict]:
+    """CPU seconds of each prepare job run in this process, the face models loaded beforehand:
+    the work itself, robust to other jobs sharing the cores (wall time is not)."""
+    from fpsynth.data.privacy import pseudonymise
+    from fpsynth.data.process import Context, run_job
+    from fpsynth.data.sources import discover_meei
+
+    cfg = load_pipeline(config, [])
+    pc = cfg.prepare
+    tree = videos[0].parent if layout == "standard-set" else meei_tree(videos, work / "raw-cpu")
+    ps = pseudonymise(discover_meei(tree, pc.sources, pc.movements), cfg.seed)
+    ctx = Context(pc, work / "ws-cpu", cfg.weights.dlib_models)
+    ctx.backend()
+    out = []
+    for job in ps.jobs:
+        t0 = time.process_time()
+        result = run_job(job, ctx)
+        out.append({"job": job.input, "cpu_s": round(time.process_time() - t0, 3), "crops": len(result.frames)})
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--videos", type=Path, default=DEFAULT_VIDEOS, help="folder of videos (default: the fixtures)")
@@ -120,6 +142,8 @@ def main() -> None:
     ap.add_argument("--side", type=int, default=480, help="standard-set layout: frame size of the joined videos")
     ap.add_argument("--repeats", type=int, default=1, help="alternate the two measurements this often; medians")
     ap.add_argument("--json", type=Path, help="write the figures here")
+    ap.add_argument("--job-cpu", action="store_true",
+                    help="instead: CPU seconds of each job in this process (models loaded first), --repeats times")
     args = ap.parse_args()
 
     videos = sorted(p for p in args.videos.iterdir() if p.suffix.lower() in EXTENSIONS)
@@ -129,6 +153,18 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-prepare-") as tmp:
         if args.layout == "standard-set":
             videos = standard_set(videos, Path(tmp) / "set", args.side)
+        if args.job_cpu:
+            runs = [job_cpu(videos, args.config, Path(tmp) / f"cpu-{n}", args.layout) for n in range(args.repeats)]
+            for jobs in runs:
+                print(" ".join(f"{j['job']} {j['cpu_s']:.2f} s ({j['crops']} crops)" for j in jobs),
+                      f"| total {sum(j['cpu_s'] for j in jobs):.2f} CPU s")
+            totals = [sum(j["cpu_s"] for j in jobs) for jobs in runs]
+            print(f"median total {statistics.median(totals):.2f} CPU s, longest job (median) "
+                  f"{statistics.median(max(j['cpu_s'] for j in jobs) for jobs in runs):.2f} CPU s")
+            if args.json:
+                args.json.write_text(json.dumps({"benchmark": "prepare-job-cpu", "layout": args.layout,
+                                                 "runs": runs}, indent=2) + "\n")
+            return
         for n_jobs in (int(v) for v in args.n_jobs.split(",")):
             decode, prepare, ratios = [], [], []
             for _ in range(args.repeats):
