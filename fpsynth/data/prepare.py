@@ -37,7 +37,7 @@ from fpsynth.data.reasons import Reason
 from fpsynth.data.runner import console, execute
 from fpsynth.data.grades import merge, read_sheet
 from fpsynth.data.scores import Problem, ScoreTable, norm, read_scores
-from fpsynth.data.sources import Kind, SourceError, check_root, discover_aflfp, discover_images, discover_meei, files_below
+from fpsynth.data.sources import Kind, SourceError, check_roots, discover_aflfp, discover_images, discover_meei, files_below
 from fpsynth.data.standard_set import find_sheets, parse_key
 from fpsynth.stage import Input, ItemStore, Stage, atomic_write_parquet
 
@@ -57,7 +57,7 @@ def run(cfg: Any, workspace: Path, force: bool = False) -> dict[str, Any]:
     roots = {name: getattr(pc, name) for name in _DISCOVER if getattr(pc, name) is not None}
     if not roots:
         raise SourceError("prepare needs input: pass --meei DIR, --aflfp DIR and/or --images DIR")
-    roots = {name: check_root(path, f"--{name}") for name, path in roots.items()}
+    roots = check_roots(roots, workspace)  # also refuses a workspace inside an input folder
     if pc.scores is not None and not Path(pc.scores).is_file():
         raise SourceError(f"--scores {pc.scores}: file does not exist")
     inputs = {name: Input(path, f"fpsynth prepare --{name} DIR (your data)") for name, path in roots.items()}
