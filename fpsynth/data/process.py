@@ -67,7 +67,7 @@ class Face68:
 
     landmarks: np.ndarray  # (68, 2) source pixels
     bbox: np.ndarray  # (4,) source pixels (landmark extent for annotations)
-    source: str  # "detected" | "tracked" | "annotation"
+    source: str  # "detected" | "tracked" | "still" (last fit kept, data/still.py) | "annotation"
     det_score: float | None = None
     n_faces: int | None = None
 
