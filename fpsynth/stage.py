@@ -60,6 +60,10 @@ def atomic_path(path: Path) -> Iterator[Path]:
         with open(tmp_path, "rb+") as fh:  # flush the data before the rename makes it visible
             os.fsync(fh.fileno())
         os.replace(tmp_path, path)
+    except OSError as exc:
+        if exc.errno is None or exc.filename not in (None, str(tmp_path)):
+            raise
+        raise OSError(exc.errno, exc.strerror, str(path)) from exc  # name the file, not its temporary
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
