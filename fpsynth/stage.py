@@ -298,7 +298,15 @@ class ItemStore:
         return self.folder / f"{hashlib.sha1(key.encode()).hexdigest()[:20]}.parquet"
 
     def done(self, key: str) -> bool:
-        return self._path(key).exists()
+        """Finished = its part is in place and readable. Parts are renamed into place whole, so an
+        unreadable one was damaged from outside: it is removed and the item counts as unfinished."""
+        path = self._path(key)
+        if not path.exists():
+            return False
+        if _readable_parquet(path):
+            return True
+        path.unlink(missing_ok=True)
+        return False
 
     def write(self, key: str, frame: Any) -> None:
         atomic_write_parquet(self._path(key), frame)
@@ -318,6 +326,21 @@ class ItemStore:
 
         # pathlib's glob also matches dot files: skip the temporaries of a write killed mid-way
         parts = sorted(p for p in self.folder.glob("*.parquet") if not p.name.startswith("."))
+        damaged = [p.name for p in parts if not _readable_parquet(p)]
+        if damaged:  # only outside damage does this (parts are written atomically): never a silent loss
+            raise FpsynthError(f"{self.folder}: damaged resume part(s) {', '.join(damaged)}; run the stage "
+                               f"again: it redoes the items of damaged parts")
         frames = [pd.read_parquet(p) for p in parts]
         frames = [f for f in frames if len(f)]
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def _readable_parquet(path: Path) -> bool:
+    """The footer parses (a truncated or overwritten part fails here; a cheap read, no row data)."""
+    import pyarrow.parquet as pq
+
+    try:
+        pq.read_metadata(path)
+    except (OSError, ValueError):  # pyarrow's ArrowInvalid is a ValueError
+        return False
+    return True

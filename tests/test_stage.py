@@ -71,3 +71,21 @@ def test_cli_reports_config_errors_without_traceback():
                        capture_output=True, text=True)
     assert r.returncode == 2
     assert "seed: expected an integer" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_damaged_resume_part_counts_as_unfinished_and_is_never_read_silently(tmp_path):
+    import pandas as pd
+
+    from fpsynth.errors import FpsynthError
+
+    store = ItemStore(tmp_path / "parts")
+    store.write("clip-a", pd.DataFrame({"x": [1, 2]}))
+    store.write("clip-b", pd.DataFrame({"x": [3]}))
+    part = store._path("clip-a")
+    part.write_bytes(part.read_bytes()[:20])  # truncated from outside (was a traceback on the redo)
+    with pytest.raises(FpsynthError, match="damaged resume part"):
+        store.read_all()
+    assert not store.done("clip-a") and not part.exists()  # the redo makes it again
+    assert store.done("clip-b")
+    store.write("clip-a", pd.DataFrame({"x": [1, 2]}))
+    assert sorted(store.read_all()["x"]) == [1, 2, 3]
