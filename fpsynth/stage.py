@@ -106,6 +106,22 @@ def _hash_file(path: Path, h: "hashlib._Hash") -> None:
         h.update(f"size={st.st_size};mtime={st.st_mtime_ns}".encode())
 
 
+def _visible_files(root: Path) -> list[Path]:
+    """Regular files below ``root`` whose names have no leading dot, sorted, through folder links
+    too (input trees are often assembled from links, and a change behind one must change the
+    fingerprint); a folder already walked, by (device, inode), is not walked again: a loop ends."""
+    seen: set[tuple[int, int]] = set()
+    out = []
+    for folder, dirs, names in os.walk(root, followlinks=True):
+        st = os.stat(folder)
+        if (st.st_dev, st.st_ino) in seen:
+            dirs[:] = []
+            continue
+        seen.add((st.st_dev, st.st_ino))
+        out += [Path(folder, n) for n in names if not n.startswith(".") and os.path.isfile(os.path.join(folder, n))]
+    return sorted(out)
+
+
 def hash_paths(paths: Mapping[str, Path]) -> str:
     """Content fingerprint of named files/folders (folders: every file below, sorted)."""
     h = hashlib.sha256()
@@ -115,7 +131,7 @@ def hash_paths(paths: Mapping[str, Path]) -> str:
         if p.is_file():
             _hash_file(p, h)
         elif p.is_dir():
-            for f in sorted(q for q in p.rglob("*") if q.is_file() and not q.name.startswith(".")):
+            for f in _visible_files(p):
                 h.update(str(f.relative_to(p)).encode())
                 _hash_file(f, h)
         else:

@@ -89,3 +89,18 @@ def test_a_damaged_resume_part_counts_as_unfinished_and_is_never_read_silently(t
     assert store.done("clip-b")
     store.write("clip-a", pd.DataFrame({"x": [1, 2]}))
     assert sorted(store.read_all()["x"]) == [1, 2, 3]
+
+
+def test_a_change_behind_a_folder_link_changes_the_fingerprint_and_a_loop_ends(tmp_path):
+    from fpsynth.stage import hash_paths
+
+    real = tmp_path / "real"
+    real.mkdir()
+    (real / "a.jpg").write_bytes(b"one")
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "subject").symlink_to(real, target_is_directory=True)
+    (real / "loop").symlink_to(tree, target_is_directory=True)  # tree/subject/loop -> tree
+    before = hash_paths({"images": tree})
+    (real / "a.jpg").write_bytes(b"two")  # was unseen: rglob does not follow folder links
+    assert hash_paths({"images": tree}) != before
