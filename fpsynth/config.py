@@ -20,6 +20,7 @@ import tomllib
 import types
 import typing
 from collections.abc import Mapping, Sequence
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -215,8 +216,12 @@ def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str]) -> dict[s
 
 
 def pipelines_dir() -> Path:
-    """The repository's ``pipelines/`` folder (next to the package source)."""
-    return Path(__file__).resolve().parent.parent / "pipelines"
+    """The named pipelines shipped with the package: ``fpsynth/pipelines``.
+
+    In a checkout that is a link to the repository's top-level ``pipelines/`` (resolved here, so
+    a checkout reports the same paths as before); in a wheel it holds copies of those files.
+    """
+    return Path(str(resources.files("fpsynth") / "pipelines")).resolve()
 
 
 def resolve_config_path(name_or_path: str | Path) -> Path:
