@@ -1,6 +1,8 @@
 """fpsynth: synthetic facial-palsy datasets with CCFExp (cycle cross-fusion diffusion)."""
 
-__version__ = "0.1.0"
+from fpsynth.version import __version__
+
+__all__ = ["__version__", "load_model"]
 
 
 def load_model(path, device="cpu"):  # noqa: ANN001, ANN201 (documented in fpsynth.api)

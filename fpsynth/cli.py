@@ -18,11 +18,11 @@ from typing import Annotated, Any, Callable, Optional
 import typer
 from rich.console import Console
 
-from fpsynth import __version__
 from fpsynth.errors import FpsynthError
 from fpsynth.lock import folder_lock
 from fpsynth.outputs import os_write_error
 from fpsynth.pipeline import DEFAULT_CONFIG, DEFAULT_WORKSPACE, PipelineConfig, load_pipeline, with_section
+from fpsynth.version import __version__
 
 app = typer.Typer(
     name="fpsynth",

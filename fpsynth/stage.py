@@ -26,10 +26,10 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from fpsynth import __version__
 from fpsynth.config import to_dict, to_toml
 from fpsynth.errors import FpsynthError
 from fpsynth.outputs import UpstreamError, file_check, outputs_problem, upstream_problem
+from fpsynth.version import __version__
 
 # Files up to this size are fingerprinted by content; larger ones (raw videos) by size and mtime,
 # which is what make does and keeps a re-run over a 100 GB video tree instant.

@@ -30,7 +30,6 @@ from typing import Any
 import numpy as np
 from joblib import Parallel, delayed
 
-from fpsynth import __version__
 from fpsynth.config import to_dict
 from fpsynth.data.pts import format_pts
 from fpsynth.demo.config import DemoConfig, PoseJitter
@@ -41,6 +40,7 @@ from fpsynth.demo.paint import similarity_matrix
 from fpsynth.demo.render import render_face
 from fpsynth.demo.scores import EFACE_CATEGORIES, grade
 from fpsynth.errors import FpsynthError
+from fpsynth.version import __version__
 
 SUBJECT_PREFIX = "synthetic-"
 ID_PREFIX = "synthetic-id-"

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from fpsynth import __version__
 from fpsynth.config import to_dict, to_toml
 from fpsynth.generate.config import SEVERITIES
 from fpsynth.generate.merge import METADATA_FILE, Counts
+from fpsynth.version import __version__
 
 COLUMNS = (
     ("file_name", "the image, relative to this folder (112x112 RGB PNG, ArcFace-aligned)"),

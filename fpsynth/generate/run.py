@@ -29,7 +29,6 @@ from typing import Any
 import pandas as pd
 import torch
 
-from fpsynth import __version__
 from fpsynth.config import to_dict
 from fpsynth.data.dataset import PREPARE_COMMAND
 from fpsynth.data.sources import check_root
@@ -45,6 +44,7 @@ from fpsynth.generate.shards import RunInfo, ShardMaker, verify_shard
 from fpsynth.generate.workers import Worker
 from fpsynth.outputs import require_upstream
 from fpsynth.stage import Input, MissingInputError, Stage, atomic_write_json, atomic_write_text
+from fpsynth.version import __version__
 
 RUN_FILE = "run.json"
 CARD_FILE = "README.md"

@@ -30,13 +30,13 @@ from typing import Any
 
 import torch
 
-from fpsynth import __version__
 from fpsynth.config import to_dict
 from fpsynth.diffusion.config import DiffusionConfig, SamplerConfig
 from fpsynth.errors import FpsynthError
 from fpsynth.models.config import ModelConfig, Variant
 from fpsynth.models.profiles import apply_profile, profile_for_variant
 from fpsynth.published.mapping import CCFEXP, DCFACE_5X5, KINDS, Mapped, MappingError, check_against, detect_kind, map_published
+from fpsynth.version import __version__
 from fpsynth.weights import sha256_file
 
 PUBLISHED_DIR = "published"  # below the workspace

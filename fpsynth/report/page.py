@@ -11,10 +11,10 @@ from typing import Any
 
 import pandas as pd
 
-from fpsynth import __version__
 from fpsynth.report import grids, sections, utility_section
 from fpsynth.report.config import PageConfig
 from fpsynth.report.markup import CSS, definition_list, esc, num, section
+from fpsynth.version import __version__
 
 TOC = (("provenance", "Data and what was evaluated"), ("table1", "Table 1"), ("missing", "Missing metrics"),
        ("afid", "aFID"), ("grids", "Generated images"), ("breakdowns", "Breakdowns"),

@@ -28,7 +28,6 @@ import numpy as np
 import pandas as pd
 from rich.console import Console
 
-from fpsynth import __version__
 from fpsynth.config import to_dict, to_toml
 from fpsynth.data.dataset import PREPARE_COMMAND
 from fpsynth.device import resolve_device
@@ -50,6 +49,7 @@ from fpsynth.report.summary import (
     breakdown, expression_summary, fid_summary, identity_summary, pair_metrics, table1_row,
 )
 from fpsynth.stage import Input, Stage, atomic_write_json, atomic_write_parquet, atomic_write_text
+from fpsynth.version import __version__
 
 OUTPUTS = ["report.json", "report.html"]
 console = Console(stderr=True)

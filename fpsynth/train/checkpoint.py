@@ -41,7 +41,6 @@ import torch
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
-from fpsynth import __version__
 from fpsynth.config import from_dict, to_dict
 from fpsynth.diffusion.config import DiffusionConfig
 from fpsynth.diffusion.schedule import NoiseSchedule
@@ -49,6 +48,7 @@ from fpsynth.errors import FpsynthError
 from fpsynth.models.ccfexp import CCFExp
 from fpsynth.models.config import ModelConfig
 from fpsynth.stage import atomic_write_text
+from fpsynth.version import __version__
 
 FORMAT = 1
 CHECKPOINTS = "checkpoints"  # below WORKSPACE/train

@@ -29,7 +29,6 @@ import numpy as np
 import pandas as pd
 from rich.console import Console
 
-from fpsynth import __version__
 from fpsynth.config import to_dict
 from fpsynth.data.dataset import PREPARE_COMMAND
 from fpsynth.errors import FpsynthError
@@ -39,6 +38,7 @@ from fpsynth.stage import Input, MissingInputError, Stage, atomic_write_json, at
 from fpsynth.utility.benchmark import evaluate
 from fpsynth.utility.config import Grader
 from fpsynth.utility.regimes import Samples
+from fpsynth.version import __version__
 from fpsynth.weights import sha256_file
 
 OUTPUTS = ["utility.json", "runs.parquet"]
