@@ -7,8 +7,8 @@ import torch
 
 from fpsynth.diffusion.config import DiffusionConfig, LossConfig, SecondPassConditions
 from fpsynth.diffusion.cycle import cycle_losses
-from fpsynth.diffusion.losses import LossTargets
 from fpsynth.diffusion.schedule import NoiseSchedule
+from fpsynth.models.ccfexp import LossTargets
 
 T = 10
 BETAS = np.linspace(0.05, 0.3, T)

@@ -35,8 +35,9 @@ from typing import Any
 import torch
 
 from fpsynth.diffusion.config import LossConfig, SecondPassConditions
-from fpsynth.diffusion.losses import LossTargets, identity_loss, landmark_loss, mse_eps
+from fpsynth.diffusion.losses import identity_loss, landmark_loss, mse_eps
 from fpsynth.diffusion.schedule import NoiseSchedule
+from fpsynth.models.ccfexp import LossTargets
 
 Denoiser = Callable[[torch.Tensor, torch.Tensor, Any], torch.Tensor]  # (x_t, t, conditions) -> eps_hat
 ImageNet = Callable[[torch.Tensor], torch.Tensor]  # (B, 3, H, W) -> features / landmarks

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import torch
 import torch.nn.functional as F
 
@@ -33,11 +31,3 @@ def landmark_loss(lm_hat: torch.Tensor, lm_0: torch.Tensor) -> torch.Tensor:
     """L_lm = mean squared difference of D_LM's landmarks (B, 68, 2) of x0_hat and of x0."""
     return F.mse_loss(lm_hat, lm_0)
 
-
-@dataclasses.dataclass
-class LossTargets:
-    """Frozen-network outputs on the clean images that the losses compare against (no grad)."""
-
-    id_of_xid: torch.Tensor  # (B, E) f(x_id)
-    id_of_x0: torch.Tensor  # (B, E) f(x0)
-    landmarks_of_x0: torch.Tensor | None  # (B, 68, 2) D_LM(x0); None when there is no landmark loss

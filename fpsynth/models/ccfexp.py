@@ -34,7 +34,6 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from fpsynth.diffusion.losses import LossTargets
 from fpsynth.models.config import ModelConfig, Variant
 from fpsynth.models.dcface import PatchStatEncoder
 from fpsynth.models.expression import ExpressionAdapter, expression_deviation
@@ -56,6 +55,18 @@ class StyleFeatures:
     deviation: torch.Tensor | None  # (B, E) F_Face(x0) - F_ID(x0)            [ccfexp]
     landmark_tokens: torch.Tensor | None  # (B, 49, 512) E_LM(x0), laid out by cfg.landmark_tokens [ccfexp with landmarks]
     early_map: torch.Tensor | None  # (B, C1, 56, 56) ir50-id first stage        [dcface]
+
+
+@dataclasses.dataclass
+class LossTargets:
+    """Frozen-network outputs on the clean images that the losses compare against (no grad).
+
+    Made here, by :meth:`CCFExp.frozen_features`, and read by ``fpsynth.diffusion.cycle``: the
+    model that computes them sits below the losses that use them."""
+
+    id_of_xid: torch.Tensor  # (B, E) f(x_id)
+    id_of_x0: torch.Tensor  # (B, E) f(x0)
+    landmarks_of_x0: torch.Tensor | None  # (B, 68, 2) D_LM(x0); None when there is no landmark loss
 
 
 @dataclasses.dataclass
