@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from fpsynth.weights import WeightsError
+from fpsynth.errors import WeightsError
 
 
 @dataclasses.dataclass

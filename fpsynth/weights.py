@@ -23,11 +23,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # torch is imported where a file is read: the CLI starts (and checks its config) without it
     import torch
 
-from fpsynth.errors import FpsynthError
-
-
-class WeightsError(FpsynthError, RuntimeError):
-    """Weights missing, unreadable, or of the wrong layout; the message says what to do."""
+from fpsynth.errors import WeightsError
 
 
 @dataclasses.dataclass(frozen=True)
