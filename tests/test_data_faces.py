@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import fixture_path
+from helpers.fixtures import fixture_path
 from fpsynth.data.align import ARCFACE_TEMPLATE, CROP_SIZE, align, five_points, transform_points, umeyama, warp
 from fpsynth.data.config import Backend, FaceConfig, QualityConfig
 from fpsynth.data.faces import Face, FaceBackendError, detect_faces, get_backend

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from conftest import fixture_path
+from helpers.fixtures import fixture_path
 from fpsynth.data.images import NEUTRAL_BACKGROUND, read_image
 from fpsynth.data.reasons import Reason, Rejected
 

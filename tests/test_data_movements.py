@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import fixture_path
+from helpers.fixtures import fixture_path
 from fpsynth.data.config import MovementsConfig, PhaseQuota, VideoConfig
 from fpsynth.data.motion import label_phases, level_phases, pick_frames
 from fpsynth.data.movements import EYELIDS, aligned_onto, regional_motion, segment

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import fixture_path
+from helpers.fixtures import fixture_path
 from fpsynth.data.config import PrepareConfig
 from fpsynth.data.still import LEVELS, StillGate
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import fixture_path
+from helpers.fixtures import fixture_path
 from fpsynth.data.config import PhaseQuota, VideoConfig
 from fpsynth.data.motion import Phase, allocate, evenly, label_phases, motion_curve, pick_frames, smooth
 from fpsynth.data.reasons import Reason, Rejected

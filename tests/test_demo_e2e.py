@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 from safetensors import safe_open
 
-from conftest import fixture_path
+from helpers.fixtures import fixture_path
 
 pytestmark = pytest.mark.slow
 

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from conftest import fixture_path
+from helpers.fixtures import fixture_path
 from fpsynth.cli import app
 from fpsynth.data.sources import SourceError
 from fpsynth.generate.identities import IdentityError

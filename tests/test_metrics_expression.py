@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import fixture_path
+from helpers.fixtures import fixture_path
 from fpsynth.data.ibug68 import MIRROR, STABLE_POINTS
 from fpsynth.data.pts import read_pts
 from fpsynth.metrics.expression import asymmetry, asymmetry_error, eye_frame, expression_error

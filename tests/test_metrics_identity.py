@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import fixture_path
+from helpers.fixtures import fixture_path
 from fpsynth.metrics.identity import SimilarityKind, Verifier, dlib_embedder, identity_similarity
 from fpsynth.metrics.landmarks import dlib_crop_landmarker, to_rgb_uint8
 from fpsynth.metrics.privacy import privacy_audit

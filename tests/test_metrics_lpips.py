@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import fixture_path
+from helpers.fixtures import fixture_path
 from fpsynth.metrics import lpips as lpipsmod
 from fpsynth.metrics.config import Distance, PerceptualConfig
 from fpsynth.metrics.lpips import LPIPS, load_lpips_heads, perceptual_distance

@@ -9,7 +9,7 @@ import torch
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from fpsynth.metrics.pixel import psnr, ssim
-from conftest import fixture_path
+from helpers.fixtures import fixture_path
 
 
 @pytest.fixture(scope="module")

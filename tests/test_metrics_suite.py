@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from conftest import fixture_path
+from helpers.fixtures import fixture_path
 from fpsynth.metrics.config import FIDConfig, IdentityBackend, IdentityConfig
 from fpsynth.metrics.lpips import LPIPS
 from fpsynth.metrics.networks import MissingNetwork

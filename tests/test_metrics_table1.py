@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from torch import nn
 
-from conftest import fixture_path
+from helpers.fixtures import fixture_path
 from fpsynth.data.pixels import to_unit
 from fpsynth.metrics.config import Table1Convention
 from fpsynth.metrics.lpips import perceptual_distance, perceptual_loss_authors

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from conftest import fixture_path
+from helpers.fixtures import fixture_path
 from fpsynth.data.images import read_image
 from fpsynth.data.sources import SourceError
 from fpsynth.errors import FpsynthError

@@ -24,7 +24,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from conftest import fixture_path
+from helpers.fixtures import fixture_path
 from fpsynth.config import ConfigError
 from fpsynth.data.config import SourcesConfig
 from fpsynth.data.images import read_image

@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from conftest import fixture_path
+from helpers.fixtures import fixture_path
 from fpsynth.cli import app
 from fpsynth.pipeline import load_pipeline, with_section
 

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import FIXTURES, fixture_path
+from helpers.fixtures import FIXTURES, fixture_path
 from fpsynth.data.align import ARCFACE_TEMPLATE
 from fpsynth.data.config import PrepareConfig
 from fpsynth.data.faces import detect_faces, get_backend

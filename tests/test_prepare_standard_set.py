@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import fixture_path
+from helpers.fixtures import fixture_path
 from fpsynth.data.config import MovementsConfig, PrepareConfig
 from fpsynth.data.video import join_clips
 from fpsynth.pipeline import load_pipeline, with_section

@@ -8,7 +8,7 @@ import torch
 
 from fpsynth.models.config import PatchStats
 from fpsynth.models.dcface import AUTHORS_KEYS, PatchStatEncoder, from_authors_state_dict
-from conftest import reference_file
+from helpers.fixtures import reference_file
 from fpsynth.reference import fixtures
 
 REL = 1e-4

@@ -13,7 +13,7 @@ import torch
 from fpsynth.models.config import IRConfig, LandmarkInput
 from fpsynth.models.ir50 import IR50_EXPRESSION, IR50_ID, IResNet
 from fpsynth.models.mobilefacenet import MOBILEFACENET_68, MobileFaceNet, to_landmark_input
-from conftest import reference_file
+from helpers.fixtures import reference_file
 from fpsynth.reference import fixtures
 from fpsynth.reference.recipe import recipe_state_dict, recipe_tensor
 from fpsynth.weights import load_into

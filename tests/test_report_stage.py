@@ -25,7 +25,7 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import fixture_path
+from helpers.fixtures import fixture_path
 from fpsynth.pipeline import load_pipeline, with_section
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")

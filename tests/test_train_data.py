@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from conftest import fixture_path
+from helpers.fixtures import fixture_path
 from fpsynth.data.align import align
 from fpsynth.data.dataset import PairDataset
 from fpsynth.data.images import read_image
