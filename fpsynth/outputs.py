@@ -117,16 +117,6 @@ def require_upstream(folder: Path, command: str) -> None:
         raise UpstreamError(f"{problem}; run `{command}` again (it redoes only what is unfinished or damaged)")
 
 
-def write_check_list(path: Path, rows: Any) -> None:
-    """Write a check list (a DataFrame with at least :data:`LIST_COLUMNS`) atomically."""
-    from fpsynth.stage import atomic_write_parquet
-
-    missing = [c for c in LIST_COLUMNS if c not in rows.columns]
-    if missing:
-        raise ValueError(f"a check list needs the columns {LIST_COLUMNS}; {missing} absent")
-    atomic_write_parquet(Path(path), rows.reset_index(drop=True))
-
-
 def os_write_error(exc: OSError) -> str | None:
     """A one-line message for an I/O error whose cause is outside fpsynth (full disk, read-only
     filesystem, permissions); None for any other error (a bug keeps its traceback)."""

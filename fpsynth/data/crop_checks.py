@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from fpsynth.outputs import damaged_rows, file_check, write_check_list
+from fpsynth.outputs import LIST_COLUMNS, damaged_rows, file_check
+from fpsynth.stage import atomic_write_parquet
 
 CHECKS_FILE = "checks.parquet"
 _COLUMNS = {"size": "_size", "mtime_ns": "_mtime_ns", "sha256": "_sha256"}
@@ -57,3 +58,11 @@ def write_crop_checks(out_dir: Path, frames: pd.DataFrame) -> None:
         columns={**{v: k for k, v in _COLUMNS.items()}, "_input": "input"})
     rows = rows.astype({"path": "object", "size": "int64", "mtime_ns": "int64", "sha256": "object", "input": "object"})
     write_check_list(Path(out_dir) / CHECKS_FILE, rows)
+
+
+def write_check_list(path: Path, rows: pd.DataFrame) -> None:
+    """Write a check list (a DataFrame with at least :data:`fpsynth.outputs.LIST_COLUMNS`) atomically."""
+    missing = [c for c in LIST_COLUMNS if c not in rows.columns]
+    if missing:
+        raise ValueError(f"a check list needs the columns {LIST_COLUMNS}; {missing} absent")
+    atomic_write_parquet(Path(path), rows.reset_index(drop=True))
