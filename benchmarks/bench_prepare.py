@@ -115,7 +115,8 @@ def job_cpu(videos: list[Path], config: str, work: Path, layout: str) -> list[di
     """CPU seconds of each prepare job run in this process, the face models loaded beforehand:
     the work itself, robust to other jobs sharing the cores (wall time is not)."""
     from fpsynth.data.privacy import pseudonymise
-    from fpsynth.data.process import Context, run_job
+    from fpsynth.data.jobs import Context
+    from fpsynth.data.process import run_job
     from fpsynth.data.sources import discover_meei
 
     cfg = load_pipeline(config, [])

@@ -228,7 +228,7 @@ def test_tracked_landmarks_agree_with_detection(dlib_backend):
     """Landmarks refitted in the carried box stay within a small NME of per-frame detection."""
     from fpsynth.data.clip import _Tracker
     from fpsynth.data.config import PrepareConfig
-    from fpsynth.data.process import Context
+    from fpsynth.data.jobs import Context
     from fpsynth.data.video import VideoDecoder
 
     tracker = _Tracker(dlib_backend, Context(PrepareConfig(), Path(".")))

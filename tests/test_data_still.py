@@ -52,7 +52,7 @@ def test_repeated_frames_reuse_the_fit_and_real_motion_does_not(tmp_path):
     keep the last fitted landmarks (source "still"); the clip itself, a person in motion, is fitted
     frame by frame."""
     from fpsynth.data.clip import analyse
-    from fpsynth.data.process import Context
+    from fpsynth.data.jobs import Context
     from fpsynth.data.video import VideoDecoder, join_clips
 
     video = tmp_path / "v.mp4"
@@ -71,7 +71,7 @@ def test_repeated_frames_reuse_the_fit_and_real_motion_does_not(tmp_path):
 
 def test_write_crops_writes_all_and_raises_a_failed_write(tmp_path):
     from fpsynth.data.clip import write_crops
-    from fpsynth.data.process import Context
+    from fpsynth.data.jobs import Context
 
     ctx = Context(PrepareConfig(), tmp_path)
     crops = [(f"crops/s/c/{k:05d}.png", np.full((112, 112, 3), k, np.uint8)) for k in range(9)]

@@ -217,11 +217,11 @@ def test_a_fifo_named_like_a_photo_does_not_hang_prepare(tmp_path):
 def test_a_full_disk_stops_the_run_and_the_rerun_retries(tmp_path, monkeypatch):
     """ENOSPC while writing a crop: a one-line error naming the path and what to do, no
     internal_error row, and the rerun makes the crop."""
-    import fpsynth.data.process as process
+    import fpsynth.data.jobs as jobs  # the crop writer
     from fpsynth.cli import app
 
     photos = photo_tree(tmp_path / "X")
-    real = process.atomic_write_bytes
+    real = jobs.atomic_write_bytes
     calls = []
 
     def full_disk(path, data):
@@ -230,7 +230,7 @@ def test_a_full_disk_stops_the_run_and_the_rerun_retries(tmp_path, monkeypatch):
             raise OSError(errno.ENOSPC, "No space left on device", str(path))
         real(path, data)
 
-    monkeypatch.setattr(process, "atomic_write_bytes", full_disk)
+    monkeypatch.setattr(jobs, "atomic_write_bytes", full_disk)
     args = ["prepare", "--images", str(photos), "-w", str(tmp_path / "ws"), "-c", "tiny", "--set", "prepare.n_jobs=1"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 2, result.output
@@ -239,7 +239,7 @@ def test_a_full_disk_stops_the_run_and_the_rerun_retries(tmp_path, monkeypatch):
     assert "run the same command again" in message and "Traceback" not in result.output
     assert not (tmp_path / "ws" / "prepare" / "rejects.parquet").exists()
 
-    monkeypatch.setattr(process, "atomic_write_bytes", real)  # space freed
+    monkeypatch.setattr(jobs, "atomic_write_bytes", real)  # space freed
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     frames = pd.read_parquet(tmp_path / "ws" / "prepare" / "frames.parquet")
@@ -250,7 +250,7 @@ def test_a_full_disk_stops_the_run_and_the_rerun_retries(tmp_path, monkeypatch):
 def test_a_file_in_place_of_the_crop_folder_stops_the_run_in_workers_too(tmp_path):
     """A write error met in a worker process (loky, 2 workers) stops the run the same way, and
     the rerun, once the folder is free, makes every crop (works as root, unlike chmod)."""
-    from fpsynth.data.process import CropWriteError
+    from fpsynth.data.jobs import CropWriteError
 
     photos = photo_tree(tmp_path / "X", per_person=1)
     blocker = _mk(tmp_path / "ws" / "prepare") / "crops"
@@ -267,7 +267,7 @@ def test_a_file_in_place_of_the_crop_folder_stops_the_run_in_workers_too(tmp_pat
 
 def test_the_write_error_survives_a_worker_process():
     """Workers (loky) send it back pickled: same class, same message."""
-    from fpsynth.data.process import CropWriteError
+    from fpsynth.data.jobs import CropWriteError
     from fpsynth.errors import FpsynthError
 
     err = pickle.loads(pickle.dumps(CropWriteError("prepare stopped: cannot write the crop x")))
@@ -279,7 +279,7 @@ def test_a_read_only_crop_folder_stops_the_run_and_the_rerun_retries(tmp_path):
     photos = photo_tree(tmp_path / "X", per_person=1)
     crops = _mk(tmp_path / "ws" / "prepare" / "crops")
     crops.chmod(0o555)
-    from fpsynth.data.process import CropWriteError
+    from fpsynth.data.jobs import CropWriteError
 
     try:
         with pytest.raises(CropWriteError, match="no permission to write there"):

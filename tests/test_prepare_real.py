@@ -206,7 +206,8 @@ def test_second_run_skips(prepared, raw):
 def test_full_clip_32_frame_selection(tmp_path):
     """The real selection on a whole real clip (216 frames): 32 frames over all five phases."""
     from fpsynth.data.privacy import Job
-    from fpsynth.data.process import Context, run_job
+    from fpsynth.data.jobs import Context
+    from fpsynth.data.process import run_job
     from fpsynth.data.sources import Kind
 
     path = fixture_path("videos", "lp_d18.mp4")

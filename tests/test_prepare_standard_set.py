@@ -90,7 +90,7 @@ def test_movements_found_at_the_true_boundaries(raw):
     starting and ending within TOL frames of its clip, none in the still frames."""
     from fpsynth.data.clip import analyse
     from fpsynth.data.movements import segment
-    from fpsynth.data.process import Context
+    from fpsynth.data.jobs import Context
     from fpsynth.data.video import VideoDecoder
 
     ctx = Context(PrepareConfig(), raw["meei"])
@@ -181,7 +181,8 @@ def test_nothing_silently_dropped(prepared):
 
 def _single_clip(path: Path, tmp: Path):
     from fpsynth.data.privacy import Job
-    from fpsynth.data.process import Context, run_job
+    from fpsynth.data.jobs import Context
+    from fpsynth.data.process import run_job
     from fpsynth.data.sources import Kind
 
     job = Job("P0001-smile", "meei", Kind.VIDEO, "P0001", "smile", None, (str(path),))

@@ -33,9 +33,9 @@ import numpy as np
 from fpsynth.data.align import Aligned, align
 from fpsynth.data.config import VideoConfig
 from fpsynth.data.faces import Face, FaceBackend, box_anchor, box_from_landmarks, detect_faces, detect_near
+from fpsynth.data.jobs import Context, Face68, Result, frame_row, reject_row, write_crop
 from fpsynth.data.motion import label_phases, level_phases, motion_curve, pick_frames
 from fpsynth.data.privacy import Job
-from fpsynth.data.process import Context, Face68, Result, frame_row, reject_row, write_crop
 from fpsynth.data.quality import Quality, assess, check, dominant_face, interocular
 from fpsynth.data.reasons import Reason, Rejected
 from fpsynth.data.still import StillGate
@@ -185,10 +185,7 @@ def analyse(decoder: VideoDecoder, ctx: Context, wanted: Callable[[int], bool], 
 
 
 def process_clip(job: Job, ctx: Context) -> Result:
-    if job.segment:
-        from fpsynth.data.session import process_session
-
-        return process_session(job, ctx)
+    """A video job that is one clip (a session of movements is :func:`fpsynth.data.session.process_session`)."""
     vc = ctx.cfg.video
     decoder = VideoDecoder(Path(job.files[0]))
     info = decoder.info
@@ -216,7 +213,7 @@ def process_clip(job: Job, ctx: Context) -> Result:
 def write_crops(ctx: Context, crops: list[tuple[str, np.ndarray]]) -> None:
     """Write ``(path, (112, 112, 3) crop)`` pairs, ``WRITERS`` at a time; returns when all are on disk.
 
-    Each write is atomic and fsynced (:func:`~fpsynth.data.process.write_crop`): about 1 ms of
+    Each write is atomic and fsynced (:func:`~fpsynth.data.jobs.write_crop`): about 1 ms of
     PNG encoding and 1-4 ms of waiting on the disk, both outside the GIL, so a few threads keep
     the disk busy while the job is otherwise done. An error in any write is raised here.
     """

@@ -15,7 +15,7 @@ from fpsynth.data.config import PrepareConfig
 from fpsynth.data.manifests import REJECTS
 from fpsynth.data.privacy import pseudonymise
 from fpsynth.data.faces import check_backend
-from fpsynth.data.process import Context
+from fpsynth.data.jobs import Context
 from fpsynth.data.runner import execute
 from fpsynth.data.sources import SourceError, check_root, discover_images
 

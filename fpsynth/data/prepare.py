@@ -32,7 +32,7 @@ from fpsynth.data.manifests import (
 )
 from fpsynth.data.privacy import Pseudonymised, pseudonymise
 from fpsynth.data.faces import check_backend
-from fpsynth.data.process import CROPS_DIR, Context
+from fpsynth.data.jobs import CROPS_DIR, Context
 from fpsynth.data.reasons import Reason
 from fpsynth.data.runner import console, execute
 from fpsynth.data.grades import merge, read_sheet

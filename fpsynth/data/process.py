@@ -3,79 +3,30 @@
 :func:`run_job` is what the worker processes execute. It returns plain row dicts (frames and
 rejects) and writes only crops, atomically, under deterministic names, so a job that is killed
 and redone leaves exactly what an uninterrupted run leaves. Rows hold pseudonyms only; the
-original paths stay inside the job.
+original paths stay inside the job. What the kinds share (context, result, row builders, the
+crop writer) is in :mod:`fpsynth.data.jobs`.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import errno
 import traceback
 from pathlib import Path
-from typing import Any
 
-import cv2
 import numpy as np
 
-from fpsynth.data.align import Aligned, align
-from fpsynth.data.config import PrepareConfig
-from fpsynth.data.faces import FaceBackend, detect_faces, get_backend
+from fpsynth.data.align import align
+from fpsynth.data.faces import FaceBackend, detect_faces
 from fpsynth.data.images import read_image
+from fpsynth.data.jobs import Context, Face68, Result, crop_path, frame_row, reject_row, write_crop
 from fpsynth.data.motion import label_phases, motion_curve
 from fpsynth.data.privacy import Job
 from fpsynth.data.pts import check_in_frame, read_pts
-from fpsynth.data.quality import Quality, assess, check, dominant_face
+from fpsynth.data.quality import assess, check, dominant_face
 from fpsynth.data.reasons import Reason, Rejected
 from fpsynth.data.sources import Kind, pts_sidecar
 from fpsynth.errors import FpsynthError
-from fpsynth.stage import atomic_write_bytes
 
-CROPS_DIR = "crops"
 INTERNAL_ERROR = "internal_error"  # a bug met on this input; the run goes on and the row says so
-
-
-class CropWriteError(FpsynthError):
-    """A crop could not be written (disk full, read-only, no permission, I/O error): the machine's
-    state, not the input's, so the run stops and the job stays unfinished for the rerun."""
-
-
-_WRITE_ADVICE = {
-    errno.ENOSPC: "the disk is full: free space",
-    errno.EDQUOT: "the disk quota is used up: free space",
-    errno.EROFS: "the file system is read-only: give a writable workspace (-w)",
-    errno.EACCES: "no permission to write there: fix the folder's permissions or give another workspace (-w)",
-    errno.EPERM: "no permission to write there: fix the folder's permissions or give another workspace (-w)",
-    errno.EIO: "the disk reported an I/O error: check it",
-    errno.ENOTDIR: "a file stands where a folder of crops belongs: move it away",
-    errno.EEXIST: "a file stands where a folder of crops belongs: move it away",
-}
-
-
-@dataclasses.dataclass(frozen=True)
-class Context:
-    cfg: PrepareConfig
-    out_dir: Path  # the stage folder; crops go to out_dir / crops / <subject> / <input> / NNNNN.png
-    dlib_models: Path | None = None
-
-    def backend(self) -> FaceBackend:
-        return get_backend(self.cfg.faces, self.dlib_models)
-
-
-@dataclasses.dataclass(frozen=True)
-class Face68:
-    """Where a crop's landmarks came from and what the detector said."""
-
-    landmarks: np.ndarray  # (68, 2) source pixels
-    bbox: np.ndarray  # (4,) source pixels (landmark extent for annotations)
-    source: str  # "detected" | "tracked" | "still" (last fit kept, data/still.py) | "annotation"
-    det_score: float | None = None
-    n_faces: int | None = None
-
-
-@dataclasses.dataclass(frozen=True)
-class Result:
-    frames: list[dict[str, Any]]
-    rejects: list[dict[str, Any]]
 
 
 def run_job(job: Job, ctx: Context) -> Result:
@@ -88,6 +39,10 @@ def run_job(job: Job, ctx: Context) -> Result:
 
 def _run(job: Job, ctx: Context) -> Result:
     try:
+        if job.kind is Kind.VIDEO and job.segment:  # a session of movements, cut into clips
+            from fpsynth.data.session import process_session
+
+            return process_session(job, ctx)
         if job.kind is Kind.VIDEO:
             from fpsynth.data.clip import process_clip
 
@@ -104,53 +59,6 @@ def _run(job: Job, ctx: Context) -> Result:
         for path in job.files:  # keep original paths out of the shareable manifest
             detail = detail.replace(path, "<input>")
         return Result([], [reject_row(job, INTERNAL_ERROR, detail)])
-
-
-# --------------------------------------------------------------------------- rows
-
-
-def reject_row(job: Job, reason: str, detail: str, start: int | None = None, end: int | None = None) -> dict[str, Any]:
-    return {"input": job.input, "dataset": job.dataset, "subject": job.subject, "frame_start": start,
-            "frame_end": start if end is None else end, "reason": reason, "detail": detail}
-
-
-def crop_path(job: Job, index: int, clip: str | None = None) -> str:
-    """Crop location relative to the stage folder (``clip``: a movement of the job, default the job)."""
-    return f"{CROPS_DIR}/{job.subject}/{clip or job.input}/{index:05d}.png"
-
-
-def write_crop(ctx: Context, rel: str, crop: np.ndarray) -> None:
-    ok, buf = cv2.imencode(".png", cv2.cvtColor(crop, cv2.COLOR_RGB2BGR),
-                           [cv2.IMWRITE_PNG_COMPRESSION, ctx.cfg.png_compression])
-    if not ok:  # encoding a valid uint8 array cannot fail short of a broken OpenCV
-        raise RuntimeError("PNG encoding failed")
-    path = ctx.out_dir / rel
-    try:
-        atomic_write_bytes(path, buf.tobytes())
-    except OSError as exc:  # never a reject row: the input is fine, and the rerun must retry it
-        what = errno.errorcode.get(exc.errno or 0, type(exc).__name__)
-        advice = _WRITE_ADVICE.get(exc.errno, "fix the cause")
-        raise CropWriteError(f"prepare stopped: cannot write the crop {path} ({exc.strerror or exc}, {what}); "
-                             f"{advice}, then run the same command again: it redoes only the unfinished inputs") from None
-
-
-def frame_row(job: Job, index: int, aligned: Aligned, face: Face68, q: Quality, size: tuple[int, int],
-              time_s: float | None = None, phase: str | None = None, motion: float | None = None,
-              clip: str | None = None, expression: str | None = None) -> dict[str, Any]:
-    """One frames-manifest row (subject-level fields: severity, scores and split, come later).
-
-    ``clip`` and ``expression``: those of a movement cut from the job's video (default: the job's).
-    """
-    clip = clip or job.input
-    return {
-        "frame_id": f"{clip}-{index:05d}", "path": crop_path(job, index, clip), "subject": job.subject,
-        "dataset": job.dataset, "kind": job.kind.value, "clip": clip, "expression": expression or job.expression,
-        "side": job.side, "frame_index": index, "time_s": time_s, "phase": phase, "motion": motion,
-        "landmarks": aligned.landmarks.reshape(-1).astype(np.float32),
-        "bbox": np.asarray(face.bbox, np.float32), "affine": aligned.matrix.reshape(-1).astype(np.float32),
-        "landmark_source": face.source, "det_score": face.det_score, "n_faces": face.n_faces,
-        "blur": q.blur, "interocular": q.interocular, "yaw": q.yaw, "width": size[1], "height": size[0],
-    }
 
 
 # --------------------------------------------------------------------------- photos

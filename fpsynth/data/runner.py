@@ -23,8 +23,9 @@ from joblib import Parallel, delayed
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from fpsynth.data.jobs import Context, Result
 from fpsynth.data.privacy import Job
-from fpsynth.data.process import Context, Result, run_job
+from fpsynth.data.process import run_job
 from fpsynth.data.sources import Kind
 
 Sink = Callable[[Job, Result], None]

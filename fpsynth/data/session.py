@@ -23,10 +23,10 @@ import numpy as np
 
 from fpsynth.data.clip import Analysis, Candidate, analyse, decode_rows, shortfall_rows, write_crops
 from fpsynth.data.config import MovementsConfig, VideoConfig
+from fpsynth.data.jobs import Context, Result, frame_row, reject_row
 from fpsynth.data.motion import Phase, label_phases, level_phases, pick_frames, smooth
 from fpsynth.data.movements import Segmentation, regional_motion, segment
 from fpsynth.data.privacy import Job
-from fpsynth.data.process import Context, Result, frame_row, reject_row
 from fpsynth.data.reasons import Reason
 from fpsynth.data.video import VideoDecoder
 
