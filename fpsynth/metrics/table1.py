@@ -23,51 +23,83 @@ inf PSNR counts as a missing value in a mean.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
+from typing import Any
 
-from fpsynth.metrics.config import Table1Convention
+import torch
+
+from fpsynth.metrics.config import MetricsConfig, Table1Convention
+from fpsynth.metrics.lpips import perceptual_distance, perceptual_loss_authors
+from fpsynth.metrics.pixel import PSNR_OF_IDENTICAL, psnr, ssim, ssim_authors
 
 REFERENCES = {"x_id": "id_image", "x_style": "style_image"}  # Table 1 reference -> evaluation-set column
 TABLE1_COLUMNS = ("psnr", "ssim", "lpips", "pl")
 
-
-@dataclasses.dataclass(frozen=True)
-class PairMetric:
-    label: str  # as a column header
-    network: str | None  # the report network it needs (``fpsynth.report.networks.METRICS``), None: none
-    higher_is_better: bool
-    unit: str
-    definition: str
-
-
-PAIR_METRICS: dict[str, PairMetric] = {
-    "psnr": PairMetric("PSNR", None, True, "dB", "10 log10(R^2 / MSE) over all pixels; identical images 100 dB "
-                       "(the authors' evaluation script)"),
-    "psnr_uncapped": PairMetric("PSNR (uncapped)", None, True, "dB", "10 log10(R^2 / MSE) over all pixels; "
-                                "identical images inf (scikit-image), left out of means"),
-    "ssim": PairMetric("SSIM", None, True, "unitless, 1 = identical", "scikit-image structural_similarity on images in "
-                       "[0, 1], data_range 1, its default 7x7 uniform window and sample covariances, channels averaged "
-                       "(the authors' evaluation script)"),
-    "ssim_wang": PairMetric("SSIM (Wang)", None, True, "unitless, 1 = identical", "Wang et al. 2004: 11x11 Gaussian "
-                            "window of sigma 1.5, population covariances, on images in [-1, 1] with data_range 2"),
-    "lpips": PairMetric("LPIPS", "lpips", False, "LPIPS distance, 0 = identical", "LPIPS v0.1 with the VGG16 "
-                        "backbone (Zhang et al. 2018), images in [-1, 1]"),
-    "pl": PairMetric("PL", "perceptual", False, "mean squared VGG16 feature difference", "mean squared difference of "
-                     "the whole vgg16.features output (through the last max-pool) of the [-1, 1] images, not "
-                     "ImageNet-standardised (the authors' evaluation script)"),
-    "pl_johnson": PairMetric("PL (Johnson)", "perceptual", False, "mean squared VGG16 feature difference",
-                             "Johnson et al. 2016: mean squared difference of VGG16 activations at the taps of "
-                             "report.metrics.perceptual (default relu2_2), ImageNet-standardised inputs"),
-}
-
-CONVENTIONS: dict[Table1Convention, dict[str, str]] = {  # Table 1 column -> pair metric
-    Table1Convention.AUTHORS: {"psnr": "psnr", "ssim": "ssim", "lpips": "lpips", "pl": "pl"},
-    Table1Convention.STANDARD: {"psnr": "psnr_uncapped", "ssim": "ssim_wang", "lpips": "lpips", "pl": "pl_johnson"},
-}
+# (generated (B, 3, H, W), reference (B, 3, H, W), both in [-1, 1]; the opened network or None;
+# the metrics config) -> (B,) per-image values.
+PairFn = Callable[[torch.Tensor, torch.Tensor, Any, MetricsConfig], torch.Tensor]
 
 
 def pair_column(metric: str, reference: str) -> str:
     """Per-image column of a pair metric against a reference: ``ssim_x_id``."""
     return f"{metric}_{reference}"
+
+
+@dataclasses.dataclass(frozen=True)
+class PairMetric:
+    """One pair metric: everything the report's evaluation, summaries and page need to know of it."""
+
+    name: str  # report.json key and per-image column stem
+    label: str  # as a column header
+    unit: str
+    higher_is_better: bool
+    network: str | None  # the report network it needs (``fpsynth.report.networks.METRICS``), None: none
+    timing: str  # the part of report.json's timings_s its time is counted under
+    definition: str
+    compute: PairFn
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """Its per-image columns, one per Table 1 reference: ``<name>_x_id``, ``<name>_x_style``."""
+        return tuple(pair_column(self.name, ref) for ref in REFERENCES)
+
+
+_SSIM_UNIT = "unitless, 1 = identical"
+_PL_UNIT = "mean squared VGG16 feature difference"
+
+# Order matters: it is the order of the per-image columns, of report.json's "pairwise" and of timings_s.
+PAIR_METRICS: dict[str, PairMetric] = {m.name: m for m in (
+    PairMetric("psnr", "PSNR", "dB", True, None, "psnr_ssim",
+               "10 log10(R^2 / MSE) over all pixels; identical images 100 dB (the authors' evaluation script)",
+               lambda gen, x, net, cfg: psnr(gen, x, data_range=2.0, identical=PSNR_OF_IDENTICAL)),
+    PairMetric("psnr_uncapped", "PSNR (uncapped)", "dB", True, None, "psnr_ssim",
+               "10 log10(R^2 / MSE) over all pixels; identical images inf (scikit-image), left out of means",
+               lambda gen, x, net, cfg: psnr(gen, x, data_range=2.0)),
+    PairMetric("ssim", "SSIM", _SSIM_UNIT, True, None, "psnr_ssim",
+               "scikit-image structural_similarity on images in [0, 1], data_range 1, its default 7x7 uniform "
+               "window and sample covariances, channels averaged (the authors' evaluation script)",
+               lambda gen, x, net, cfg: ssim_authors(gen, x)),
+    PairMetric("ssim_wang", "SSIM (Wang)", _SSIM_UNIT, True, None, "psnr_ssim",
+               "Wang et al. 2004: 11x11 Gaussian window of sigma 1.5, population covariances, on images in "
+               "[-1, 1] with data_range 2",
+               lambda gen, x, net, cfg: ssim(gen, x, data_range=2.0, gaussian=True)),
+    PairMetric("lpips", "LPIPS", "LPIPS distance, 0 = identical", False, "lpips", "lpips",
+               "LPIPS v0.1 with the VGG16 backbone (Zhang et al. 2018), images in [-1, 1]",
+               lambda gen, x, net, cfg: net(gen, x)),
+    PairMetric("pl", "PL", _PL_UNIT, False, "perceptual", "perceptual",
+               "mean squared difference of the whole vgg16.features output (through the last max-pool) of the "
+               "[-1, 1] images, not ImageNet-standardised (the authors' evaluation script)",
+               lambda gen, x, net, cfg: perceptual_loss_authors(net, gen, x)),
+    PairMetric("pl_johnson", "PL (Johnson)", _PL_UNIT, False, "perceptual", "perceptual",
+               "Johnson et al. 2016: mean squared difference of VGG16 activations at the taps of "
+               "report.metrics.perceptual (default relu2_2), ImageNet-standardised inputs",
+               lambda gen, x, net, cfg: perceptual_distance(net, gen, x, cfg.perceptual)),
+)}
+
+CONVENTIONS: dict[Table1Convention, dict[str, str]] = {  # Table 1 column -> pair metric
+    Table1Convention.AUTHORS: {"psnr": "psnr", "ssim": "ssim", "lpips": "lpips", "pl": "pl"},
+    Table1Convention.STANDARD: {"psnr": "psnr_uncapped", "ssim": "ssim_wang", "lpips": "lpips", "pl": "pl_johnson"},
+}
 
 
 def table1_metrics(convention: Table1Convention) -> dict[str, str]:

@@ -7,9 +7,8 @@ three images: ``image`` (generated), ``id_image`` (X_ID, the identity source) an
 such sets.
 
 Per row it adds (only for metrics whose network is present; absent columns mean "missing"):
-``<metric>_x_id`` and ``<metric>_x_style`` for every pair metric of the paper's Table 1 in both
-conventions (``fpsynth.metrics.table1``: ``psnr``, ``ssim``, ``lpips``, ``pl`` the authors' way,
-``psnr_uncapped``, ``ssim_wang``, ``pl_johnson`` the standard way),
+``<metric>_x_id`` and ``<metric>_x_style`` for every pair metric of the registry
+``fpsynth.metrics.table1.PAIR_METRICS`` (Table 1's in both conventions, and any other),
 ``identity_score``/``identity_same`` (vs X_ID), ``expression_error`` (IOD units) and the
 asymmetry indices ``asym_<index>_gen``/``_style``/``_err``. Inception features of the generated
 images are accumulated for FID, and their identity embeddings kept for the privacy audit.
@@ -33,9 +32,7 @@ from fpsynth.metrics.config import MetricsConfig
 from fpsynth.metrics.expression import Asymmetry, asymmetry, expression_error
 from fpsynth.metrics.fid import FeatureStats, extract_features
 from fpsynth.metrics.identity import identity_similarity
-from fpsynth.metrics.lpips import perceptual_distance, perceptual_loss_authors
-from fpsynth.metrics.pixel import PSNR_OF_IDENTICAL, psnr, ssim, ssim_authors
-from fpsynth.metrics.table1 import REFERENCES, pair_column
+from fpsynth.metrics.table1 import PAIR_METRICS, REFERENCES, pair_column
 from fpsynth.report.images import batched, load_images
 from fpsynth.report.networks import Networks
 
@@ -97,23 +94,17 @@ def evaluate_set(items: pd.DataFrame, nets: Networks, cfg: MetricsConfig, batch_
 
 def _pair_values(gen: torch.Tensor, x: torch.Tensor, nets: Networks, cfg: MetricsConfig,
                  timings: Timings) -> dict[str, torch.Tensor]:
-    """Every pair metric of both Table 1 conventions whose network is present: name -> (B,).
+    """Every registered pair metric (``PAIR_METRICS``) whose network is present: name -> (B,).
 
-    gen, x: (B, 3, H, W) in [-1, 1] (so data_range 2 where the convention keeps that range).
+    gen, x: (B, 3, H, W) in [-1, 1].
     """
     values = {}
-    with timings("psnr_ssim"):
-        values["psnr"] = psnr(gen, x, data_range=2.0, identical=PSNR_OF_IDENTICAL)
-        values["psnr_uncapped"] = psnr(gen, x, data_range=2.0)
-        values["ssim"] = ssim_authors(gen, x)
-        values["ssim_wang"] = ssim(gen, x, data_range=2.0, gaussian=True)
-    if nets.available("lpips"):
-        with timings("lpips"):
-            values["lpips"] = nets.lpips.net(gen, x)
-    if nets.available("perceptual"):
-        with timings("perceptual"):
-            values["pl"] = perceptual_loss_authors(nets.perceptual.net, gen, x)
-            values["pl_johnson"] = perceptual_distance(nets.perceptual.net, gen, x, cfg.perceptual)
+    for metric in PAIR_METRICS.values():
+        if metric.network is not None and not nets.available(metric.network):
+            continue
+        net = nets.get(metric.network).net if metric.network is not None else None
+        with timings(metric.timing):
+            values[metric.name] = metric.compute(gen, x, net, cfg)
     return values
 
 

@@ -35,7 +35,7 @@ from fpsynth.generate.dataset import GENERATE_COMMAND
 from fpsynth.generate.merge import METADATA_FILE
 from fpsynth.generate.sampling import Synthesizer
 from fpsynth.metrics.fid import FeatureStats, extract_features, fid
-from fpsynth.metrics.table1 import describe_convention, table1_metrics
+from fpsynth.metrics.table1 import describe_convention
 from fpsynth.outputs import require_upstream
 from fpsynth.report import page, utility_section
 from fpsynth.report.afid import AFID_DIR, afid_of, plan_afid, run_transfers
@@ -45,14 +45,41 @@ from fpsynth.report.images import batched, load_images
 from fpsynth.report.networks import Networks, open_networks
 from fpsynth.report.privacy import audit
 from fpsynth.report.sources import TRAIN_COMMAND, Inputs, locate, provenance, read_train_log, seeded_subset
-from fpsynth.report.summary import (
-    breakdown, expression_summary, fid_summary, identity_summary, pair_metrics, table1_row,
-)
+from fpsynth.report.summary import SetSummary, set_summary, table1_row
 from fpsynth.stage import Input, Stage, atomic_write_json, atomic_write_parquet, atomic_write_text
 from fpsynth.version import __version__
 
 OUTPUTS = ["report.json", "report.html"]
 console = Console(stderr=True)
+
+
+@dataclasses.dataclass
+class EvaluatedSet:
+    """One evaluated set: its per-image values (items-<name>.parquet) and its figures (report.json)."""
+
+    items: pd.DataFrame
+    summary: SetSummary
+
+
+@dataclasses.dataclass
+class ModelEvaluation:
+    """A trained checkpoint: what it is, its aFID block, the aFID plan with its images, and the
+    first-pass images as an evaluation set (the last two None when no patient can be evaluated)."""
+
+    info: dict[str, Any]
+    afid: dict[str, Any]
+    plan: pd.DataFrame | None = None
+    first_pass: EvaluatedSet | None = None
+
+
+@dataclasses.dataclass
+class Evaluation:
+    """Everything the stage evaluated; report.json and the page are made from it."""
+
+    afid: dict[str, Any]  # report.json's afid block (or why it was not computed)
+    dataset: dict[str, Any] | None = None  # what the generated dataset is (evaluated.dataset)
+    model: ModelEvaluation | None = None
+    sets: dict[str, EvaluatedSet] = dataclasses.field(default_factory=dict)  # "dataset", "model"
 
 
 def run(cfg: Any, workspace: Path, force: bool = False) -> dict[str, Any]:
@@ -75,53 +102,59 @@ def run(cfg: Any, workspace: Path, force: bool = False) -> dict[str, Any]:
     reference = seeded_subset(prepared.split(rc.split), rc.max_images, cfg.seed, "report-reference")
     ref_stats = _feature_stats(nets, reference["image"].tolist(), rc.metrics.fid.batch_size, timings)
 
-    sets: dict[str, pd.DataFrame] = {}
-    blocks: dict[str, dict[str, Any]] = {}
-    evaluated: dict[str, Any] = {"dataset": None, "model": None}
+    ev = Evaluation(afid={"status": "not computed", "reason": f"no trained checkpoint (run `{TRAIN_COMMAND}`)"})
     if inputs.dataset is not None:
-        evaluated["dataset"], sets["dataset"], blocks["dataset"] = _dataset(inputs, cfg, nets, ref_stats, stage, timings)
-    afid_plan = None
-    if inputs.checkpoint is None:
-        afid_block: dict[str, Any] = {"status": "not computed", "reason": f"no trained checkpoint (run `{TRAIN_COMMAND}`)"}
-    elif not rc.afid.enabled:
-        afid_block = {"status": "not computed", "reason": "report.afid.enabled is false"}
-    else:
-        evaluated["model"], afid_block, afid_plan, result = _model(inputs, cfg, nets, stage, timings)
-        if result is not None:
-            sets["model"], blocks["model"] = result.items, _set_block(result, nets, ref_stats, rc, timings, None)
+        ev.dataset, ev.sets["dataset"] = _dataset(inputs, cfg, nets, ref_stats, stage, timings)
+    if inputs.checkpoint is not None and not rc.afid.enabled:
+        ev.afid = {"status": "not computed", "reason": "report.afid.enabled is false"}
+    elif inputs.checkpoint is not None:
+        ev.model = _model(inputs, cfg, nets, ref_stats, stage, timings)
+        ev.afid = ev.model.afid
+        if ev.model.first_pass is not None:
+            ev.sets["model"] = ev.model.first_pass
 
     train_log = read_train_log(inputs.train_log)
+    report = _report(ev, workspace, prepared, reference, nets, rc, inputs, train_log, timings)
+    for name, evaluated in ev.sets.items():
+        atomic_write_parquet(stage.dir / f"items-{name}.parquet", evaluated.items)
+    atomic_write_json(stage.dir / "report.json", plain_json(report))
+    html = page.render(report, {name: s.items for name, s in ev.sets.items()}, ev.model.plan if ev.model else None,
+                       train_log, prepared.dir, rc.page, to_toml({"report": to_dict(rc)}))
+    atomic_write_text(stage.dir / "report.html", html)
+    console.print(f"report: {stage.dir / 'report.html'} (figures in {stage.dir / 'report.json'})", highlight=False)
+    return stage.finish({"sets": {k: len(v.items) for k, v in ev.sets.items()},
+                         "missing": [m["metric"] for m in report["missing"]], "html": str(stage.dir / "report.html")})
+
+
+def _report(ev: Evaluation, workspace: Path, prepared: Any, reference: pd.DataFrame, nets: Networks, rc: Any,
+            inputs: Inputs, train_log: pd.DataFrame | None, timings: Timings) -> dict[str, Any]:
+    """report.json's content, which the page also reads: the one place the typed figures become
+    plain dicts (``plain_json`` then makes them JSON-safe)."""
+    blocks = {name: s.summary.to_json() for name, s in ev.sets.items()}
     report = {
         "title": "fpsynth report",
         "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "fpsynth_version": __version__,
         "workspace": str(workspace),
         "provenance": provenance(workspace, prepared),
-        "evaluated": evaluated,
+        "evaluated": {"dataset": ev.dataset, "model": ev.model.info if ev.model else None},
         "reference": {"split": rc.split, "n": int(len(reference)), "subjects": int(reference["subject"].nunique()),
                       "what": f"real prepared frames of the {rc.split} split (FID reference)"},
         "networks": nets.summary(),
         "missing": nets.missing(),
         "random_init": nets.random_init(),
         "sets": blocks,
-        "afid": afid_block,
+        "afid": ev.afid,
         "table1_convention": describe_convention(rc.metrics.table1),
-        "table1": [table1_row(name, block, afid_block if name == "model" else None, rc.metrics.table1)
+        "table1": [table1_row(name, block, ev.afid if name == "model" else None, rc.metrics.table1)
                    for name, block in blocks.items()],
         "training": _training(inputs.train_log, train_log),
         "timings_s": dict(timings),
         "utility": utility_section.read(workspace),  # fpsynth utility's figures, when it has run
         "config": to_dict(rc),
-        "files": {name: f"items-{name}.parquet" for name in sets},
+        "files": {name: f"items-{name}.parquet" for name in ev.sets},
     }
-    for name, items in sets.items():
-        atomic_write_parquet(stage.dir / f"items-{name}.parquet", items)
-    atomic_write_json(stage.dir / "report.json", plain_json(report))
-    html = page.render(report, sets, afid_plan, train_log, prepared.dir, rc.page, to_toml({"report": to_dict(rc)}))
-    atomic_write_text(stage.dir / "report.html", html)
-    console.print(f"report: {stage.dir / 'report.html'} (figures in {stage.dir / 'report.json'})", highlight=False)
-    return stage.finish({"sets": {k: len(v) for k, v in sets.items()}, "missing": [m["metric"] for m in report["missing"]],
-                         "html": str(stage.dir / "report.html")})
+    return report
 
 
 def _declared(inputs: Inputs) -> dict[str, Input]:
@@ -139,8 +172,8 @@ def _declared(inputs: Inputs) -> dict[str, Input]:
 
 
 def _dataset(inputs: Inputs, cfg: Any, nets: Networks, ref_stats: FeatureStats | None, stage: Stage,
-             timings: Timings) -> tuple[dict[str, Any], pd.DataFrame, dict[str, Any]]:
-    """The generated dataset's description, per-image table and figures (privacy audit included)."""
+             timings: Timings) -> tuple[dict[str, Any], EvaluatedSet]:
+    """The generated dataset's description, and its per-image table and figures (privacy audit included)."""
     rc = cfg.report
     items, info = read_generated(inputs.dataset, inputs.prepared, rc.max_images, cfg.seed, stage.dir / "identities")
     result = evaluate_set(items, nets, rc.metrics, rc.batch_size, timings)
@@ -148,13 +181,12 @@ def _dataset(inputs: Inputs, cfg: Any, nets: Networks, ref_stats: FeatureStats |
     if rc.privacy.enabled:
         result.items, privacy = audit(result.items, result.embeddings, inputs.prepared, nets, rc.privacy,
                                       rc.batch_size, cfg.seed, timings)
-    return info, result.items, _set_block(result, nets, ref_stats, rc, timings, privacy)
+    return info, _evaluated(result, nets, ref_stats, rc, timings, privacy)
 
 
-def _model(inputs: Inputs, cfg: Any, nets: Networks, stage: Stage, timings: Timings
-           ) -> tuple[dict[str, Any], dict[str, Any], pd.DataFrame | None, SetResult | None]:
-    """The checkpoint's description, its aFID block, the aFID plan with its images, and the
-    first-pass images as an evaluation set (the last two None when no patient can be evaluated)."""
+def _model(inputs: Inputs, cfg: Any, nets: Networks, ref_stats: FeatureStats | None, stage: Stage,
+           timings: Timings) -> ModelEvaluation:
+    """The checkpoint evaluated: aFID, and every per-image metric on aFID's first-pass images."""
     from fpsynth.train.checkpoint import load_checkpoint
 
     rc = cfg.report
@@ -164,7 +196,8 @@ def _model(inputs: Inputs, cfg: Any, nets: Networks, stage: Stage, timings: Timi
     base = {"split": rc.split, "sampler": to_dict(rc.afid.sampler), "identity_pool": rc.afid.identity_pool.value,
             "images_per_patient": rc.afid.images_per_patient, "skipped": skipped}
     if not len(plan):
-        return info, {"status": "not computed", "reason": f"no test patient can be evaluated ({len(skipped)} skipped)", **base}, None, None
+        return ModelEvaluation(info, {"status": "not computed",
+                                      "reason": f"no test patient can be evaluated ({len(skipped)} skipped)", **base})
     synth = Synthesizer(loaded.model, loaded.schedule, rc.afid.sampler, nets.device)
     plan = run_transfers(plan, synth, rc.afid.batch_size, stage.dir / AFID_DIR, stage.items("afid"), timings)
     items = plan.rename(columns={"first_image": "image", "patient": "style_subject"}).assign(identity=plan["id_subject"])
@@ -173,7 +206,7 @@ def _model(inputs: Inputs, cfg: Any, nets: Networks, stage: Stage, timings: Timi
         block = {"status": "ok", **afid_of(plan, nets, rc.metrics.fid.batch_size, rc.metrics.fid.eps, timings).to_dict(), **base}
     else:
         block = {**nets.fid.to_dict(), **base}
-    return info, block, plan, result
+    return ModelEvaluation(info, block, plan, _evaluated(result, nets, ref_stats, rc, timings, None))
 
 
 def _model_info(loaded: Any) -> dict[str, Any]:
@@ -209,26 +242,15 @@ def _feature_stats(nets: Networks, paths: list[str], batch_size: int, timings: T
         return extract_features(nets.fid.net, batches)
 
 
-def _set_block(result: SetResult, nets: Networks, ref_stats: FeatureStats | None, rc: Any, timings: Timings,
-               privacy: dict[str, Any] | None) -> dict[str, Any]:
-    items = result.items
+def _evaluated(result: SetResult, nets: Networks, ref_stats: FeatureStats | None, rc: Any, timings: Timings,
+               privacy: dict[str, Any] | None) -> EvaluatedSet:
     fid_result = None
     if result.stats is not None and ref_stats is not None and result.stats.n >= 2:
         with timings("fid_distance"):
             fid_result = fid(result.stats, ref_stats, rc.metrics.fid.eps)
-    block = {
-        "n": int(len(items)),
-        "fid": fid_summary(fid_result, nets, f"real frames of the {rc.split} split"),
-        "pairwise": pair_metrics(items, nets),
-        "identity": identity_summary(items, nets),
-        "expression": expression_summary(items, nets),
-        # the breakdowns mean the Table 1 convention's metrics (both conventions are in "pairwise")
-        "by_severity": breakdown(items, "severity", list(table1_metrics(rc.metrics.table1).values())),
-        "by_expression": breakdown(items, "expression", list(table1_metrics(rc.metrics.table1).values())),
-    }
-    if privacy is not None:
-        block["privacy"] = privacy
-    return block
+    summary = set_summary(result.items, nets, fid_result, f"real frames of the {rc.split} split", rc.metrics.table1,
+                          privacy)
+    return EvaluatedSet(result.items, summary)
 
 
 def _training(path: Path | None, log: pd.DataFrame | None) -> dict[str, Any] | None:

@@ -11,22 +11,21 @@ from typing import Any
 import pandas as pd
 
 from fpsynth.metrics.expression import Asymmetry
-from fpsynth.metrics.table1 import PAIR_METRICS, REFERENCES, TABLE1_COLUMNS, pair_column
+from fpsynth.metrics.table1 import PAIR_METRICS, REFERENCES, TABLE1_COLUMNS
 from fpsynth.report import svg
 from fpsynth.report.markup import definition_list, esc, is_ok, missing_cell, note, num, pct, section, table
-from fpsynth.report.summary import HIGHER_IS_BETTER, UNITS
+from fpsynth.report.summary import EXPRESSION_UNIT
 from fpsynth.train.logs import LOSS_TERMS
 
 TOTALS = ("loss", "first", "second")
 SET_LABELS = {"dataset": "Generated dataset", "model": "Model (aFID first pass on test patients)"}
-METRIC_LABELS = {name: m.label for name, m in PAIR_METRICS.items()}
 REF_LABELS = {"x_id": "X_ID", "x_style": "X_Style"}
 CONVENTION_LABELS = {"authors": "the CCFExp authors' evaluation script: the paper's scale",
                      "standard": "each metric as its defining paper states it"}
 
 
 def _arrow(metric: str) -> str:
-    return "&uarr;" if HIGHER_IS_BETTER[metric] else "&darr;"
+    return "&uarr;" if PAIR_METRICS[metric].higher_is_better else "&darr;"
 
 
 def _table1_metrics(report: dict[str, Any]) -> list[str]:
@@ -39,7 +38,7 @@ def table1(report: dict[str, Any]) -> str:
     rows = report["table1"]
     convention = report["table1_convention"]["name"]
     shown = _table1_metrics(report)
-    metrics = "".join(f'<th colspan="2">{METRIC_LABELS[m]} {_arrow(m)}<br><span class="muted">{esc(m)}</span></th>'
+    metrics = "".join(f'<th colspan="2">{PAIR_METRICS[m].label} {_arrow(m)}<br><span class="muted">{esc(m)}</span></th>'
                       for m in shown)
     refs = "".join(f"<th>{REF_LABELS[r]}</th>" for _ in shown for r in REFERENCES)
     head = (f'<tr><th rowspan="2">evaluated set</th><th rowspan="2">n images</th><th rowspan="2">aFID &darr;</th>'
@@ -59,7 +58,7 @@ def table1(report: dict[str, Any]) -> str:
                 tds += "".join(f"<td>{num(row[col][r])}</td>" for r in REFERENCES)
         body.append(tds)
     rows_html = "".join(f"<tr>{r}</tr>" for r in body)
-    definitions = "".join(f"<li><b>{METRIC_LABELS[m]}</b> (<code>{esc(m)}</code>, {esc(UNITS[m])}): "
+    definitions = "".join(f"<li><b>{PAIR_METRICS[m].label}</b> (<code>{esc(m)}</code>, {esc(PAIR_METRICS[m].unit)}): "
                           f"{esc(PAIR_METRICS[m].definition)}</li>" for m in shown)
     intro = (f"Convention <b>{esc(convention)}</b> ({esc(CONVENTION_LABELS.get(convention, convention))}; "
              "<code>report.metrics.table1</code>; report.json holds both conventions under their own names). "
@@ -170,10 +169,10 @@ def breakdowns(report: dict[str, Any]) -> str:
 
 
 def _column_label(column: str) -> str:
-    for m in PAIR_METRICS:  # every pair metric name, both conventions
-        for r in REFERENCES:
-            if column == pair_column(m, r):
-                return f"{METRIC_LABELS[m]} vs {REF_LABELS[r]}"
+    for metric in PAIR_METRICS.values():  # every registered pair metric, both conventions
+        for r, c in zip(REFERENCES, metric.columns):
+            if column == c:
+                return f"{metric.label} vs {REF_LABELS[r]}"
     return {"identity_score": "identity score", "identity_same": "verified share",
             "expression_error": "expression error (IOD)", "privacy_score": "nearest training score",
             "privacy_flagged": "flagged share"}.get(column, column)
@@ -183,11 +182,11 @@ def distributions(report: dict[str, Any], sets: dict[str, pd.DataFrame], bins: i
     parts = []
     for name, items in sets.items():
         plots = []
-        for m in _table1_metrics(report):
-            cols = {REF_LABELS[r]: items[pair_column(m, r)] for r in REFERENCES if pair_column(m, r) in items}
+        for metric in (PAIR_METRICS[m] for m in _table1_metrics(report)):
+            cols = {REF_LABELS[r]: items[c] for r, c in zip(REFERENCES, metric.columns) if c in items}
             if cols:
-                plots.append(svg.histogram(cols, xlabel=f"{METRIC_LABELS[m]} ({UNITS[m]})", bins=bins,
-                                           title=f"{METRIC_LABELS[m]} {_arrow(m) == '&uarr;' and 'higher' or 'lower'} is better"))
+                plots.append(svg.histogram(cols, xlabel=f"{metric.label} ({metric.unit})", bins=bins,
+                                           title=f"{metric.label} {'higher' if metric.higher_is_better else 'lower'} is better"))
         ident = report["sets"][name]["identity"]
         if is_ok(ident):
             plots.append(svg.histogram({"vs X_ID": items["identity_score"]}, bins=bins, title="identity to X_ID",
@@ -195,7 +194,7 @@ def distributions(report: dict[str, Any], sets: dict[str, pd.DataFrame], bins: i
                                        marker=(ident["threshold"], f"threshold {ident['threshold']}")))
         if "expression_error" in items:
             plots.append(svg.histogram({"vs X_Style": items["expression_error"]}, bins=bins,
-                                       title="expression transfer error", xlabel=UNITS["expression_error"]))
+                                       title="expression transfer error", xlabel=EXPRESSION_UNIT))
         if "privacy_score" in items:
             priv = report["sets"][name]["privacy"]
             plots.append(svg.histogram({"nearest subject": items["privacy_score"]}, bins=bins,

@@ -1,11 +1,13 @@
 """Per-image figures -> the summaries of report.json: distributions, Table 1, breakdowns.
 
 Every summary carries its n (finite values only; NaN rows are counted apart), so each figure on
-the page can say what it was computed on.
+the page can say what it was computed on. A set's figures are a :class:`SetSummary`; they become
+report.json's plain dicts only in :meth:`SetSummary.to_json`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,16 +17,64 @@ import pandas as pd
 from fpsynth.metrics.config import Table1Convention
 from fpsynth.metrics.expression import Asymmetry
 from fpsynth.metrics.fid import FIDResult
-from fpsynth.metrics.table1 import PAIR_METRICS, REFERENCES, pair_column, table1_metrics
+from fpsynth.metrics.networks import MissingNetwork
+from fpsynth.metrics.table1 import PAIR_METRICS, REFERENCES, table1_metrics
 from fpsynth.report.networks import Networks
 from fpsynth.report.sources import severity_sort_key
 
-UNITS = {
-    **{name: m.unit for name, m in PAIR_METRICS.items()},
-    "expression_error": "inter-ocular distances (IOD)",
-    "asymmetry": "IOD (mouth, brow); eye-aspect-ratio difference (eye)",
-}
-HIGHER_IS_BETTER = {name: m.higher_is_better for name, m in PAIR_METRICS.items()}
+EXPRESSION_UNIT = "inter-ocular distances (IOD)"
+ASYMMETRY_UNIT = "IOD (mouth, brow); eye-aspect-ratio difference (eye)"
+
+
+@dataclasses.dataclass(frozen=True)
+class PairSummary:
+    """One pair metric over a set: the distribution against each Table 1 reference."""
+
+    by_reference: dict[str, dict[str, Any]]  # "x_id" / "x_style" -> describe()
+    unit: str
+    definition: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.by_reference, "unit": self.unit, "definition": self.definition}
+
+
+@dataclasses.dataclass
+class SetSummary:
+    """The figures of one evaluated set (report.json's ``sets.<name>``)."""
+
+    n: int
+    fid: dict[str, Any]
+    pairwise: dict[str, PairSummary | MissingNetwork]  # every registered pair metric, or why it is missing
+    identity: dict[str, Any]
+    expression: dict[str, Any]
+    by_severity: list[dict[str, Any]]  # the breakdowns mean the Table 1 convention's pair metrics
+    by_expression: list[dict[str, Any]]
+    privacy: dict[str, Any] | None = None  # the generated dataset's privacy audit, when it ran
+
+    def to_json(self) -> dict[str, Any]:
+        block = {"n": self.n, "fid": self.fid, "pairwise": {m: s.to_json() if isinstance(s, PairSummary) else s.to_dict()
+                                                            for m, s in self.pairwise.items()},
+                 "identity": self.identity, "expression": self.expression,
+                 "by_severity": self.by_severity, "by_expression": self.by_expression}
+        if self.privacy is not None:
+            block["privacy"] = self.privacy
+        return block
+
+
+def set_summary(items: pd.DataFrame, nets: Networks, fid_result: FIDResult | None, reference: str,
+                convention: Table1Convention, privacy: dict[str, Any] | None = None) -> SetSummary:
+    """Every figure of one evaluated set from its per-image table (``evaluate_set``'s items)."""
+    shown = list(table1_metrics(convention).values())
+    return SetSummary(
+        n=int(len(items)),
+        fid=fid_summary(fid_result, nets, reference),
+        pairwise=pair_metrics(items, nets),
+        identity=identity_summary(items, nets),
+        expression=expression_summary(items, nets),
+        by_severity=breakdown(items, "severity", shown),
+        by_expression=breakdown(items, "expression", shown),
+        privacy=privacy,
+    )
 
 
 def describe(values: Any) -> dict[str, Any]:
@@ -44,16 +94,16 @@ def describe(values: Any) -> dict[str, Any]:
     }
 
 
-def pair_metrics(items: pd.DataFrame, nets: Networks) -> dict[str, Any]:
-    """Table 1's metrics in both conventions: {metric: {"x_id": describe, "x_style": describe, unit,
-    definition}} or the missing row."""
-    out: dict[str, Any] = {}
-    for metric, spec in PAIR_METRICS.items():
-        if spec.network is not None and not nets.available(spec.network):
-            out[metric] = nets.get(spec.network).to_dict()
+def pair_metrics(items: pd.DataFrame, nets: Networks) -> dict[str, PairSummary | MissingNetwork]:
+    """Every registered pair metric (Table 1's in both conventions): its summary, or its missing network."""
+    out: dict[str, PairSummary | MissingNetwork] = {}
+    for name, metric in PAIR_METRICS.items():
+        network = nets.get(metric.network) if metric.network is not None else None
+        if isinstance(network, MissingNetwork):
+            out[name] = network
             continue
-        out[metric] = {ref: describe(items[pair_column(metric, ref)]) for ref in REFERENCES}
-        out[metric].update(unit=spec.unit, definition=spec.definition)
+        out[name] = PairSummary({ref: describe(items[column]) for ref, column in zip(REFERENCES, metric.columns)},
+                                metric.unit, metric.definition)
     return out
 
 
@@ -94,8 +144,8 @@ def expression_summary(items: pd.DataFrame, nets: Networks) -> dict[str, Any]:
         "status": "ok",
         "expression_error": describe(items["expression_error"]),
         "without_rest_frame": int(items["rest_image"].isna().sum()),
-        "unit": UNITS["expression_error"],
-        "asymmetry_unit": UNITS["asymmetry"],
+        "unit": EXPRESSION_UNIT,
+        "asymmetry_unit": ASYMMETRY_UNIT,
         "asymmetry_by_severity": rows,
         "asymmetry_correlation": correlation,  # Pearson r of signed indices, generated vs style
     }
@@ -115,7 +165,7 @@ def breakdown(items: pd.DataFrame, by: str, pair: Sequence[str] | None = None) -
 
 
 def metric_columns(items: pd.DataFrame, pair: Sequence[str] | None = None) -> list[str]:
-    pair_columns = {pair_column(m, r) for m in (PAIR_METRICS if pair is None else pair) for r in REFERENCES}
+    pair_columns = {c for m in (PAIR_METRICS if pair is None else pair) for c in PAIR_METRICS[m].columns}
     prefixes = ("identity_", "expression_error", "asym_", "privacy_score", "privacy_flagged")
     return [c for c in items.columns if c in pair_columns or c.startswith(prefixes)]
 
