@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
 
-from helpers.fixtures import fixture_path
-
-
-@pytest.fixture
-def fixtures() -> Path:
-    return fixture_path()
+# helpers.fixtures: the `fixtures` fixture, and a missing fixture fails instead of skipping under
+# FPSYNTH_REQUIRE_FIXTURES=1; pytester: for the test of that (test_require_fixtures.py).
+pytest_plugins = ["helpers.fixtures", "pytester"]
 
 
 @pytest.fixture(scope="module")
