@@ -1,4 +1,4 @@
-"""PSNR and SSIM, batched in torch, numerically matching scikit-image.
+"""PSNR, SSIM and MAE, batched in torch (PSNR and SSIM numerically matching scikit-image).
 
 Both take two image batches (N, C, H, W) of any dtype (uint8 crops read from disk, or float
 tensors) and the ``data_range`` of their values (255 for uint8, 2 for fpsynth's [-1, 1]); the
@@ -19,6 +19,8 @@ arithmetic is float64. Results are per image, shape (N,).
   in [0, 1], i.e. scikit-image's defaults (7x7 uniform window, sample covariances). SSIM's
   luminance term is not shift-invariant, so the same images score differently in [0, 1] and in
   [-1, 1] (on real face pairs about twice as high: see ``fpsynth.metrics.table1``).
+- :func:`mae` is the mean absolute difference over all pixels and channels, in the images' own
+  units (no ``data_range``).
 """
 
 from __future__ import annotations
@@ -50,6 +52,13 @@ def psnr(a: torch.Tensor, b: torch.Tensor, data_range: float = 2.0, identical: f
     if identical is not None:
         value = torch.where(mse == 0, torch.full_like(value, identical), value)
     return value
+
+
+def mae(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Mean absolute difference per image over all pixels and channels, in the images' own units;
+    (N, C, H, W) x2 -> (N,). (fpsynth's [-1, 1] images: times 127.5 gives 8-bit levels.)"""
+    a, b = _pair(a, b, torch.float64)
+    return (a - b).abs().flatten(1).mean(dim=1)
 
 
 def _window(gaussian: bool) -> torch.Tensor:

@@ -18,6 +18,10 @@ name (per-image columns ``<name>_x_id`` / ``<name>_x_style``), and its Table 1 s
 The two are not comparable: on 6 real face pairs (two photos of one person, 112x112;
 ``tests/test_metrics_table1.py``) SSIM is 0.441 the authors' way and 0.226 the standard way. An
 inf PSNR counts as a missing value in a mean.
+
+``PAIR_METRICS`` is the report's one registry of pair metrics: evaluation, summaries and page loop
+over it, so a new pair metric is one entry there and one per-image function (``mae``, the mean
+absolute 8-bit error, is such a metric outside Table 1).
 """
 
 from __future__ import annotations
@@ -29,8 +33,8 @@ from typing import Any
 import torch
 
 from fpsynth.metrics.config import MetricsConfig, Table1Convention
-from fpsynth.metrics.lpips import perceptual_distance, perceptual_loss_authors
-from fpsynth.metrics.pixel import PSNR_OF_IDENTICAL, psnr, ssim, ssim_authors
+from fpsynth.metrics.perceptual import perceptual_distance, perceptual_loss_authors
+from fpsynth.metrics.pixel import PSNR_OF_IDENTICAL, mae, psnr, ssim, ssim_authors
 
 REFERENCES = {"x_id": "id_image", "x_style": "style_image"}  # Table 1 reference -> evaluation-set column
 TABLE1_COLUMNS = ("psnr", "ssim", "lpips", "pl")
@@ -94,6 +98,9 @@ PAIR_METRICS: dict[str, PairMetric] = {m.name: m for m in (
                "Johnson et al. 2016: mean squared difference of VGG16 activations at the taps of "
                "report.metrics.perceptual (default relu2_2), ImageNet-standardised inputs",
                lambda gen, x, net, cfg: perceptual_distance(net, gen, x, cfg.perceptual)),
+    PairMetric("mae", "MAE", "8-bit levels (0-255), 0 = identical", False, None, "mae",
+               "mean absolute difference over all pixels and channels, in 8-bit levels (not in Table 1)",
+               lambda gen, x, net, cfg: mae(gen, x) * 127.5),  # [-1, 1] -> 8-bit levels
 )}
 
 CONVENTIONS: dict[Table1Convention, dict[str, str]] = {  # Table 1 column -> pair metric
