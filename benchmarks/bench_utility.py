@@ -64,7 +64,10 @@ def _render(n: int, subjects: int, prefix: str, seed: int) -> tuple[pd.DataFrame
         s = rendered_samples([SEVERITIES[k % len(SEVERITIES)]], seed=seed * 100_003 + k, prefix=f"{prefix}{k:04d}-",
                              movements=movements, frames=frames)
         keep = min(len(s), -(-left // (subjects - k)))  # spread over every subject
-        tables.append(s.table.iloc[:keep])
+        table = s.table.iloc[:keep]
+        if k % 2:  # one subject per call draws a left palsy: label every other subject right (timing only)
+            table = table.assign(side=table["side"].where(table["side"].isna(), "right"))
+        tables.append(table)
         images.append(s.images[:keep])
         done += keep
     return pd.concat(tables, ignore_index=True), np.concatenate(images)
