@@ -209,7 +209,7 @@ def weights(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")]
     """List the pretrained networks fpsynth can use, where each comes from and its config key."""
     if ctx.invoked_subcommand is not None:
         return
-    from fpsynth.weights import all_weight_specs
+    from fpsynth.nets.specs import all_weight_specs
 
     specs = all_weight_specs()
     if as_json:

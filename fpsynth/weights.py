@@ -1,9 +1,9 @@
-"""Pretrained weights: a registry entry per network and one safe way to read them.
+"""Pretrained weights: a spec per network and one safe way to read them.
 
 Every pretrained network fpsynth uses has a :class:`WeightSpec` (name, the config key that sets
 its path, the file names it accepts, the key prefixes of the formats it accepts, a few keys that
 must be present, where a user gets it, a checksum where known). Specs are declared next to their
-networks and registered here, so ``fpsynth weights`` can list them all.
+networks in :mod:`fpsynth.nets`, which lists them all (:mod:`fpsynth.nets.specs`) for ``fpsynth weights``.
 
 Reading never unpickles arbitrary objects (see :mod:`fpsynth.safeload`): ``.safetensors`` through
 safetensors, torch files through ``torch.load(weights_only=True)``, and Lightning checkpoints that
@@ -35,33 +35,6 @@ class WeightSpec:
     source: str  # where a user gets it
     prefixes: tuple[str, ...] = ("module.", "model.", "backbone.", "net.")  # stripped if present
     sha256: str | None = None  # checked when known
-
-
-REGISTRY: dict[str, WeightSpec] = {}
-
-
-def register(spec: WeightSpec) -> WeightSpec:
-    REGISTRY[spec.name] = spec
-    return spec
-
-
-# Modules that declare WeightSpecs; importing them fills REGISTRY.
-_SPEC_MODULES = (
-    "fpsynth.models.ir50",
-    "fpsynth.models.mobilefacenet",
-    "fpsynth.metrics.inception",
-    "fpsynth.metrics.vgg",
-    "fpsynth.metrics.lpips",
-)
-
-
-def all_weight_specs() -> list[WeightSpec]:
-    """Every registered network (imports the modules that declare them)."""
-    import importlib
-
-    for name in _SPEC_MODULES:
-        importlib.import_module(name)
-    return sorted(REGISTRY.values(), key=lambda s: s.name)
 
 
 @dataclasses.dataclass(frozen=True)

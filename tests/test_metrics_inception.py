@@ -8,9 +8,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from fpsynth.metrics import inception
-from fpsynth.metrics.inception import FIDInceptionV3, is_torchscript, load_inception
-from fpsynth.metrics.networks import build_on_meta, missing_network, seeded_init_
+from fpsynth.nets import inception
+from fpsynth.nets.inception import FIDInceptionV3, is_torchscript, load_inception
+from fpsynth.nets.loading import build_on_meta, missing_network, seeded_init_
 from fpsynth.weights import WeightsError
 
 # torchvision's inception_v3 has 27,161,264 parameters; without AuxLogits (3,326,696) and the

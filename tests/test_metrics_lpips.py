@@ -8,11 +8,12 @@ import pytest
 import torch
 
 from helpers.fixtures import fixture_path
-from fpsynth.metrics import lpips as lpipsmod
 from fpsynth.metrics.config import Distance, PerceptualConfig
-from fpsynth.metrics.lpips import LPIPS, load_lpips_heads, perceptual_distance
-from fpsynth.metrics.networks import build_on_meta, seeded_init_
-from fpsynth.metrics.vgg import VGG16Features, imagenet_normalize, load_vgg16
+from fpsynth.metrics.perceptual import perceptual_distance
+from fpsynth.nets import lpips as lpipsmod
+from fpsynth.nets.loading import build_on_meta, seeded_init_
+from fpsynth.nets.lpips import LPIPS, load_lpips_heads
+from fpsynth.nets.vgg import VGG16Features, imagenet_normalize, load_vgg16
 from fpsynth.weights import WeightsError
 
 VGG16_FEATURE_PARAMS = 14_714_688  # torchvision's vgg16: 138,357,544 minus the classifier's 123,642,856

@@ -7,9 +7,9 @@ import torch
 
 from helpers.fixtures import fixture_path
 from fpsynth.metrics.config import FIDConfig, IdentityBackend, IdentityConfig
-from fpsynth.metrics.lpips import LPIPS
-from fpsynth.metrics.networks import MissingNetwork
 from fpsynth.metrics.suite import Opened, open_embedder, open_inception, open_lpips, open_vgg16
+from fpsynth.nets.loading import MissingNetwork
+from fpsynth.nets.lpips import LPIPS
 from fpsynth.weights import WeightsConfig, WeightsError
 
 

@@ -19,10 +19,10 @@ from torch import nn
 from helpers.fixtures import fixture_path
 from fpsynth.data.pixels import to_unit
 from fpsynth.metrics.config import Table1Convention
-from fpsynth.metrics.lpips import perceptual_distance, perceptual_loss_authors
+from fpsynth.metrics.perceptual import perceptual_distance, perceptual_loss_authors
 from fpsynth.metrics.pixel import PSNR_OF_IDENTICAL, psnr, ssim, ssim_authors
 from fpsynth.metrics.table1 import CONVENTIONS, PAIR_METRICS, TABLE1_COLUMNS, describe_convention
-from fpsynth.metrics.vgg import imagenet_normalize, load_vgg16
+from fpsynth.nets.vgg import imagenet_normalize, load_vgg16
 from fpsynth.report import sections
 from fpsynth.report.summary import table1_row
 

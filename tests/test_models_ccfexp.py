@@ -8,12 +8,13 @@ import torch
 
 from fpsynth.config import ConfigError, from_dict, to_dict
 from fpsynth.diffusion.config import LossConfig
+from fpsynth.diffusion.config import SamplerConfig
 from fpsynth.diffusion.objective import CycleObjective
 from fpsynth.diffusion.samplers import item_generators, sample
-from fpsynth.diffusion.config import SamplerConfig
 from fpsynth.diffusion.schedule import NoiseSchedule
 from fpsynth.models.ccfexp import CCFExp, build_model
-from fpsynth.models.config import IRLayout, ModelConfig, Variant, tiny_model_config
+from fpsynth.models.config import ModelConfig, Variant, tiny_model_config
+from fpsynth.nets.config import IRLayout
 from fpsynth.pipeline import load_pipeline
 from fpsynth.train.config import TrainConfig
 from fpsynth.weights import WeightsConfig, WeightsError

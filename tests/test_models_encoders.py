@@ -7,9 +7,9 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from fpsynth.models.config import IRConfig, IRLayout
-from fpsynth.models.ir50 import IR50_EXPRESSION, IR50_ID, IResNet, to_ir_input
-from fpsynth.models.mobilefacenet import MOBILEFACENET_68, MobileFaceNet, to_landmark_input
+from fpsynth.nets.config import IRConfig, IRLayout
+from fpsynth.nets.ir50 import IR50_EXPRESSION, IR50_ID, IResNet, to_ir_input
+from fpsynth.nets.mobilefacenet import MOBILEFACENET_68, MobileFaceNet, to_landmark_input
 from fpsynth.weights import WeightsError, load_into
 
 # ----------------------------------------------------------------------------- published layouts

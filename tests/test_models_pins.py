@@ -14,10 +14,11 @@ import pytest
 import torch
 
 from fpsynth.models.ccfexp import CCFExp
-from fpsynth.models.config import FusionConfig, FusionQuery, IRConfig, LandmarkInput, ModelConfig, tiny_model_config
+from fpsynth.models.config import FusionConfig, FusionQuery, ModelConfig, tiny_model_config
 from fpsynth.models.fusion import RING_WITH_LANDMARKS, RING_WITHOUT_LANDMARKS, CrossFusion, RingAttention
 from fpsynth.models.identity import IdentityEncoder
-from fpsynth.models.mobilefacenet import MobileFaceNet
+from fpsynth.nets.config import IRConfig, LandmarkInput
+from fpsynth.nets.mobilefacenet import MobileFaceNet
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # faster on a shared CPU (the depth-wise MobileFaceNet)

@@ -206,8 +206,9 @@ def test_generate_with_a_published_file_imports_it_once_and_records_the_profile(
 
 def test_a_profile_name_always_says_what_the_switches_do():
     from fpsynth.config import ConfigError
-    from fpsynth.models.config import FusionQuery, LandmarkInput, ModelConfig, TokenLayout
+    from fpsynth.models.config import FusionQuery, ModelConfig, TokenLayout
     from fpsynth.models.profiles import CCFEXP_AUTHORS, apply_profile
+    from fpsynth.nets.config import LandmarkInput
 
     authors = apply_profile(ModelConfig(), CCFEXP_AUTHORS)
     assert (authors.fusion.query, authors.landmark_input, authors.landmark_tokens) == (

@@ -19,9 +19,10 @@ from fpsynth.diffusion.samplers import ddim_step, ddim_timesteps, item_generator
 from fpsynth.diffusion.schedule import NoiseSchedule
 from fpsynth.models import ccfexp as ccfexp_module
 from fpsynth.models.ccfexp import CCFExp, StyleFeatures
-from fpsynth.models.config import FusionConfig, IRConfig, ModelConfig, TokenLayout, UNetConfig
+from fpsynth.models.config import FusionConfig, ModelConfig, TokenLayout, UNetConfig
 from fpsynth.models.profiles import CCFEXP_AUTHORS, apply_profile
 from fpsynth.models.tokens import map_to_tokens
+from fpsynth.nets.config import IRConfig
 from fpsynth.published.mapping import CCFEXP, map_published
 
 from fpsynth.reference import fixtures

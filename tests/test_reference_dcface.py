@@ -13,8 +13,9 @@ import pytest
 import torch
 
 from fpsynth.models.ccfexp import CCFExp, StyleFeatures
-from fpsynth.models.config import FusionConfig, IRConfig, ModelConfig, UNetConfig, Variant
+from fpsynth.models.config import FusionConfig, ModelConfig, UNetConfig, Variant
 from fpsynth.models.profiles import DCFACE_AUTHORS, apply_profile
+from fpsynth.nets.config import IRConfig
 from fpsynth.published.mapping import DCFACE_3X3, DCFACE_5X5, detect_kind, map_published
 from fpsynth.reference import fixtures
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from fpsynth.models.config import IRConfig, LandmarkInput
-from fpsynth.models.ir50 import IR50_EXPRESSION, IR50_ID, IResNet
-from fpsynth.models.mobilefacenet import MOBILEFACENET_68, MobileFaceNet, to_landmark_input
+from fpsynth.nets.config import IRConfig, LandmarkInput
+from fpsynth.nets.ir50 import IR50_EXPRESSION, IR50_ID, IResNet
+from fpsynth.nets.mobilefacenet import MOBILEFACENET_68, MobileFaceNet, to_landmark_input
 from helpers.fixtures import reference_file
 from fpsynth.reference import fixtures
 from fpsynth.reference.recipe import recipe_state_dict, recipe_tensor

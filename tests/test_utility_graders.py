@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from fpsynth.demo.config import Movement
-from fpsynth.models.config import IRConfig
+from fpsynth.nets.config import IRConfig
 from fpsynth.utility.config import AppearanceConfig, AppearanceInput, Grader, Ir50GraderConfig, UtilityConfig
 from fpsynth.utility.graders import appearance_grader, cnn_input, ir50_grader, training_steps
 from fpsynth.utility.metrics import task_metrics
@@ -108,7 +108,7 @@ def test_appearance_grader_is_seeded_on_a_lazy_training_set():
 
 def _ir50_file(tmp_path, ir: IRConfig):
     """An IR state made here (random weights, seeded) saved as a torch state dict: the plumbing, not a face model."""
-    from fpsynth.models.ir50 import IResNet
+    from fpsynth.nets.ir50 import IResNet
 
     torch.manual_seed(0)
     net = IResNet(ir)

@@ -98,8 +98,8 @@ def test_stage_runs_the_ir50_grader_from_weights_and_refuses_without_them(tmp_pa
     import torch
 
     from fpsynth.errors import FpsynthError
-    from fpsynth.models.config import IRConfig
-    from fpsynth.models.ir50 import IResNet
+    from fpsynth.nets.config import IRConfig
+    from fpsynth.nets.ir50 import IResNet
 
     ws = tmp_path / "ws"
     make_workspace(ws)

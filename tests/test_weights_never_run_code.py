@@ -13,7 +13,8 @@ import torch
 
 import fpsynth
 from fpsynth.errors import FpsynthError
-from fpsynth.weights import all_weight_specs, load_into
+from fpsynth.nets.specs import all_weight_specs
+from fpsynth.weights import load_into
 
 
 class Payload:
@@ -41,7 +42,7 @@ def test_no_weights_path_executes_a_payload(tmp_path, kind):
         with pytest.raises(FpsynthError):  # never loads: at best the tensors are read, the layout refused
             load_into(torch.nn.Linear(2, 2), spec, path, verify_checksum=False)
         assert not marker.exists(), spec.name
-    from fpsynth.metrics.inception import load_inception
+    from fpsynth.nets.inception import load_inception
 
     with pytest.raises(Exception):
         load_inception(path, verify_checksum=False)

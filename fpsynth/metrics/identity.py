@@ -30,11 +30,11 @@ import torch.nn.functional as F
 from fpsynth.data.pixels import to_unit
 from fpsynth.metrics.config import DLIB_THRESHOLD, IR50_COSINE_THRESHOLD
 from fpsynth.metrics.landmarks import CropLandmarker, dlib_crop_landmarker, to_rgb_uint8
-from fpsynth.metrics.networks import MissingNetwork
+from fpsynth.nets.loading import MissingNetwork
 from fpsynth.weights import LoadRecord, WeightsError, load_into, sha256_file
 
 if TYPE_CHECKING:
-    from fpsynth.models.config import IRConfig
+    from fpsynth.nets.config import IRConfig
 
 DLIB_RECOGNITION_FILE = "dlib_face_recognition_resnet_model_v1.dat"
 
@@ -143,7 +143,7 @@ def missing_dlib(metric: str, dlib_models: Path | None) -> MissingNetwork | None
 
 
 class IR50Embedder:
-    """An IR-50 (:class:`fpsynth.models.ir50.IResNet`) as an embedder; cosine similarity."""
+    """An IR-50 (:class:`fpsynth.nets.ir50.IResNet`) as an embedder; cosine similarity."""
 
     name = "ir50"
 
@@ -173,8 +173,8 @@ def ir50_embedder(
 ) -> tuple[IR50Embedder, LoadRecord]:
     """IR50Embedder from ``weights.ir50_id``; ``ir_config`` as the training run's identity IR
     (default: IR-50, AdaFace layout). fpsynth.models is imported only when asked for."""
-    from fpsynth.models.config import IRConfig
-    from fpsynth.models.ir50 import IR50_ID, IResNet
+    from fpsynth.nets.config import IRConfig
+    from fpsynth.nets.ir50 import IR50_ID, IResNet
 
     net = IResNet(ir_config or IRConfig())
     record = load_into(net, IR50_ID, path, random_init)

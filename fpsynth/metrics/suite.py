@@ -12,15 +12,15 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING, Generic, TypeVar
 
-from fpsynth.metrics import inception, lpips, vgg
 from fpsynth.metrics.config import FIDConfig, IdentityBackend, IdentityConfig
 from fpsynth.metrics.identity import Embedder, dlib_embedder, ir50_embedder, missing_dlib
 from fpsynth.metrics.landmarks import CropLandmarker
-from fpsynth.metrics.networks import MissingNetwork, missing_network
+from fpsynth.nets import inception, lpips, vgg
+from fpsynth.nets.loading import MissingNetwork, missing_network
 from fpsynth.weights import LoadRecord, WeightsConfig
 
 if TYPE_CHECKING:
-    from fpsynth.models.config import IRConfig
+    from fpsynth.nets.config import IRConfig
 
 T = TypeVar("T")
 
@@ -73,7 +73,7 @@ def open_embedder(
     dlib's predictor in the fixed crop box). ``ir_config`` (IR-50): the run's identity IR layout.
     """
     if cfg.backend is IdentityBackend.IR50:
-        from fpsynth.models.ir50 import IR50_ID
+        from fpsynth.nets.ir50 import IR50_ID
 
         missing = missing_network("identity", IR50_ID, weights.ir50_id, weights.random_init)
         if missing:

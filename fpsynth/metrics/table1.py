@@ -33,7 +33,7 @@ from typing import Any
 import torch
 
 from fpsynth.metrics.config import MetricsConfig, Table1Convention
-from fpsynth.metrics.lpips import perceptual_distance, perceptual_loss_authors
+from fpsynth.metrics.perceptual import perceptual_distance, perceptual_loss_authors
 from fpsynth.metrics.pixel import PSNR_OF_IDENTICAL, mae, psnr, ssim, ssim_authors
 
 REFERENCES = {"x_id": "id_image", "x_style": "style_image"}  # Table 1 reference -> evaluation-set column

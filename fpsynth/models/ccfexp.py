@@ -39,10 +39,10 @@ from fpsynth.models.dcface import PatchStatEncoder
 from fpsynth.models.expression import ExpressionAdapter, expression_deviation
 from fpsynth.models.fusion import RING_WITH_LANDMARKS, RING_WITHOUT_LANDMARKS, ConcatFusion, CrossFusion
 from fpsynth.models.identity import IdentityEncoder
-from fpsynth.models.ir50 import IR50_EXPRESSION, IR50_ID, IResNet
-from fpsynth.models.mobilefacenet import MOBILEFACENET_68, MobileFaceNet
 from fpsynth.models.tokens import map_to_tokens
 from fpsynth.models.unet import UNet
+from fpsynth.nets.ir50 import IR50_EXPRESSION, IR50_ID, IResNet
+from fpsynth.nets.mobilefacenet import MOBILEFACENET_68, MobileFaceNet
 from fpsynth.weights import LoadRecord, WeightsConfig, WeightsError, WeightSpec, load_into
 
 LANDMARK_MAP_CHANNELS = 512  # MobileFaceNet's conv_6_sep width

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from fpsynth.models.ir50 import IResNet
+from fpsynth.nets.ir50 import IResNet
 
 
 def expression_deviation(face_net: IResNet, id_embedding: torch.Tensor, x: torch.Tensor) -> torch.Tensor:

@@ -15,9 +15,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from fpsynth.models.config import IRConfig
-from fpsynth.models.ir50 import IResNet
 from fpsynth.models.tokens import map_to_tokens, sinusoidal_table
+from fpsynth.nets.config import IRConfig
+from fpsynth.nets.ir50 import IResNet
 
 
 class IdentityEncoder(nn.Module):

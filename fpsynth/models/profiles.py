@@ -20,7 +20,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from fpsynth.models.config import FusionQuery, LandmarkInput, ModelConfig, PatchStats, TokenLayout, Variant
+from fpsynth.models.config import FusionQuery, ModelConfig, PatchStats, TokenLayout, Variant
+from fpsynth.nets.config import LandmarkInput
 
 DEFAULT = "fpsynth"
 CCFEXP_AUTHORS = "ccfexp-authors"

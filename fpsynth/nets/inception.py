@@ -33,25 +33,23 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fpsynth.metrics.networks import build_on_meta, load_network
-from fpsynth.weights import LoadRecord, WeightsError, WeightSpec, register, resolve_path, sha256_file
+from fpsynth.nets.loading import build_on_meta, load_network
+from fpsynth.weights import LoadRecord, WeightsError, WeightSpec, resolve_path, sha256_file
 
 FEATURE_DIM = 2048
 INPUT_SIZE = 299
 
-SPEC = register(
-    WeightSpec(
-        name="inception-v3-fid",
-        config_key="weights.inception",
-        files=("pt_inception-2015-12-05-6726825d.pth", "inception-2015-12-05.pt"),
-        expected_keys=("Conv2d_1a_3x3.conv.weight", "Mixed_7c.branch_pool.conv.weight"),
-        source=(
-            "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/"
-            "pt_inception-2015-12-05-6726825d.pth or https://nvlabs-fi-cdn.nvidia.com/"
-            "stylegan2-ada-pytorch/pretrained/metrics/inception-2015-12-05.pt"
-        ),
-        sha256="6726825d",  # torch-hub prefix of the .pth (the TorchScript file has none published)
-    )
+SPEC = WeightSpec(
+    name="inception-v3-fid",
+    config_key="weights.inception",
+    files=("pt_inception-2015-12-05-6726825d.pth", "inception-2015-12-05.pt"),
+    expected_keys=("Conv2d_1a_3x3.conv.weight", "Mixed_7c.branch_pool.conv.weight"),
+    source=(
+        "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/"
+        "pt_inception-2015-12-05-6726825d.pth or https://nvlabs-fi-cdn.nvidia.com/"
+        "stylegan2-ada-pytorch/pretrained/metrics/inception-2015-12-05.pt"
+    ),
+    sha256="6726825d",  # torch-hub prefix of the .pth (the TorchScript file has none published)
 )
 
 

@@ -24,32 +24,28 @@ import dataclasses
 import torch
 from torch import nn
 
-from fpsynth.models.config import IRConfig, IRLayout
-from fpsynth.weights import WeightSpec, register
+from fpsynth.nets.config import IRConfig, IRLayout
+from fpsynth.weights import WeightSpec
 
-IR50_ID = register(
-    WeightSpec(
-        name="ir50-id",
-        config_key="weights.ir50_id",
-        files=("adaface_ir50_casia.ckpt", "adaface_ir50_webface4m.ckpt", "adaface_ir50_ms1mv2.ckpt"),
-        expected_keys=("input_layer.0.weight", "body.0.res_layer.1.weight", "output_layer.3.weight"),
-        source="the AdaFace IR-50 checkpoints of https://github.com/mk-minchul/AdaFace (README, "
-        "'Pretrained Models'). The CCFExp authors' identity network (E_ID) and identity-loss network "
-        "are the AdaFace IR-50 trained on CASIA-WebFace (adaface_ir50_casia.ckpt); only DCFace's "
-        "trainable E_ID started from the WebFace4M one. An IR-50 in the TreB1eN/InsightFace_Pytorch "
-        "layout also loads with train.model.identity_ir.layout = 'insightface'",
-    )
+IR50_ID = WeightSpec(
+    name="ir50-id",
+    config_key="weights.ir50_id",
+    files=("adaface_ir50_casia.ckpt", "adaface_ir50_webface4m.ckpt", "adaface_ir50_ms1mv2.ckpt"),
+    expected_keys=("input_layer.0.weight", "body.0.res_layer.1.weight", "output_layer.3.weight"),
+    source="the AdaFace IR-50 checkpoints of https://github.com/mk-minchul/AdaFace (README, "
+    "'Pretrained Models'). The CCFExp authors' identity network (E_ID) and identity-loss network "
+    "are the AdaFace IR-50 trained on CASIA-WebFace (adaface_ir50_casia.ckpt); only DCFace's "
+    "trainable E_ID started from the WebFace4M one. An IR-50 in the TreB1eN/InsightFace_Pytorch "
+    "layout also loads with train.model.identity_ir.layout = 'insightface'",
 )
 
-IR50_EXPRESSION = register(
-    WeightSpec(
-        name="ir50-expression",
-        config_key="weights.ir50_expression",
-        files=("IR-50_affectnet_deviation_Softmax.pth",),
-        expected_keys=("input_layer.0.weight", "body.0.res_layer.1.weight", "output_layer.3.weight"),
-        source="an IR-50 (same layout as ir50-id) fine-tuned for expression on AffectNet with the "
-        "DLN deviation recipe, as the CCFExp authors did (their IR-50_affectnet_deviation_Softmax.pth)",
-    )
+IR50_EXPRESSION = WeightSpec(
+    name="ir50-expression",
+    config_key="weights.ir50_expression",
+    files=("IR-50_affectnet_deviation_Softmax.pth",),
+    expected_keys=("input_layer.0.weight", "body.0.res_layer.1.weight", "output_layer.3.weight"),
+    source="an IR-50 (same layout as ir50-id) fine-tuned for expression on AffectNet with the "
+    "DLN deviation recipe, as the CCFExp authors did (their IR-50_affectnet_deviation_Softmax.pth)",
 )
 
 

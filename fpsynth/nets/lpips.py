@@ -1,4 +1,4 @@
-"""LPIPS v0.1 (Zhang et al. 2018) with the VGG16 backbone, and the perceptual loss (Johnson et al.).
+"""LPIPS v0.1 (Zhang et al. 2018) with the VGG16 backbone: the network and its calibrated heads.
 
 LPIPS(x, y), images (N, 3, H, W) in [-1, 1]:
   1. the scaling layer: (x - shift) / scale with shift (-0.030, -0.088, -0.188) and scale
@@ -11,15 +11,7 @@ The linear layers are the published v0.1 calibration (``vgg.pth``, keys ``lin0.m
 ... ``lin4.model.1.weight``; ``model.0`` was a Dropout used in training), config key
 ``weights.lpips``; the backbone is torchvision's ImageNet VGG16 (``weights.vgg16``).
 
-Perceptual loss (PL): the feature reconstruction loss of Johnson, Alahi & Fei-Fei (2016),
-1/(C H W) ||phi_j(x) - phi_j(y)||_2^2 with phi_j the VGG16 activation at relu2_2 (the layer they
-use for content), on ImageNet-standardised inputs, per image. Other taps or an L1 distance can be
-chosen (:class:`fpsynth.metrics.config.PerceptualConfig`); several taps are summed.
-
-The CCFExp authors' PL (:func:`perceptual_loss_authors`, the scale of the paper's Table 1) is
-another quantity: ``F.mse_loss(vgg16.features(x), vgg16.features(y))`` of the WHOLE feature stack
-(through the last max-pool: (N, 512, 3, 3) at 112x112) on the [-1, 1] images as they are, without
-ImageNet standardisation (their evaluation script, ``test.py``).
+The perceptual losses built on the same VGG16 are metrics: :mod:`fpsynth.metrics.perceptual`.
 """
 
 from __future__ import annotations
@@ -29,19 +21,16 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from fpsynth.metrics.config import Distance, PerceptualConfig
-from fpsynth.metrics.vgg import TAP_CHANNELS, VGG16Features, imagenet_normalize
-from fpsynth.weights import LoadRecord, WeightSpec, load_into, register
+from fpsynth.nets.vgg import TAP_CHANNELS, VGG16Features
+from fpsynth.weights import LoadRecord, WeightSpec, load_into
 
-SPEC = register(
-    WeightSpec(
-        name="lpips-v0.1-vgg",
-        config_key="weights.lpips",
-        files=("vgg.pth",),
-        expected_keys=tuple(f"lin{k}.model.1.weight" for k in range(5)),
-        source="richzhang/PerceptualSimilarity, lpips/weights/v0.1/vgg.pth (also inside `pip download lpips`)",
-        sha256="a78928a0af1e5f0fcb1f3b9e8f8c3a2a5a3de244d830ad5c1feddc79b8432868",  # the v0.1 release file
-    )
+SPEC = WeightSpec(
+    name="lpips-v0.1-vgg",
+    config_key="weights.lpips",
+    files=("vgg.pth",),
+    expected_keys=tuple(f"lin{k}.model.1.weight" for k in range(5)),
+    source="richzhang/PerceptualSimilarity, lpips/weights/v0.1/vgg.pth (also inside `pip download lpips`)",
+    sha256="a78928a0af1e5f0fcb1f3b9e8f8c3a2a5a3de244d830ad5c1feddc79b8432868",  # the v0.1 release file
 )
 
 LPIPS_TAPS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3", "relu5_3")
@@ -104,26 +93,3 @@ class LPIPS(nn.Module):
             fx, fy = _unit(feats[tap][:n]), _unit(feats[tap][n:])
             total = total + self.heads.head(k)((fx - fy) ** 2).mean(dim=(1, 2, 3))  # spatial average
         return total
-
-
-def perceptual_distance(vgg: VGG16Features, x: torch.Tensor, y: torch.Tensor, cfg: PerceptualConfig = PerceptualConfig()) -> torch.Tensor:
-    """Perceptual loss per image, (N, 3, H, W) x2 in [-1, 1] -> (N,); summed over ``cfg.taps``."""
-    n = x.shape[0]
-    feats = vgg(imagenet_normalize(torch.cat([x, y]).float()), cfg.taps)
-    total = x.new_zeros(n, dtype=torch.float32)
-    for tap in cfg.taps:
-        diff = feats[tap][:n] - feats[tap][n:]
-        per_image = diff.pow(2) if cfg.distance is Distance.MSE else diff.abs()
-        total = total + per_image.flatten(1).mean(dim=1)
-    return total
-
-
-def perceptual_loss_authors(vgg: VGG16Features, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """The CCFExp authors' PL per image: (N, 3, H, W) x2 in [-1, 1] -> (N,).
-
-    Mean over (C, H, W) of the squared difference of the whole ``features`` output (``pool5``),
-    the inputs fed unnormalised, as their script's ``F.mse_loss`` on one image at a time.
-    """
-    n = x.shape[0]
-    feats = vgg(torch.cat([x, y]).float(), ("pool5",))["pool5"]  # (2N, 512, H/32, W/32)
-    return (feats[:n] - feats[n:]).pow(2).flatten(1).mean(dim=1)

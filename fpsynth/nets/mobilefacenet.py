@@ -25,18 +25,16 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from fpsynth.models.config import LandmarkInput
-from fpsynth.weights import WeightSpec, register
+from fpsynth.nets.config import LandmarkInput
+from fpsynth.weights import WeightSpec
 
-MOBILEFACENET_68 = register(
-    WeightSpec(
-        name="mobilefacenet-68",
-        config_key="weights.mobilefacenet",
-        files=("mobilefacenet_model_best.pth.tar",),
-        expected_keys=("conv1.conv.weight", "conv_6_sep.conv.weight", "output_layer.linear.weight"),
-        source="the MobileFaceNet (68 points, 112x112) checkpoint linked from the README of "
-        "https://github.com/cunjian/pytorch_face_landmark",
-    )
+MOBILEFACENET_68 = WeightSpec(
+    name="mobilefacenet-68",
+    config_key="weights.mobilefacenet",
+    files=("mobilefacenet_model_best.pth.tar",),
+    expected_keys=("conv1.conv.weight", "conv_6_sep.conv.weight", "output_layer.linear.weight"),
+    source="the MobileFaceNet (68 points, 112x112) checkpoint linked from the README of "
+    "https://github.com/cunjian/pytorch_face_landmark",
 )
 
 NUM_LANDMARKS = 68

@@ -17,18 +17,16 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from fpsynth.metrics.networks import build_on_meta, load_network
-from fpsynth.weights import LoadRecord, WeightSpec, register
+from fpsynth.nets.loading import build_on_meta, load_network
+from fpsynth.weights import LoadRecord, WeightSpec
 
-SPEC = register(
-    WeightSpec(
-        name="vgg16",
-        config_key="weights.vgg16",
-        files=("vgg16-397923af.pth",),
-        expected_keys=("features.0.weight", "features.28.weight"),
-        source="torchvision's ImageNet VGG16: https://download.pytorch.org/models/vgg16-397923af.pth",
-        sha256="397923af",  # torch-hub prefix published in the file name
-    )
+SPEC = WeightSpec(
+    name="vgg16",
+    config_key="weights.vgg16",
+    files=("vgg16-397923af.pth",),
+    expected_keys=("features.0.weight", "features.28.weight"),
+    source="torchvision's ImageNet VGG16: https://download.pytorch.org/models/vgg16-397923af.pth",
+    sha256="397923af",  # torch-hub prefix published in the file name
 )
 
 # torchvision's configuration "D": channels per conv, "M" = 2x2 max-pool.

@@ -17,8 +17,8 @@ from fpsynth.data.faces import FaceBackendError
 from fpsynth.metrics.config import IdentityBackend, MetricsConfig
 from fpsynth.metrics.identity import Embedder
 from fpsynth.metrics.landmarks import CropLandmarker, dlib_crop_landmarker
-from fpsynth.metrics.networks import MissingNetwork
 from fpsynth.metrics.suite import Opened, open_embedder, open_inception, open_lpips, open_vgg16
+from fpsynth.nets.loading import MissingNetwork
 from fpsynth.weights import LoadRecord, WeightsConfig
 
 DLIB_PREDICTOR = "shape_predictor_68_face_landmarks.dat"

@@ -17,8 +17,8 @@ import pandas as pd
 from fpsynth.metrics.config import Table1Convention
 from fpsynth.metrics.expression import Asymmetry
 from fpsynth.metrics.fid import FIDResult
-from fpsynth.metrics.networks import MissingNetwork
 from fpsynth.metrics.table1 import PAIR_METRICS, REFERENCES, table1_metrics
+from fpsynth.nets.loading import MissingNetwork
 from fpsynth.report.networks import Networks
 from fpsynth.report.sources import severity_sort_key
 

@@ -6,7 +6,7 @@ import dataclasses
 import enum
 from pathlib import Path
 
-from fpsynth.models.config import IRConfig
+from fpsynth.nets.config import IRConfig
 
 
 class Grader(str, enum.Enum):

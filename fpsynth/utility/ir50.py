@@ -1,6 +1,6 @@
 """Frozen IR-50 features of face crops, for the ``ir50`` grader (a linear head on them).
 
-The network is the identity IR-50 of ``weights.ir50_id`` (:mod:`fpsynth.models.ir50`), loaded by
+The network is the identity IR-50 of ``weights.ir50_id`` (:mod:`fpsynth.nets.ir50`), loaded by
 :func:`fpsynth.weights.load_into` (strict keys and shapes, nothing unpickled), frozen and in eval
 mode, so the features of a crop do not depend on the batch or the seed. A recognition embedding
 is trained to ignore expression; its left-right difference ``e(x) - e(flip x)`` is not, since a
@@ -15,7 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from fpsynth.models.ir50 import IR50_ID, IResNet
+from fpsynth.nets.ir50 import IR50_ID, IResNet
 from fpsynth.utility.config import Ir50GraderConfig
 from fpsynth.weights import LoadRecord, load_into
 
