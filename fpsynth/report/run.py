@@ -41,11 +41,12 @@ from fpsynth.report import page, utility_section
 from fpsynth.report.afid import AFID_DIR, afid_of, plan_afid, run_transfers
 from fpsynth.report.dataset import read_generated
 from fpsynth.report.evaluate import SetResult, Timings, evaluate_set
+from fpsynth.report.figures import SetSummary
 from fpsynth.report.images import batched, load_images
 from fpsynth.report.networks import Networks, open_networks
 from fpsynth.report.privacy import audit
 from fpsynth.report.sources import TRAIN_COMMAND, Inputs, locate, provenance, read_train_log, seeded_subset
-from fpsynth.report.summary import SetSummary, set_summary, table1_row
+from fpsynth.report.summary import set_summary, table1_row
 from fpsynth.stage import Input, Stage, atomic_write_json, atomic_write_parquet, atomic_write_text
 from fpsynth.version import __version__
 

@@ -1,13 +1,12 @@
 """Per-image figures -> the summaries of report.json: distributions, Table 1, breakdowns.
 
 Every summary carries its n (finite values only; NaN rows are counted apart), so each figure on
-the page can say what it was computed on. A set's figures are a :class:`SetSummary`; they become
-report.json's plain dicts only in :meth:`SetSummary.to_json`.
+the page can say what it was computed on. The figures are the types of ``fpsynth.report.figures``
+(a set's: :class:`~fpsynth.report.figures.SetSummary`), plain dicts only in report.json.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,48 +16,16 @@ import pandas as pd
 from fpsynth.metrics.config import Table1Convention
 from fpsynth.metrics.expression import Asymmetry
 from fpsynth.metrics.fid import FIDResult
+from fpsynth.metrics.networks import MissingNetwork
 from fpsynth.metrics.table1 import PAIR_METRICS, REFERENCES, table1_metrics
-from fpsynth.nets.loading import MissingNetwork
+from fpsynth.report.figures import (
+    ExpressionSummary, FIDSummary, IdentitySummary, NotComputed, PairSummary, Row, SetSummary,
+)
 from fpsynth.report.networks import Networks
 from fpsynth.report.sources import severity_sort_key
 
 EXPRESSION_UNIT = "inter-ocular distances (IOD)"
 ASYMMETRY_UNIT = "IOD (mouth, brow); eye-aspect-ratio difference (eye)"
-
-
-@dataclasses.dataclass(frozen=True)
-class PairSummary:
-    """One pair metric over a set: the distribution against each Table 1 reference."""
-
-    by_reference: dict[str, dict[str, Any]]  # "x_id" / "x_style" -> describe()
-    unit: str
-    definition: str
-
-    def to_json(self) -> dict[str, Any]:
-        return {**self.by_reference, "unit": self.unit, "definition": self.definition}
-
-
-@dataclasses.dataclass
-class SetSummary:
-    """The figures of one evaluated set (report.json's ``sets.<name>``)."""
-
-    n: int
-    fid: dict[str, Any]
-    pairwise: dict[str, PairSummary | MissingNetwork]  # every registered pair metric, or why it is missing
-    identity: dict[str, Any]
-    expression: dict[str, Any]
-    by_severity: list[dict[str, Any]]  # the breakdowns mean the Table 1 convention's pair metrics
-    by_expression: list[dict[str, Any]]
-    privacy: dict[str, Any] | None = None  # the generated dataset's privacy audit, when it ran
-
-    def to_json(self) -> dict[str, Any]:
-        block = {"n": self.n, "fid": self.fid, "pairwise": {m: s.to_json() if isinstance(s, PairSummary) else s.to_dict()
-                                                            for m, s in self.pairwise.items()},
-                 "identity": self.identity, "expression": self.expression,
-                 "by_severity": self.by_severity, "by_expression": self.by_expression}
-        if self.privacy is not None:
-            block["privacy"] = self.privacy
-        return block
 
 
 def set_summary(items: pd.DataFrame, nets: Networks, fid_result: FIDResult | None, reference: str,
@@ -107,30 +74,29 @@ def pair_metrics(items: pd.DataFrame, nets: Networks) -> dict[str, PairSummary |
     return out
 
 
-def identity_summary(items: pd.DataFrame, nets: Networks) -> dict[str, Any]:
-    if not nets.available("identity"):
-        return nets.identity.to_dict()
+def identity_summary(items: pd.DataFrame, nets: Networks) -> IdentitySummary | MissingNetwork:
+    if isinstance(nets.identity, MissingNetwork):
+        return nets.identity
     verifier = nets.identity.net.verifier
     same = items["identity_same"].to_numpy(bool)
-    return {
-        "status": "ok",
-        "embedder": nets.identity.net.name,
-        "score": verifier.kind.value,  # euclidean distance (lower = closer) or cosine similarity
-        "threshold": verifier.threshold,
-        "rule": "same person when distance < threshold" if verifier.kind.value == "euclidean"
+    return IdentitySummary(
+        embedder=nets.identity.net.name,
+        score=verifier.kind.value,
+        threshold=verifier.threshold,
+        rule="same person when distance < threshold" if verifier.kind.value == "euclidean"
         else "same person when cosine similarity >= threshold",
-        "distribution": describe(items["identity_score"]),
-        "verification_rate": float(same.mean()) if len(same) else None,
-        "n": int(len(same)),
-    }
+        distribution=describe(items["identity_score"]),
+        verification_rate=float(same.mean()) if len(same) else None,
+        n=int(len(same)),
+    )
 
 
-def expression_summary(items: pd.DataFrame, nets: Networks) -> dict[str, Any]:
-    if not nets.available("landmarks"):
-        return nets.landmarks.to_dict()
-    rows = []
+def expression_summary(items: pd.DataFrame, nets: Networks) -> ExpressionSummary | MissingNetwork:
+    if isinstance(nets.landmarks, MissingNetwork):
+        return nets.landmarks
+    rows: list[Row] = []
     for severity, group in _groups(items, "severity"):
-        row: dict[str, Any] = {"severity": severity, "n": int(len(group))}
+        row: Row = {"severity": severity, "n": int(len(group))}
         for name in Asymmetry.NAMES:
             # Magnitudes: the affected side differs between patients, so signed means would cancel.
             row[f"{name}_style"] = _mean(np.abs(group[f"asym_{name}_style"]))
@@ -140,24 +106,23 @@ def expression_summary(items: pd.DataFrame, nets: Networks) -> dict[str, Any]:
     correlation = {
         name: _corr(items[f"asym_{name}_gen"], items[f"asym_{name}_style"]) for name in Asymmetry.NAMES
     }
-    return {
-        "status": "ok",
-        "expression_error": describe(items["expression_error"]),
-        "without_rest_frame": int(items["rest_image"].isna().sum()),
-        "unit": EXPRESSION_UNIT,
-        "asymmetry_unit": ASYMMETRY_UNIT,
-        "asymmetry_by_severity": rows,
-        "asymmetry_correlation": correlation,  # Pearson r of signed indices, generated vs style
-    }
+    return ExpressionSummary(
+        expression_error=describe(items["expression_error"]),
+        without_rest_frame=int(items["rest_image"].isna().sum()),
+        unit=EXPRESSION_UNIT,
+        asymmetry_unit=ASYMMETRY_UNIT,
+        asymmetry_by_severity=rows,
+        asymmetry_correlation=correlation,
+    )
 
 
-def breakdown(items: pd.DataFrame, by: str, pair: Sequence[str] | None = None) -> list[dict[str, Any]]:
+def breakdown(items: pd.DataFrame, by: str, pair: Sequence[str] | None = None) -> list[Row]:
     """Mean of every per-image figure per value of ``by`` (severity in clinical order, or expression);
     of the pair metrics only those named in ``pair`` (default: all)."""
     columns = [c for c in metric_columns(items, pair) if not c.startswith("asym_")]
     rows = []
     for value, group in _groups(items, by):
-        row: dict[str, Any] = {by: value, "n": int(len(group))}
+        row: Row = {by: value, "n": int(len(group))}
         for c in columns:
             row[c] = _mean(group[c].astype(np.float64))
         rows.append(row)
@@ -170,12 +135,12 @@ def metric_columns(items: pd.DataFrame, pair: Sequence[str] | None = None) -> li
     return [c for c in items.columns if c in pair_columns or c.startswith(prefixes)]
 
 
-def fid_summary(result: FIDResult | None, nets: Networks, reference: str) -> dict[str, Any]:
-    if not nets.available("fid"):
-        return nets.fid.to_dict()
+def fid_summary(result: FIDResult | None, nets: Networks, reference: str) -> FIDSummary | NotComputed | MissingNetwork:
+    if isinstance(nets.fid, MissingNetwork):
+        return nets.fid
     if result is None:
-        return {"status": "not computed", "reason": "fewer than 2 images on a side"}
-    return {"status": "ok", **result.to_dict(), "reference": reference}
+        return NotComputed("fewer than 2 images on a side")
+    return FIDSummary(result, reference)
 
 
 def table1_row(set_name: str, evaluation: dict[str, Any], afid: dict[str, Any] | None,
