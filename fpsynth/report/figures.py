@@ -12,7 +12,7 @@ import dataclasses
 from typing import Any, Union
 
 from fpsynth.metrics.fid import FIDResult
-from fpsynth.metrics.networks import MissingNetwork
+from fpsynth.nets.loading import MissingNetwork
 
 Distribution = dict[str, Any]  # summary.describe(): n, n_nan, mean, std, median, p05, p95
 Row = dict[str, Any]  # a breakdown row: the group, its n, then one mean per per-image column

@@ -16,8 +16,8 @@ import pandas as pd
 from fpsynth.metrics.config import Table1Convention
 from fpsynth.metrics.expression import Asymmetry
 from fpsynth.metrics.fid import FIDResult
-from fpsynth.metrics.networks import MissingNetwork
 from fpsynth.metrics.table1 import PAIR_METRICS, REFERENCES, table1_metrics
+from fpsynth.nets.loading import MissingNetwork
 from fpsynth.report.figures import (
     ExpressionSummary, FIDSummary, IdentitySummary, NotComputed, PairSummary, Row, SetSummary,
 )
