@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from fpsynth.demo.config import Movement
+from fpsynth.demo_config import Movement
 from fpsynth.pipeline import load_pipeline
 from fpsynth.utility.rendered import rendered_samples
 

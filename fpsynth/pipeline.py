@@ -8,7 +8,7 @@ from pathlib import Path
 
 from fpsynth.config import apply_overrides, from_dict, read_toml_tree, resolve_config_path
 from fpsynth.data.config import PrepareConfig
-from fpsynth.demo.config import DemoConfig
+from fpsynth.demo_config import DemoConfig
 from fpsynth.generate.config import GenerateConfig
 from fpsynth.report.config import ReportConfig
 from fpsynth.train.config import TrainConfig

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from fpsynth.data.scores import severity_from_eface
-from fpsynth.demo.config import DemoConfig, Movement
 from fpsynth.demo.face import neutral_landmarks, sample_identity
 from fpsynth.demo.movements import NO_PALSY, Palsy, clip_schedule, pose_face
 from fpsynth.demo.scores import EFACE_CATEGORIES, grade
+from fpsynth.demo_config import DemoConfig, Movement
 
 SEVERITIES = np.linspace(0.0, 1.0, 6)
 # Per image half: (upper lid points, lower lid points, eye corners, brow, mouth corner).

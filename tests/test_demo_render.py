@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 from fpsynth.data.align import ARCFACE_TEMPLATE, align, five_points, transform_points
-from fpsynth.demo.config import Movement
 from fpsynth.demo.face import LEFT_EYE, MIRROR, RIGHT_EYE, neutral_landmarks, sample_identity, symmetrize
 from fpsynth.demo.movements import NO_PALSY, Palsy, pose_face
 from fpsynth.demo.paint import similarity_matrix, spline
 from fpsynth.demo.render import render_face
+from fpsynth.demo_config import Movement
 
 # The renderer's fixed paints (fpsynth.demo.render).
 SCLERA, PUPIL = np.array([236, 232, 226.0]), np.array([14, 10, 10.0])

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from fpsynth.demo.config import Movement
+from fpsynth.demo_config import Movement
 from fpsynth.nets.config import IRConfig
 from fpsynth.utility.config import AppearanceConfig, AppearanceInput, Grader, Ir50GraderConfig, UtilityConfig
 from fpsynth.utility.graders import appearance_grader, cnn_input, ir50_grader, training_steps

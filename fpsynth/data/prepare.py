@@ -30,12 +30,13 @@ from fpsynth.data.crop_checks import CHECKS_FILE, damaged_jobs, with_crop_checks
 from fpsynth.data.manifests import (
     FRAMES, PAIRS, REJECTS, add_subject_columns, assign_splits, build_pairs, sort_frames, sort_rejects, to_table,
 )
-from fpsynth.data.privacy import Pseudonymised, pseudonymise
 from fpsynth.data.faces import check_backend
+from fpsynth.data.grades import merge, read_sheet
 from fpsynth.data.jobs import CROPS_DIR, Context
+from fpsynth.data.privacy import Pseudonymised, pseudonymise
+from fpsynth.data.provenance import source_provenance
 from fpsynth.data.reasons import Reason
 from fpsynth.data.runner import console, execute
-from fpsynth.data.grades import merge, read_sheet
 from fpsynth.data.scores import Problem, ScoreTable, norm, read_scores
 from fpsynth.data.sources import Kind, SourceError, check_roots, discover_aflfp, discover_images, discover_meei, files_below
 from fpsynth.data.standard_set import find_sheets, parse_key
@@ -107,6 +108,7 @@ def run(cfg: Any, workspace: Path, force: bool = False) -> dict[str, Any]:
     summary, crops = _write_manifests(stage, cfg, ps, scores, frames_store, rejects_store, notes, graded)
     _remove_stale(stage, crops)
     _print_summary(summary)
+    summary["sources"] = [source_provenance(name, getattr(pc, name), root) for name, root in roots.items()]
     return stage.finish(summary)
 
 

@@ -31,14 +31,15 @@ import numpy as np
 from joblib import Parallel, delayed
 
 from fpsynth.config import to_dict
+from fpsynth.data.provenance import DEMO_GENERATOR, DEMO_MANIFEST
 from fpsynth.data.pts import format_pts
-from fpsynth.demo.config import DemoConfig, PoseJitter
 from fpsynth.demo.face import Identity, neutral_landmarks, sample_identity
 from fpsynth.demo.files import png_bytes
 from fpsynth.demo.movements import NO_PALSY, PHASES, Palsy, clip_schedule, pose_face
 from fpsynth.demo.paint import similarity_matrix
 from fpsynth.demo.render import render_face
 from fpsynth.demo.scores import EFACE_CATEGORIES, grade
+from fpsynth.demo_config import DemoConfig, PoseJitter
 from fpsynth.errors import FpsynthError
 from fpsynth.version import __version__
 
@@ -141,7 +142,7 @@ def write_demo_dataset(out_dir: Path, cfg: DemoConfig, seed: int, workers: int |
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise DemoFolderError(f"{out_dir} is a file; give a folder for the demo data")
-    if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / "demo.json").is_file():
+    if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / DEMO_MANIFEST).is_file():
         raise DemoFolderError(
             f"{out_dir} is not empty and is not an fpsynth demo dataset (no demo.json); "
             "choose a new or empty folder for the demo data")
@@ -158,33 +159,19 @@ def write_demo_dataset(out_dir: Path, cfg: DemoConfig, seed: int, workers: int |
         (tmp / "scores.csv").write_text(_csv(plan, SCORES_COLUMNS))
         (tmp / "subjects.csv").write_text(_csv(plan, SUBJECT_COLUMNS))
         subjects = [{c: row[c] for c in SUBJECT_COLUMNS} for row in plan]
-        manifest = {"synthetic": True, "generator": "fpsynth.demo", "version": __version__, "seed": seed,
+        manifest = {"synthetic": True, "generator": DEMO_GENERATOR, "version": __version__, "seed": seed,
                     "config": to_dict(cfg), "subjects": subjects, "ids": ids,
                     "counts": {"subjects": len(plan), "images": images, "id_images": len(ids)},
                     "disclaimer": DISCLAIMER}
-        (tmp / "demo.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        (tmp / DEMO_MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
         (tmp / "README.md").write_text(_readme(cfg, seed, plan, images, len(ids)))
         _swap_into_place(tmp, out_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return {"root": out_dir, "aflfp": out_dir / "aflfp", "scores": out_dir / "scores.csv",
             "subjects_csv": out_dir / "subjects.csv", "ids": out_dir / "ids", "readme": out_dir / "README.md",
-            "manifest": out_dir / "demo.json", "synthetic": True, "subjects": len(plan), "images": images,
+            "manifest": out_dir / DEMO_MANIFEST, "synthetic": True, "subjects": len(plan), "images": images,
             "id_images": len(ids), "categories": dict(Counter(row["category"] for row in plan))}
-
-
-def read_demo_manifest(folder: Path) -> dict[str, Any] | None:
-    """``demo.json`` of the demo dataset holding ``folder`` (its root, ``aflfp/`` or ``ids/``), or None.
-
-    Lets a reader of any input folder find out that it is synthetic (``manifest["synthetic"]``).
-    """
-    folder = Path(folder)
-    for candidate in (folder / "demo.json", folder.parent / "demo.json"):
-        if candidate.is_file():
-            manifest = json.loads(candidate.read_text())
-            if manifest.get("generator") == "fpsynth.demo":
-                return manifest
-    return None
 
 
 def _swap_into_place(tmp: Path, out_dir: Path) -> None:

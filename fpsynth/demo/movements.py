@@ -26,8 +26,8 @@ from typing import Literal
 
 import numpy as np
 
-from fpsynth.demo.config import Movement
 from fpsynth.demo.face import CENTRE_X, MIRROR, Identity, mirror_vectors
+from fpsynth.demo_config import Movement
 
 Side = Literal["left", "right"]
 PHASES = ("neutral", "onset", "development", "peak", "dissipation")

@@ -31,6 +31,7 @@ import torch
 
 from fpsynth.config import to_dict
 from fpsynth.data.dataset import PREPARE_COMMAND
+from fpsynth.data.provenance import is_synthetic
 from fpsynth.data.sources import check_root
 from fpsynth.device import resolve_device
 from fpsynth.errors import FpsynthError
@@ -174,6 +175,7 @@ def produce(cfg: Any, out: Path, identities: Identities, pool: StylePool, checkp
                     "expression": dict(sorted(counts.expression.items())), "out": str(out)})
     console.print(f"{counts.images} images in {out} ({METADATA_FILE}, {CARD_FILE})")
     if stage is not None:
+        summary["ids_synthetic"] = is_synthetic(Path(gen.ids)) if gen.ids is not None else False
         return stage.finish(summary)
     return {"stage": "generate", "status": "finished", "summary": summary}
 

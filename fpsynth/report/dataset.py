@@ -18,12 +18,11 @@ from typing import Any
 
 import pandas as pd
 
-from fpsynth.demo.dataset import read_demo_manifest
-
 from fpsynth.errors import FpsynthError
 from fpsynth.generate.dataset import GENERATE_COMMAND
 from fpsynth.generate.identities import IDENTITIES_FILE
 from fpsynth.generate.merge import METADATA_FILE
+from fpsynth.outputs import read_record
 from fpsynth.report.sources import Prepared, seeded_subset
 from fpsynth.stage import atomic_write_bytes
 
@@ -141,8 +140,8 @@ def _describe(folder: Path, meta: pd.DataFrame, n_total: int) -> dict[str, Any]:
 
 def _identity_source(folder: Path) -> dict[str, Any]:
     """The ``--ids`` folder of the run (from the config it wrote beside its outputs) and whether
-    it is the demo renderer's synthetic identities."""
+    it is the demo renderer's synthetic identities (as the generate stage recorded it)."""
     config = folder / "config.toml"
     ids = tomllib.loads(config.read_text()).get("generate", {}).get("ids") if config.is_file() else None
-    demo = read_demo_manifest(Path(ids)) if ids and Path(ids).exists() else None
-    return {"ids_folder": ids, "ids_synthetic": bool(demo and demo.get("synthetic"))}
+    record = read_record(folder) or {}
+    return {"ids_folder": ids, "ids_synthetic": bool((record.get("summary") or {}).get("ids_synthetic"))}

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -18,15 +17,14 @@ import pandas as pd
 
 from fpsynth.data.dataset import read_manifest
 from fpsynth.data.scores import Severity
-from fpsynth.demo.dataset import read_demo_manifest
 from fpsynth.errors import FpsynthError
 from fpsynth.generate.dataset import GENERATE_COMMAND
 from fpsynth.generate.merge import METADATA_FILE
+from fpsynth.outputs import read_record
 from fpsynth.train.checkpoint import latest_checkpoint
 
 TRAIN_COMMAND = "fpsynth train"
 SEVERITY_ORDER = tuple(s.value for s in Severity)  # normal ... complete, unknown
-SOURCE_KINDS = ("meei", "aflfp", "images")
 
 
 class NothingToEvaluateError(FpsynthError, FileNotFoundError):
@@ -131,25 +129,13 @@ def _checkpoint(report_checkpoint: Path | None, workspace: Path) -> Path | None:
 def provenance(workspace: Path, prepared: Prepared) -> dict[str, Any]:
     """Where the prepared data came from, and whether it is the synthetic demo data.
 
-    The prepare stage writes its resolved config beside its outputs; the source folders named
-    there are checked for the demo renderer's ``demo.json`` (``"synthetic": true``).
+    The prepare stage records its sources in its stage record (``prepare/stage.json``, summary
+    ``"sources"``: kind, path as given, found, synthetic, generator), as it found them; the input
+    folders themselves are not read again here.
     """
-    sources = []
     config_path = Path(workspace) / "prepare" / "config.toml"
-    prepare_cfg = tomllib.loads(config_path.read_text()).get("prepare", {}) if config_path.is_file() else {}
-    for kind in SOURCE_KINDS:
-        if kind not in prepare_cfg:
-            continue
-        path = Path(prepare_cfg[kind])
-        found = path.exists() or (path := Path(workspace).parent / path).exists()
-        demo = read_demo_manifest(path) if found else None
-        sources.append({
-            "kind": kind,
-            "path": str(prepare_cfg[kind]),
-            "found": bool(found),
-            "synthetic": bool(demo and demo.get("synthetic")),
-            "generator": demo.get("generator") if demo else None,
-        })
+    record = read_record(Path(workspace) / "prepare") or {}
+    sources = list((record.get("summary") or {}).get("sources", []))
     frames = prepared.frames
     return {
         "prepare_config": str(config_path) if config_path.is_file() else None,

@@ -15,12 +15,12 @@ import numpy as np
 import pandas as pd
 
 from fpsynth.data.align import align
-from fpsynth.demo.config import Movement
 from fpsynth.demo.face import neutral_landmarks, sample_identity
 from fpsynth.demo.movements import Palsy, clip_schedule, pose_face
 from fpsynth.demo.paint import similarity_matrix
 from fpsynth.demo.render import render_face
 from fpsynth.demo.scores import grade
+from fpsynth.demo_config import Movement
 from fpsynth.utility.regimes import Samples
 
 RENDER_SIZE = 128

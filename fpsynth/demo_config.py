@@ -1,4 +1,8 @@
-"""``[demo]`` configuration: the built-in synthetic palsy dataset (rendered faces, never clinical)."""
+"""``[demo]`` configuration: the built-in synthetic palsy dataset (rendered faces, never clinical).
+
+A section of the pipeline config, so it sits below :mod:`fpsynth.pipeline` (which holds it) and
+:mod:`fpsynth.demo` (which renders it and runs the pipeline on it); it imports nothing of fpsynth.
+"""
 
 from __future__ import annotations
 
