@@ -12,7 +12,8 @@ import pytest
 from helpers.fixtures import fixture_path
 from fpsynth.data.align import ARCFACE_TEMPLATE, CROP_SIZE, align, five_points, transform_points, umeyama, warp
 from fpsynth.data.config import Backend, FaceConfig, QualityConfig
-from fpsynth.data.faces import Face, FaceBackendError, detect_faces, get_backend
+from fpsynth.data.faces import detect_faces, get_backend
+from fpsynth.data.faces.base import Face, FaceBackendError
 from fpsynth.data.faces.dlib_backend import DlibBackend
 from fpsynth.data.images import read_image
 from fpsynth.data.pts import format_pts, read_pts, write_pts

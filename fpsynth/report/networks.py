@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from fpsynth.data.faces import FaceBackendError
+from fpsynth.data.faces.base import FaceBackendError
 from fpsynth.metrics.config import IdentityBackend, MetricsConfig
 from fpsynth.metrics.identity import Embedder
 from fpsynth.metrics.landmarks import CropLandmarker, dlib_crop_landmarker

@@ -106,7 +106,7 @@ def _image_features(cfg: Any) -> tuple[Any, list[dict[str, Any]]]:
 
 
 def _landmarker(dlib_models: Path | None) -> Any:
-    from fpsynth.data.faces import FaceBackendError
+    from fpsynth.data.faces.base import FaceBackendError
     from fpsynth.metrics.landmarks import dlib_crop_landmarker
 
     try:

@@ -13,7 +13,7 @@ from pathlib import Path
 import dlib
 import numpy as np
 
-from fpsynth.data.faces import Face, FaceBackendError
+from fpsynth.data.faces.base import Face, FaceBackendError
 
 PREDICTOR_FILE = "shape_predictor_68_face_landmarks.dat"
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fpsynth.data.faces import Face, FaceBackendError
+from fpsynth.data.faces.base import Face, FaceBackendError
 
 # The files face-alignment 1.4 loads for a 2D landmarks model on torch >= 1.7.
 CHECKPOINTS = ("s3fd-619a316812.pth", "2DFAN4-cd938726ad.zip")

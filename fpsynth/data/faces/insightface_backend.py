@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fpsynth.data.faces import Face, FaceBackendError
+from fpsynth.data.faces.base import Face, FaceBackendError
 
 LANDMARK_FILE = "1k3d68.onnx"
 DETECTOR_GLOBS = ("det_*.onnx", "scrfd_*.onnx")
