@@ -117,7 +117,7 @@ def job_cpu(videos: list[Path], config: str, work: Path, layout: str) -> list[di
     from fpsynth.data.privacy import pseudonymise
     from fpsynth.data.jobs import Context
     from fpsynth.data.process import run_job
-    from fpsynth.data.sources import discover_meei
+    from fpsynth.data.meei import discover_meei
 
     cfg = load_pipeline(config, [])
     pc = cfg.prepare

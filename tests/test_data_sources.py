@@ -7,7 +7,8 @@ import pytest
 from fpsynth.data.config import SourcesConfig
 from fpsynth.data.privacy import pseudonymise, subject_pseudonyms
 from fpsynth.data.reasons import Reason
-from fpsynth.data.sources import Kind, SourceError, check_root, discover_aflfp, discover_images, discover_meei
+from fpsynth.data.meei import discover_meei
+from fpsynth.data.sources import Kind, SourceError, check_root, discover_aflfp, discover_images
 
 
 def touch(root, *paths):

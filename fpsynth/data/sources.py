@@ -3,7 +3,7 @@
 - MEEI-style (``--meei``): ``ROOT/<subject>/<expression>[_<side>].<video or image>``, parsed by
   ``sources.meei_pattern`` (a regex with named groups ``subject``, ``expression``, ``side``); or
   the MEEI standard set as published (one video per participant, photos, an XLSX of grades:
-  :mod:`fpsynth.data.standard_set`), chosen by ``sources.meei_layout``.
+  :mod:`fpsynth.data.standard_set`), chosen by ``sources.meei_layout`` (:mod:`fpsynth.data.meei`).
 - AFLFP-style (``--aflfp``): ``ROOT/<subject>/<expression>/<NNN>[_<phase>].<image>`` with an iBUG
   ``.pts`` beside each image; files sorted by name are in temporal order. One expression folder
   is one sequence.
@@ -27,7 +27,7 @@ import re
 import stat
 from pathlib import Path
 
-from fpsynth.data.config import MeeiLayout, MovementsConfig, SourcesConfig
+from fpsynth.data.config import SourcesConfig
 from fpsynth.data.reasons import Reason
 from fpsynth.errors import FpsynthError
 
@@ -59,7 +59,6 @@ class Found:
     note: tuple[str, str] | None = None  # (reason, detail): a row about a usable input (photo_NN labels)
 
 
-_SIDES = {"l": "left", "left": "left", "r": "right", "right": "right"}
 _AFLFP_NAME = re.compile(r"^\d+(?:[_-](?P<phase>neutral|onset|mid|development|peak|dissipation))?$", re.IGNORECASE)
 
 
@@ -225,39 +224,6 @@ def take_once(found: list[Found]) -> list[Found]:
                       detail="the same file as an input taken already (a folder given twice, or a link): taken once")
                 for i in dups]
     return out
-
-
-def discover_meei(root: Path, cfg: SourcesConfig, movements: MovementsConfig | None = None) -> list[Found]:
-    """MEEI inputs: the standard set as published (:mod:`fpsynth.data.standard_set`) or per-movement
-    clips named by ``meei_pattern``, as ``sources.meei_layout`` says (auto: by the video names)."""
-    from fpsynth.data.standard_set import discover_standard_set, find_sheets, is_standard_set
-
-    tree = walk(root)
-    files = tree.files
-    layout = cfg.meei_layout
-    if layout is MeeiLayout.STANDARD_SET or (layout is MeeiLayout.AUTO and is_standard_set(root, files, cfg)):
-        return discover_standard_set(root, files, cfg, movements or MovementsConfig()) + tree.rows("meei")
-    sheets = set(find_sheets(files))  # a grades table beside the clips: read by prepare, not an input
-    pattern = re.compile(cfg.meei_pattern, re.IGNORECASE)
-    found = tree.rows("meei")
-    for path in files:
-        suffix = path.suffix.lower()
-        if suffix == ".pts" or path in sheets:
-            continue  # a photo's annotation sidecar, a grades spreadsheet
-        kind = Kind.VIDEO if suffix in cfg.video_extensions else Kind.PHOTO if suffix in cfg.image_extensions else None
-        if kind is None:
-            found.append(Found("meei", (path,), reason=Reason.UNSUPPORTED, detail=f"extension '{suffix}' is neither a video nor an image"))
-            continue
-        m = pattern.match(path.relative_to(root).with_suffix("").as_posix())
-        if m is None or not m.groupdict().get("subject"):
-            found.append(Found("meei", (path,), reason=Reason.PATH_PATTERN,
-                               detail="path does not match sources.meei_pattern (<subject>/<expression>[_<side>])"))
-            continue
-        groups = m.groupdict()
-        side = groups.get("side")
-        found.append(Found("meei", (path,), kind, groups["subject"], slug(groups.get("expression") or ""),
-                           _SIDES.get(side.lower()) if side else None))
-    return found
 
 
 def discover_aflfp(root: Path, cfg: SourcesConfig) -> list[Found]:
