@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from fpsynth.data.scores import ScoresError, Severity, read_scores, severity_from_eface
+from fpsynth.data.grades import read_scores
+from fpsynth.data.scores import ScoresError, Severity, severity_from_eface
 
 
 @pytest.mark.parametrize(

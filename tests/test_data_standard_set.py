@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 from fpsynth.data.config import MeeiLayout, MovementsConfig, SourcesConfig
-from fpsynth.data.grades import merge, read_sheet
+from fpsynth.data.grades import merge, read_scores, read_sheet
 from fpsynth.data.reasons import Reason
-from fpsynth.data.scores import ScoresError, Severity, read_scores
+from fpsynth.data.scores import ScoresError, Severity
 from fpsynth.data.meei import discover_meei
 from fpsynth.data.sources import Kind
 from fpsynth.data.standard_set import is_standard_set, looks_like_key, parse_key

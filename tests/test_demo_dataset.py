@@ -14,9 +14,9 @@ import pytest
 
 from fpsynth.config import ConfigError, from_dict
 from fpsynth.data.config import SourcesConfig
+from fpsynth.data.grades import read_scores
 from fpsynth.data.provenance import read_demo_manifest
 from fpsynth.data.pts import read_pts
-from fpsynth.data.scores import read_scores
 from fpsynth.data.sources import Kind, discover_aflfp, discover_images
 from fpsynth.demo.dataset import DemoFolderError, subject_plan, write_demo_dataset
 from fpsynth.demo.files import png_bytes, png_text

@@ -14,6 +14,7 @@ the XLSX's value where both have one and says so in a row per participant.
 
 from __future__ import annotations
 
+import csv
 import datetime
 import zipfile
 from pathlib import Path
@@ -96,3 +97,26 @@ def merge(grades: ScoreTable, scores: ScoreTable) -> tuple[ScoreTable, list[Prob
 def _fmt(v: float | int) -> str:
     return f"{v:g}" if isinstance(v, float) else str(v)
 
+
+def read_scores(path: Path) -> ScoreTable:
+    """The ``--scores`` table: a CSV, or a spreadsheet (.xlsx) read as :func:`read_sheet`."""
+    path = Path(path)
+    if path.suffix.lower() in (".xlsx", ".xlsm"):
+        return read_sheet(path, source="scores")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise ScoresError(f"scores CSV {path} does not exist (check --scores)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ScoresError(f"scores CSV {path} cannot be read as UTF-8 text: {exc}") from None
+    try:
+        dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t")
+    except csv.Error:
+        dialect = csv.excel
+    rows = list(csv.reader(text.splitlines(), dialect))
+    first = next((i for i, r in enumerate(rows) if any(c.strip() for c in r)), None)
+    if first is None:
+        raise ScoresError(f"scores CSV {path} is empty; it needs a header row with subject and eFACE columns")
+    cols = column_map(rows[first])
+    check_columns(cols, rows[first], f"scores CSV {path}: the first row must be a header")
+    return table_from_rows(rows[first + 1 :], first + 2, cols)

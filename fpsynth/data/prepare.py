@@ -28,7 +28,7 @@ import pandas as pd
 from fpsynth.config import to_dict
 from fpsynth.data.crop_checks import CHECKS_FILE, damaged_jobs, with_crop_checks, write_crop_checks
 from fpsynth.data.faces import check_backend
-from fpsynth.data.grades import merge, read_sheet
+from fpsynth.data.grades import merge, read_scores, read_sheet
 from fpsynth.data.jobs import CROPS_DIR, Context
 from fpsynth.data.manifests import (
     FRAMES, PAIRS, REJECTS, add_subject_columns, assign_splits, build_pairs, sort_frames, sort_rejects, to_table,
@@ -38,7 +38,7 @@ from fpsynth.data.privacy import Pseudonymised, pseudonymise
 from fpsynth.data.provenance import source_provenance
 from fpsynth.data.reasons import Reason
 from fpsynth.data.runner import console, execute
-from fpsynth.data.scores import Problem, ScoreTable, norm, read_scores
+from fpsynth.data.scores import Problem, ScoreTable, norm
 from fpsynth.data.sources import Kind, SourceError, check_roots, discover_aflfp, discover_images, files_below
 from fpsynth.data.standard_set import find_sheets, parse_key
 from fpsynth.stage import Input, ItemStore, Stage, atomic_write_parquet

@@ -13,7 +13,6 @@ ignored (``Mild Flaccid 4`` finds ``mildflaccid4``).
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import enum
 import math
@@ -168,32 +167,6 @@ def check_columns(cols: dict[str, int], header: list[object], what: str) -> None
     if missing:
         raise ScoresError(f"{what}: no {' and no '.join(missing)} column in the header "
                           f"(columns found: {header_text(header)})")
-
-
-def read_scores(path: Path) -> ScoreTable:
-    """The ``--scores`` table: a CSV, or a spreadsheet (.xlsx) read as :func:`~fpsynth.data.grades.read_sheet`."""
-    path = Path(path)
-    if path.suffix.lower() in (".xlsx", ".xlsm"):
-        from fpsynth.data.grades import read_sheet
-
-        return read_sheet(path, source="scores")
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise ScoresError(f"scores CSV {path} does not exist (check --scores)") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ScoresError(f"scores CSV {path} cannot be read as UTF-8 text: {exc}") from None
-    try:
-        dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t")
-    except csv.Error:
-        dialect = csv.excel
-    rows = list(csv.reader(text.splitlines(), dialect))
-    first = next((i for i, r in enumerate(rows) if any(c.strip() for c in r)), None)
-    if first is None:
-        raise ScoresError(f"scores CSV {path} is empty; it needs a header row with subject and eFACE columns")
-    cols = column_map(rows[first])
-    check_columns(cols, rows[first], f"scores CSV {path}: the first row must be a header")
-    return table_from_rows(rows[first + 1 :], first + 2, cols)
 
 
 def table_from_rows(rows: list[list[str]], first_line: int, cols: dict[str, int], source: str = "scores",
