@@ -23,6 +23,8 @@ from fpsynth.reference.recipe import recipe_tensor
 if not fixtures.REFERENCE_DIR.is_dir():
     pytest.skip(f"reference fixtures not found: {fixtures.REFERENCE_DIR}", allow_module_level=True)
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def io():
