@@ -138,7 +138,7 @@ def cnn_forward(images: np.ndarray) -> None:
     net = SmallCNN(cfg.width, IN_CHANNELS[cfg.input]).eval()
     with torch.no_grad():
         for i in range(0, len(images), 256):
-            net(cnn_input(images[i:i + 256], cfg.input, torch.device("cpu")))
+            net(cnn_input(images[i:i + 256], cfg.input, torch.device("cpu"), cfg.side))
 
 
 def scale_up(point: dict, direct: dict | None, stage_repeats: int = 3) -> list[dict]:

@@ -46,12 +46,16 @@ class AppearanceConfig:
     batch_size: int = 32
     lr: float = 1e-3
     width: int = 16  # channels of the first conv layer (x2, x4, x4 below)
+    side: int = 56  # the crop is area-shrunk to side x side px first: a palsy's asymmetry is coarse, and
+    #                 half the side is a quarter of the CNN's work (112 = the crop as it is)
     input: AppearanceInput = AppearanceInput.MIRROR
     device: str = "cpu"  # "cuda" when asked
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 2 or self.lr <= 0 or self.width < 1 or self.max_steps < 0:
             raise ValueError("appearance.epochs and width must be >= 1, batch_size >= 2, lr > 0, max_steps >= 0")
+        if not 16 <= self.side <= 112 or self.side % 2:
+            raise ValueError(f"appearance.side must be an even number of pixels in 16-112, not {self.side}")
 
 
 @dataclasses.dataclass(frozen=True)
