@@ -17,7 +17,6 @@ import dataclasses
 import enum
 import math
 import re
-from pathlib import Path
 
 from fpsynth.errors import FpsynthError
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 
-from fpsynth.nets.config import IRConfig, IRLayout, LandmarkInput
+from fpsynth.nets.config import IRConfig, LandmarkInput
 
 
 class Variant(enum.Enum):
