@@ -9,7 +9,7 @@ dicts of report.json, which the page then reads. A block whose network is missin
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Union
+from typing import Any
 
 from fpsynth.metrics.fid import FIDResult
 from fpsynth.nets.loading import MissingNetwork
@@ -78,7 +78,7 @@ class ExpressionSummary:
         return {"status": "ok", **dataclasses.asdict(self)}
 
 
-Block = Union[FIDSummary, PairSummary, IdentitySummary, ExpressionSummary, NotComputed, MissingNetwork]
+Block = FIDSummary | PairSummary | IdentitySummary | ExpressionSummary | NotComputed | MissingNetwork
 
 
 def as_json(block: Block) -> dict[str, Any]:
