@@ -86,6 +86,7 @@ def test_images_are_real_images_with_labels(root, reference):
     assert item["image"].std() > 0.05  # not a blank image
 
 
+@pytest.mark.slow
 def test_same_item_same_bytes_in_other_batches_and_runs(root, reference, tmp_path):
     out = tmp_path / "other"
     # other batches (4 in one, others alone), and the I/O in threads (the reference ran it inline, the CPU default)
@@ -158,6 +159,7 @@ def test_plan_only_writes_the_plan_and_identities_and_samples_nothing(root, tmp_
     assert not (out / "shards").exists() and not (out / "metadata.parquet").exists()
 
 
+@pytest.mark.slow
 def test_kill_mid_shard_then_resume_equals_an_uninterrupted_run(root, tmp_path):
     """SIGKILL a generating process inside shard 1, resume, and compare with a run never interrupted."""
     whole, killed = tmp_path / "whole", tmp_path / "killed"
@@ -182,6 +184,7 @@ def test_kill_mid_shard_then_resume_equals_an_uninterrupted_run(root, tmp_path):
     assert len(read_metadata(killed)) == 8 and read_metadata(killed)["item_id"].is_unique
 
 
+@pytest.mark.slow
 def test_dpm_solver_is_selectable_and_recorded(root, tmp_path):
     cfg = pipeline(4, sampler=SamplerConfig(kind=SamplerKind.DPM_SOLVER_PP, steps=3))
     assert generate(root, tmp_path / "dpm", cfg)["summary"]["images"] == 4

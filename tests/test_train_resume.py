@@ -58,6 +58,7 @@ def _losses(workspace: Path) -> list[dict[str, str]]:
         return [{k: r[k] for k in COLUMNS if k != "images_per_s"} for r in csv.DictReader(fh)]
 
 
+@pytest.mark.slow
 def test_two_n_steps_equal_n_plus_resume_plus_n(tmp_path):
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
     for ws in (straight, resumed):
@@ -90,6 +91,7 @@ def test_missing_prepare_output_names_the_command_to_run(tmp_path):
     assert "fpsynth prepare" in result.output and "pairs" in result.output
 
 
+@pytest.mark.slow
 def test_other_run_is_refused_and_force_archives(tmp_path):
     flipped_workspace(tmp_path)
     run(_cfg("train.max_steps=2"), tmp_path)
@@ -104,6 +106,7 @@ def test_other_run_is_refused_and_force_archives(tmp_path):
     assert latest_checkpoint(tmp_path).name == "step-00000002"
 
 
+@pytest.mark.slow
 def test_sigkill_then_train_again_resumes_from_last_complete_checkpoint(tmp_path):
     killed, straight = tmp_path / "killed", tmp_path / "straight"
     for ws in (killed, straight):
