@@ -111,6 +111,7 @@ def test_plan_says_why_a_patient_cannot_be_evaluated(demo):
 # --------------------------------------------------------------------------- the two passes
 
 
+@pytest.mark.slow
 def test_transfers_write_both_passes_and_resume_patient_by_patient(demo, tmp_path):
     plan, _ = plan_afid(demo["prepared"], AFIDConfig(patients=2, images_per_patient=2), "train", 123)
     synth, store = _synth(), ItemStore(tmp_path / "parts")
@@ -222,6 +223,7 @@ def with_model(demo):
             "report": json.loads((out / "report.json").read_text()), "html": (out / "report.html").read_text()}
 
 
+@pytest.mark.slow
 def test_report_of_a_model_and_its_dataset(with_model):
     r = with_model["report"]
     assert set(r["sets"]) == {"dataset", "model"} and r["sets"]["model"]["n"] == 3 and r["sets"]["dataset"]["n"] == 6
@@ -244,6 +246,7 @@ def test_report_of_a_model_and_its_dataset(with_model):
     assert items["image"].map(lambda p: "/afid/first/" in p).all() and items["returned_image"].map(lambda p: Path(p).is_file()).all()
 
 
+@pytest.mark.slow
 def test_model_page_shows_the_demo_banner_round_trips_and_training(with_model):
     html = with_model["html"]
     assert "SYNTHETIC DEMO DATA" in html and "RANDOM WEIGHTS" in html
@@ -252,6 +255,7 @@ def test_model_page_shows_the_demo_banner_round_trips_and_training(with_model):
     assert "total, first and second pass" in html and "missing: set <code>weights.inception</code>" in html
 
 
+@pytest.mark.slow
 def test_an_interrupted_report_resumes_its_transfers(with_model):
     from fpsynth.report.run import run as report
 
@@ -265,6 +269,7 @@ def test_an_interrupted_report_resumes_its_transfers(with_model):
     assert report(with_model["cfg"], ws).get("skipped") is True
 
 
+@pytest.mark.slow
 def test_cli_report_and_its_errors(with_model, tmp_path):
     from fpsynth.cli import app
 

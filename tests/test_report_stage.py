@@ -101,6 +101,7 @@ def real(tmp_path_factory):
             "items": pd.read_parquet(out / "items-dataset.parquet")}
 
 
+@pytest.mark.slow
 def test_outputs_and_what_each_figure_was_computed_on(real):
     r = real["report"]
     assert real["record"]["status"] == "finished" and set(r["sets"]) == {"dataset"}
@@ -120,6 +121,7 @@ def test_outputs_and_what_each_figure_was_computed_on(real):
     assert all(v >= 0 for v in r["timings_s"].values()) and "fid_distance" in r["timings_s"]
 
 
+@pytest.mark.slow
 def test_pair_metrics_compare_with_the_right_reference(real):
     """PSNR of an item recomputed from the files: X_ID is the identity crop, X_Style the style crop."""
     items, ws = real["items"], real["ws"]
@@ -135,6 +137,7 @@ def test_pair_metrics_compare_with_the_right_reference(real):
     assert (blends["lpips_x_id"] < blends["lpips_x_style"]).all()
 
 
+@pytest.mark.slow
 def test_every_registered_pair_metric_is_evaluated_and_summarised(real):
     """The registry is the one list: each pair metric has its per-image columns and its report.json entry.
     MAE (registered as one spec and one function) recomputed from the files, in 8-bit levels."""
@@ -152,6 +155,7 @@ def test_every_registered_pair_metric_is_evaluated_and_summarised(real):
     assert (blends["mae_x_id"] < blends["mae_x_style"]).all()  # 60% identity: closer to X_ID
 
 
+@pytest.mark.slow
 def test_identity_and_privacy_audit_on_real_faces(real):
     ds, items, frames = real["report"]["sets"]["dataset"], real["items"], real["frames"]
     ident = ds["identity"]
@@ -180,6 +184,7 @@ def test_identity_and_privacy_audit_on_real_faces(real):
     assert priv["n_flagged"] == len(flagged) and priv["share_flagged"] == pytest.approx(len(flagged) / 12)
 
 
+@pytest.mark.slow
 def test_expression_without_rest_frames_is_counted_not_invented(real):
     expr = real["report"]["sets"]["dataset"]["expression"]
     assert expr["status"] == "ok" and expr["without_rest_frame"] == 12  # photos have no neutral clip frame
@@ -187,6 +192,7 @@ def test_expression_without_rest_frames_is_counted_not_invented(real):
     assert expr["asymmetry_by_severity"][0]["severity"] == "unknown" and expr["asymmetry_by_severity"][0]["n"] == 12
 
 
+@pytest.mark.slow
 def test_page_has_every_section_and_embeds_everything(real):
     html = real["html"]
     for anchor in SECTIONS:
@@ -221,6 +227,7 @@ def _chrome():
     return webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=opts), profile
 
 
+@pytest.mark.slow
 def test_page_renders_in_headless_chromium(real, tmp_path):
     page = real["ws"] / "report" / "report.html"
     driver, profile = _chrome()
@@ -250,6 +257,7 @@ def test_page_renders_in_headless_chromium(real, tmp_path):
     assert pixels.std() > 20 and len(np.unique(pixels.reshape(-1, 3), axis=0)) > 1000  # not blank: text, photos, plots
 
 
+@pytest.mark.slow
 def test_second_run_skips_and_force_redoes(real):
     from fpsynth.report.run import run
 
