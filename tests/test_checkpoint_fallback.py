@@ -12,6 +12,8 @@ from fpsynth.pipeline import load_pipeline
 from fpsynth.train.checkpoint import (CHECKPOINTS, CheckpointError, CheckpointPayload, describe_run,
                                       latest_checkpoint, load_checkpoint, save_checkpoint)
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture()
 def workspace(tmp_path):

@@ -35,6 +35,7 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
 # ----------------------------------------------------------------------------- the Python API
 
 
+@pytest.mark.slow
 def test_load_model_conditions_eps_and_sample(tiny_checkpoint, one_thread):
     model = fpsynth.load_model(tiny_checkpoint)
     assert model.profile == "fpsynth" and model.sampler == load_pipeline("tiny").train.sampler  # its run's sampler
@@ -84,6 +85,7 @@ def test_load_model_on_a_hostile_file_runs_nothing(tmp_path):
 # ----------------------------------------------------------------------------- train.init_from
 
 
+@pytest.mark.slow
 def test_init_from_a_checkpoint_folder_copies_every_tensor(tiny_checkpoint):
     torch.manual_seed(1)
     model = CCFExp(tiny_model_config())
@@ -171,6 +173,7 @@ def test_a_replaced_weights_file_of_the_same_size_and_times_still_counts(tmp_pat
 # ----------------------------------------------------------------------------- generate --checkpoint FILE
 
 
+@pytest.mark.slow
 def test_generate_with_a_published_file_imports_it_once_and_records_the_profile(tmp_path):
     """The whole path a user takes with a downloaded file (a DCFace-3x3 layout of zeros: fast to write)."""
     import pandas as pd

@@ -68,6 +68,7 @@ def test_ema_decay_schedule():
     assert ema_decay(10**9, authors) == 0.9999
 
 
+@pytest.mark.slow
 def test_round_trip_ema_and_raw(tmp_path, trained):
     cfg, model, records, ema, optimizer, names = trained
     path = _save(checkpoints_dir(tmp_path), 7, trained)
@@ -101,6 +102,7 @@ def test_round_trip_ema_and_raw(tmp_path, trained):
             assert torch.equal(v, b["state"][i][k])
 
 
+@pytest.mark.slow
 def test_incomplete_and_hidden_folders_are_ignored(tmp_path, trained):
     folder = checkpoints_dir(tmp_path)
     good = _save(folder, 10, trained)
@@ -113,6 +115,7 @@ def test_incomplete_and_hidden_folders_are_ignored(tmp_path, trained):
     assert not (folder / ".tmp-step-00000030-1").exists()  # the next save clears leftovers
 
 
+@pytest.mark.slow
 def test_keep_last_prunes_oldest(tmp_path, trained):
     folder = checkpoints_dir(tmp_path)
     for step in (1, 2, 3, 4):
@@ -121,6 +124,7 @@ def test_keep_last_prunes_oldest(tmp_path, trained):
     assert sorted(p.name for p in folder.iterdir()) == [LATEST, "step-00000003", "step-00000004"]
 
 
+@pytest.mark.slow
 def test_corruption_and_missing_are_clear_errors(tmp_path, trained):
     path = _save(checkpoints_dir(tmp_path), 5, trained)
     data = bytearray((path / EMA_FILE).read_bytes())
