@@ -17,6 +17,9 @@ from fpsynth.report.sources import Prepared
 from test_generate_helpers import image_bytes, make_prepare, save_train_checkpoint
 from test_generate_ids import SMALL, config, copy
 
+# Every test reads the module's generated run (50.6 s of set-up on 2 shared cores).
+pytestmark = pytest.mark.slow
+
 
 def _out(result) -> str:
     return " ".join(result.output.split())
