@@ -39,9 +39,9 @@ import numpy as np
 import pandas as pd
 import torch
 
+from fpsynth.demo.rendered import rendered_samples
 from fpsynth.demo_config import Movement
 from fpsynth.pipeline import load_pipeline
-from fpsynth.utility.rendered import rendered_samples
 
 PAPER_TRAIN = (80_288, 276)  # frames, subjects (paper 4.3: 88% of the data, 276 individuals)
 PAPER_TEST = (10_880, 37)  # 12%, 37 individuals

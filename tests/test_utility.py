@@ -12,12 +12,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from fpsynth.demo.rendered import as_synthetic, rendered_samples, with_split
 from fpsynth.utility import leaks
 from fpsynth.utility.benchmark import evaluate
 from fpsynth.utility.config import Grader, UtilityConfig
 from fpsynth.utility.metrics import subject_bootstrap, task_metrics
 from fpsynth.utility.regimes import Regime, Samples, synthetic_draw
-from fpsynth.utility.rendered import as_synthetic, rendered_samples, with_split
 from fpsynth.utility.tasks import Kind
 
 SEV = [0.0, 0.5, 0.0, 0.8, 0.0, 0.35, 0.0, 1.0]

@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 import torch
 
+from fpsynth.demo.rendered import rendered_samples, with_split
 from fpsynth.demo_config import Movement
 from fpsynth.nets.config import IRConfig
 from fpsynth.utility.config import AppearanceConfig, AppearanceInput, Grader, Ir50GraderConfig, UtilityConfig
 from fpsynth.utility.graders import appearance_grader, cnn_input, ir50_grader, training_steps
 from fpsynth.utility.metrics import task_metrics
 from fpsynth.utility.regimes import Rows
-from fpsynth.utility.rendered import rendered_samples, with_split
 from fpsynth.utility.tasks import TASKS, Kind, labels
 
 SEV = [0.0, 0.5, 0.0, 0.8, 0.0, 0.35, 0.0, 1.0]
@@ -162,8 +162,8 @@ def test_linear_head_fits_separable_features():
 
 
 def test_evaluate_runs_the_ir50_grader_on_image_features(rendered):
+    from fpsynth.demo.rendered import as_synthetic
     from fpsynth.utility.benchmark import evaluate
-    from fpsynth.utility.rendered import as_synthetic
 
     s, _, _ = rendered
     extra = as_synthetic(rendered_samples(SEV, seed=2, prefix="x", frames=2))

@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from fpsynth.demo.rendered import rendered_samples, with_split
 from fpsynth.pipeline import load_pipeline
 from fpsynth.stage import MissingInputError
-from fpsynth.utility.rendered import rendered_samples, with_split
 from fpsynth.utility.run import run
 
 pytestmark = pytest.mark.slow

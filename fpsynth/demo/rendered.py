@@ -1,4 +1,5 @@
-"""Labelled crops drawn by the demo renderer (exact palsy side and severity), for tests and benchmarks.
+"""Labelled crops drawn by the demo renderer (exact palsy side and severity), for tests and benchmarks
+of the utility stage (it serves no stage, so it lives with the renderer, above fpsynth.utility).
 
 :func:`rendered_samples` renders subjects of known severity and side performing movements,
 aligns each frame onto the 112x112 template exactly as ``prepare`` does (from the exact
