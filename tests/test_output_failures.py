@@ -62,6 +62,7 @@ def _pages(size: int) -> int:
     return -(-size // PAGE) * PAGE
 
 
+@pytest.mark.slow
 def test_a_full_disk_in_generate_stops_cleanly_and_the_rerun_finishes(generation, tmp_path):
     args, reference = generation
     made_first = [p for p in reference.rglob("*") if p.is_file() and "shards" not in p.parts
@@ -96,6 +97,7 @@ def _shard_images(images: dict[str, bytes], shard: str) -> list[str]:
     return [name for name in images if name.startswith(f"shards/{shard}/")]
 
 
+@pytest.mark.slow
 def test_a_read_only_output_folder_is_a_one_line_error(generation, tmp_path):
     args, _ = generation
     with tmpfs(tmp_path / "ro", "ro,size=1m") as ro:
