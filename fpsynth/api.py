@@ -26,7 +26,7 @@ import torch
 from fpsynth.config import from_dict
 from fpsynth.data.pixels import to_uint8, to_unit
 from fpsynth.diffusion.config import SamplerConfig
-from fpsynth.diffusion.samplers import item_generators, sample
+from fpsynth.diffusion.samplers import item_generators, sample_conditioned
 from fpsynth.models.ccfexp import CCFExp, Conditions
 
 IMAGE_SHAPE = (112, 112, 3)
@@ -61,11 +61,16 @@ class Model:
     @torch.no_grad()
     def conditions(self, id_images: Any, style_images: Any) -> Conditions:
         """Identity and style crops (B, 112, 112, 3) uint8 -> the U-Net's conditions for the batch."""
+        x_id, x_style = self._pair(id_images, style_images)
+        return self.net.conditions(x_id, self.net.style_features(x_style))
+
+    def _pair(self, id_images: Any, style_images: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        """Identity and style crops (B, 112, 112, 3) uint8 -> two (B, 3, 112, 112) [-1, 1] tensors on the device."""
         x_id = _as_images(id_images, self.device, "id_images")
         x_style = _as_images(style_images, self.device, "style_images")
         if x_id.shape[0] != x_style.shape[0]:
             raise ValueError(f"{x_id.shape[0]} identity images but {x_style.shape[0]} style images")
-        return self.net.conditions(x_id, self.net.style_features(x_style))
+        return x_id, x_style
 
     @torch.no_grad()
     def eps(self, x_t: torch.Tensor, timesteps: Any, cond: Conditions) -> torch.Tensor:
@@ -80,13 +85,11 @@ class Model:
     def sample(self, id_images: Any, style_images: Any, seed: int = 0, steps: int | None = None,
                eta: float | None = None) -> np.ndarray:
         """Generated faces, uint8 RGB (B, 112, 112, 3): identity of ``id_images``, expression of ``style_images``."""
-        cond = self.conditions(id_images, style_images)
-        n = cond.context.shape[0]
-        changes = {k: v for k, v in (("steps", steps), ("eta", eta)) if v is not None}
-        cfg = dataclasses.replace(self.sampler, **changes)
-        images = sample(lambda x, t: self.net(x, t, cond), self.schedule, cfg,
-                        item_generators([seed + i for i in range(n)]), device=self.device)
-        return to_uint8(images)
+        x_id, x_style = self._pair(id_images, style_images)
+        cfg = dataclasses.replace(self.sampler, steps=self.sampler.steps if steps is None else steps,
+                                  eta=self.sampler.eta if eta is None else eta)
+        generators = item_generators([seed + i for i in range(x_id.shape[0])])
+        return to_uint8(sample_conditioned(self.net, x_id, x_style, generators, self.schedule, cfg, device=self.device))
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> Model:

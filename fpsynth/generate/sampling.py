@@ -14,7 +14,7 @@ batch shape, so short batches (the end of a shard) are padded to the full batch 
 their last item, whose images are dropped: every item is computed in a batch of the same size.
 
 Determinism. Every item's noise comes from its own generator seeded with the item's seed
-(``fpsynth.diffusion.item_generators``). On CPU, fp32 results of an item do not depend on the
+(``fpsynth.diffusion.samplers.item_generators``). On CPU, fp32 results of an item do not depend on the
 batch it is sampled in (checked by the tests: batch 1 and batch 5 give the same bytes). On CUDA
 the noise is drawn by CUDA generators (a different stream from CPU ones), and cuDNN/cuBLAS may
 choose kernels by batch shape: an item is guaranteed bit-exact only for the same batch size, GPU
@@ -31,12 +31,11 @@ from collections.abc import Sequence
 import torch
 
 from fpsynth.diffusion.config import SamplerConfig
-from fpsynth.diffusion.samplers import item_generators, sample
+from fpsynth.diffusion.samplers import IMAGE_SHAPE, item_generators, sample_conditioned
 from fpsynth.diffusion.schedule import NoiseSchedule
 from fpsynth.generate.config import Overlap, Precision, RuntimeConfig
 from fpsynth.models.ccfexp import CCFExp
 
-IMAGE_SHAPE = (3, 112, 112)
 _PROBE_BATCHES = (4, 8)  # two probe sizes: their difference removes the fixed memory overhead
 _MEMORY_SHARE = 0.7  # of the free GPU memory that "auto" may fill
 _COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> its compiled denoiser
@@ -98,18 +97,9 @@ class Synthesizer:
         n = len(seeds)
         if self.compiled:  # one batch shape for the compiled graph
             x_id, x_style, seeds = pad_batch(x_id, x_style, seeds, self.batch_size())
-        x_id = x_id.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
-        x_style = x_style.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
-        with self._amp():
-            cond = self.model.conditions(x_id, self.model.style_features(x_style))  # once per batch
-
-        def eps_fn(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-            with self._amp():
-                eps = self.network(x.contiguous(memory_format=self.memory_format), t, cond)
-            return eps.float()
-
-        generators = item_generators(seeds, self.device)
-        return sample(eps_fn, self.schedule, self.sampler, generators, IMAGE_SHAPE, self.device)[:n]
+        return sample_conditioned(self.model, x_id, x_style, item_generators(seeds, self.device), self.schedule,
+                                  self.sampler, device=self.device, network=self.network, amp=self._amp,
+                                  memory_format=self.memory_format)[:n]
 
     def batch_size(self, divides: int | None = None) -> int:
         """The runtime's batch size, fixed at the first call; "auto": cpu_batch_size on CPU, a memory probe on CUDA.

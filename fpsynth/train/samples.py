@@ -19,7 +19,7 @@ import torch
 from fpsynth.data.dataset import PairDataset, read_manifest
 from fpsynth.data.pixels import to_uint8
 from fpsynth.diffusion.config import SamplerConfig
-from fpsynth.diffusion.samplers import item_generators, sample
+from fpsynth.diffusion.samplers import item_generators, sample_conditioned
 from fpsynth.diffusion.schedule import NoiseSchedule
 from fpsynth.models.ccfexp import CCFExp
 from fpsynth.stage import atomic_write_bytes
@@ -50,19 +50,19 @@ def held_out_pairs(prepare_dir: Path, count: int, seed: int) -> HeldOut:
 @torch.no_grad()
 def sample_with_ema(model: CCFExp, ema: EMA, schedule: NoiseSchedule, cfg: SamplerConfig, x_id: torch.Tensor,
                     x0: torch.Tensor, seed: int, autocast: contextlib.AbstractContextManager) -> torch.Tensor:
-    """Samples (n, 3, 112, 112) in [-1, 1] from the EMA U-Net, model in eval mode; train mode restored."""
+    """Samples (n, 3, 112, 112) in [-1, 1] fp32 from the EMA U-Net, model in eval mode; train mode restored.
+
+    ``autocast`` (the training's) is entered around each network call, not around the sampler's fp32 arithmetic.
+    """
     device = next(model.unet.parameters()).device
-    x_id, x0 = x_id.to(device), x0.to(device)
+    generators = item_generators([derive_seed(seed, _NOISE_STREAM, i) for i in range(len(x0))])
     was_training = model.training
     model.eval()
     try:
-        with ema.applied_to(model.unet), autocast:
-            cond = model.conditions(x_id, model.style_features(x0))
-            generators = item_generators([derive_seed(seed, _NOISE_STREAM, i) for i in range(len(x0))])
-            images = sample(lambda x, t: model(x, t, cond), schedule, cfg, generators, device=device)
+        with ema.applied_to(model.unet):
+            return sample_conditioned(model, x_id, x0, generators, schedule, cfg, device=device, amp=lambda: autocast)
     finally:
         model.train(was_training)
-    return images.float()
 
 
 def sample_grid(model: CCFExp, ema: EMA, schedule: NoiseSchedule, cfg: SamplerConfig, held: HeldOut, seed: int,
