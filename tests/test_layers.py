@@ -43,16 +43,6 @@ LAYERS: tuple[tuple[str, ...], ...] = (
 )
 RANK = {name: i for i, row in enumerate(LAYERS) for name in row}
 
-# File cycles known and not yet removed, each with why it is there. The test fails when one of
-# them is gone too, so the list only shrinks.
-KNOWN_FILE_CYCLES: dict[frozenset[str], str] = {
-    frozenset({"fpsynth.models.config", "fpsynth.models.profiles"}): (
-        "ModelConfig.__post_init__ checks that its switches match its profile name "
-        "(profiles.profile_mismatches, imported in the method), and the profile tables are made "
-        "of models/config.py's enums"
-    ),
-}
-
 
 def _modules(package: Path) -> dict[str, tuple[Path, bool]]:
     """Dotted module name -> (file, is a package __init__)."""
@@ -173,10 +163,7 @@ def test_every_layer_is_in_the_table() -> None:
 def test_no_cycle_between_files() -> None:
     graph = import_graph()
     cycles = _cycles(graph)
-    new = [c for c in cycles if frozenset(c) not in KNOWN_FILE_CYCLES]
-    assert not new, "files that import each other (directly or around a loop):\n" + _describe(new, graph)
-    gone = sorted(sorted(k) for k in set(KNOWN_FILE_CYCLES) - {frozenset(c) for c in cycles})
-    assert not gone, f"cycles no longer there: remove them from KNOWN_FILE_CYCLES: {gone}"
+    assert not cycles, "files that import each other (directly or around a loop):\n" + _describe(cycles, graph)
 
 
 def test_no_cycle_between_packages() -> None:

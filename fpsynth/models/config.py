@@ -13,35 +13,10 @@ DCFace baseline); "no cycle" is a loss setting (``fpsynth.diffusion.config.LossC
 from __future__ import annotations
 
 import dataclasses
-import enum
 
+from fpsynth.models.profiles import profile_mismatches
+from fpsynth.models.switches import FusionQuery, PatchStats, TokenLayout, Variant
 from fpsynth.nets.config import IRConfig, LandmarkInput
-
-
-class Variant(enum.Enum):
-    CCFEXP = "ccfexp"  # identity + expression + landmark tokens, cross-fusion
-    DCFACE = "dcface"  # the DCFace baseline: identity tokens + k x k patch statistics of the style
-
-
-class TokenLayout(enum.Enum):
-    """How a (B, C, 7, 7) feature map becomes 49 tokens."""
-
-    TRANSPOSE = "transpose"  # (B, 49, C): one token per position (paper: "flatten and rearrange")
-    VIEW = "view"  # the authors' landmark tokens: the channel-major buffer reshaped to (B, 49, C)
-
-
-class FusionQuery(enum.Enum):
-    """The queries of the cross-fusion attentions."""
-
-    PROJECTED = "projected"  # Eq. 6: Q = F W^Q, a learnable W^Q per stream (paper, default)
-    RAW = "raw"  # the authors' Condition_Adapter: the stream's tokens themselves
-
-
-class PatchStats(enum.Enum):
-    """The second statistic of the DCFace baseline's k x k patch statistics."""
-
-    STD = "std"  # standard deviation sqrt(E[x^2] - mean^2) (DCFace paper, fpsynth default)
-    MEAN_MINUS_SQUARE = "mean_minus_square"  # the DCFace code: mean - E[x^2] (a defect, kept as a switch)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -143,8 +118,6 @@ class ModelConfig:
             raise ValueError("expression_ir.embedding_dim must equal identity_ir.embedding_dim (F_Face - F_ID)")
         if self.fusion.dim % self.fusion.heads:
             raise ValueError(f"fusion.dim {self.fusion.dim} is not divisible by fusion.heads {self.fusion.heads}")
-        from fpsynth.models.profiles import profile_mismatches  # profiles import this module
-
         wrong = profile_mismatches(self)
         if wrong:
             raise ValueError(

@@ -18,10 +18,13 @@ checkpoints, ``metadata.parquet``, the dataset card and the report name it.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from fpsynth.models.config import FusionQuery, ModelConfig, PatchStats, TokenLayout, Variant
+from fpsynth.models.switches import FusionQuery, PatchStats, TokenLayout, Variant
 from fpsynth.nets.config import LandmarkInput
+
+if TYPE_CHECKING:  # the config checks its profile with this module, so only annotations name it
+    from fpsynth.models.config import ModelConfig
 
 DEFAULT = "fpsynth"
 CCFEXP_AUTHORS = "ccfexp-authors"
