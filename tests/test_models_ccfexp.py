@@ -153,6 +153,7 @@ def test_condition_tokens_of_each_variant(changes, n_tokens):
     assert model.has_landmarks == (cfg.variant is Variant.CCFEXP and cfg.use_landmarks)
 
 
+@pytest.mark.slow
 def test_frozen_networks_run_once_per_batch_and_stay_frozen():
     model = CCFExp(tiny_model_config())
     calls = {name: 0 for name in model.frozen_modules()}
@@ -171,6 +172,7 @@ def test_frozen_networks_run_once_per_batch_and_stay_frozen():
 
 
 @pytest.mark.parametrize("variant", [Variant.CCFEXP, Variant.DCFACE])
+@pytest.mark.slow
 def test_gradients_reach_every_trainable_module_and_no_frozen_one(variant):
     torch.manual_seed(0)
     model = CCFExp(tiny_model_config(variant=variant)).train()
@@ -190,6 +192,7 @@ def test_gradients_reach_every_trainable_module_and_no_frozen_one(variant):
     assert all((id(p) in trainable) != (not p.requires_grad) for p in model.parameters())
 
 
+@pytest.mark.slow
 def test_identity_and_landmark_losses_reach_the_unet_through_the_frozen_networks():
     torch.manual_seed(0)
     model = CCFExp(tiny_model_config()).train()
@@ -218,6 +221,7 @@ def test_trainable_state_dict_round_trip():
         CCFExp(tiny_model_config(variant=Variant.DCFACE)).load_trainable_state_dict(state)
 
 
+@pytest.mark.slow
 def test_sampling_from_the_tiny_model_is_deterministic_per_seed():
     model = CCFExp(tiny_model_config()).eval()
     _wake_zero_layers(model)

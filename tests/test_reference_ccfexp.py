@@ -119,6 +119,7 @@ def test_single_ddim_steps(io, t):
 
 
 @pytest.mark.parametrize("group,item", [("sampler", slice(None)), ("sampler1", slice(0, 1))])
+@pytest.mark.slow
 def test_fifty_step_sampler_images(model, io, group, item):
     """The authors' loop: DDIM 50, eta 1, network eps in the direction term, one CPU generator per batch."""
     cond, _, _ = _conditions(model, io, item)
