@@ -46,6 +46,7 @@ def copy(names: list[str], folder: Path) -> Path:
     return folder
 
 
+@pytest.mark.slow
 def test_cli_generates_from_real_photos_and_a_train_checkpoint(workspace, tmp_path):
     ids = tmp_path / "faces"
     shutil.copytree(fixture_path("faces", "people", "John_Simm"), ids / "John_Simm")
