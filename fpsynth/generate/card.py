@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fpsynth.config import to_dict, to_toml
+from fpsynth.diffusion.samplers import sampler_class
 from fpsynth.generate.config import SEVERITIES
 from fpsynth.generate.merge import METADATA_FILE, Counts
 from fpsynth.version import __version__
@@ -49,7 +50,7 @@ def dataset_card(counts: Counts, cfg: Any, checkpoint: dict[str, Any], n_identit
     sampler = gen.sampler
     settings = to_toml({"seed": cfg.seed, "generate": {k: v for k, v in to_dict(gen).items()
                                                        if k not in ("ids", "out", "checkpoint", "shard")}})
-    eta = f", eta {sampler.eta}" if sampler.kind.value == "ddim" else ""
+    eta = f", eta {sampler.eta}" if sampler_class(sampler.kind).uses_eta else ""
     devices = ", ".join(f"{d} ({p})" for d, p in sorted(counts.devices))
     return f"""---
 pretty_name: {title}

@@ -1,7 +1,7 @@
 """Opening the metric networks a report needs, from the pipeline's ``[weights]`` section.
 
 Each ``open_*`` returns either :class:`Opened` (the network and what was loaded into it) or a
-:class:`~fpsynth.metrics.networks.MissingNetwork` naming the file and config key it needs, so the
+:class:`~fpsynth.nets.loading.MissingNetwork` naming the file and config key it needs, so the
 report can list the metric as missing instead of failing or substituting another network. A file
 that is configured but wrong (checksum, layout) still raises: that is an error to fix, not a
 missing network.

@@ -3,7 +3,7 @@
 ``fpsynth.report.summary`` computes them from the per-image tables; :func:`as_json` (called by
 :meth:`SetSummary.to_json` when report.json is assembled) is the one place they become the plain
 dicts of report.json, which the page then reads. A block whose network is missing is the
-:class:`~fpsynth.metrics.networks.MissingNetwork` itself (its ``to_dict`` is the missing row).
+:class:`~fpsynth.nets.loading.MissingNetwork` itself (its ``to_dict`` is the missing row).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The metric networks of one report, opened once from ``[weights]``, each present or missing.
 
 A metric whose network is not configured is carried as a
-:class:`~fpsynth.metrics.networks.MissingNetwork` (file + config key) and shown as missing; it is
+:class:`~fpsynth.nets.loading.MissingNetwork` (file + config key) and shown as missing; it is
 never computed with another network. A configured file that is wrong still raises (an error to
 fix, not a missing network).
 """

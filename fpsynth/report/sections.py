@@ -10,6 +10,8 @@ from typing import Any
 
 import pandas as pd
 
+from fpsynth.diffusion.config import SamplerKind
+from fpsynth.diffusion.samplers import sampler_class
 from fpsynth.metrics.expression import Asymmetry
 from fpsynth.metrics.table1 import PAIR_METRICS, REFERENCES, TABLE1_COLUMNS
 from fpsynth.report import svg
@@ -138,7 +140,7 @@ def afid(report: dict[str, Any], examples: str) -> str:
 
 
 def _sampler(cfg: dict[str, Any]) -> str:
-    eta = f", eta {cfg['eta']}" if cfg["kind"] == "ddim" else ""
+    eta = f", eta {cfg['eta']}" if sampler_class(SamplerKind(cfg["kind"])).uses_eta else ""
     return esc(f"{cfg['kind'].upper()}, {cfg['steps']} steps{eta}, x0 clipped: {cfg['clip_x0']}")
 
 
