@@ -14,6 +14,7 @@ from test_train_data import MICRO
 
 
 @pytest.mark.parametrize("variant", ["ccfexp", "dcface"])
+@pytest.mark.slow
 def test_optimizer_holds_exactly_the_trainable_parameters_and_all_of_them_learn(variant):
     cfg = load_pipeline("tiny", [*MICRO, f"train.model.variant={variant}"])
     trainer = build_trainer(cfg, DistContext(), resume=None)
