@@ -89,6 +89,7 @@ def test_wrong_layout_is_refused(tmp_path, saved_pth):
         load_inception(tmp_path / "other.pth", verify_checksum=False)
 
 
+@pytest.mark.slow
 def test_missing_file_and_explicit_random_init(tmp_path):
     with pytest.raises(WeightsError, match="weights.inception"):
         load_inception(None)
