@@ -32,7 +32,8 @@ class UpstreamError(FpsynthError, RuntimeError):
     """An earlier stage's folder is unfinished or damaged; the message names the command to run."""
 
 
-def sha256_of(path: Path) -> str:
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file's bytes, read 1 MiB at a time."""
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
@@ -43,7 +44,7 @@ def sha256_of(path: Path) -> str:
 def file_check(path: Path) -> dict[str, Any]:
     """{size, mtime_ns, sha256} of a file, as a record or a check list keeps it."""
     st = Path(path).stat()
-    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": sha256_of(path)}
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": sha256_file(path)}
 
 
 def file_problem(path: Path, size: int, mtime_ns: int, sha256: str) -> str | None:
@@ -54,7 +55,7 @@ def file_problem(path: Path, size: int, mtime_ns: int, sha256: str) -> str | Non
         return "missing"
     if st.st_size != size:
         return f"{st.st_size} bytes instead of {size} (truncated or replaced)"
-    if st.st_mtime_ns == mtime_ns or sha256_of(path) == sha256:
+    if st.st_mtime_ns == mtime_ns or sha256_file(path) == sha256:
         return None
     return "changed (its sha256 differs)"
 

@@ -14,7 +14,6 @@ zip reader, which rebuilds only tensors and turns every other global into an ine
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -24,6 +23,7 @@ if TYPE_CHECKING:  # torch is imported where a file is read: the CLI starts (and
     import torch
 
 from fpsynth.errors import WeightsError
+from fpsynth.outputs import sha256_file
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,14 +54,6 @@ class WeightsConfig:
 
 
 # --------------------------------------------------------------------------- reading
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def read_state_dict(path: Path, *, quiet: bool = False) -> dict[str, torch.Tensor]:

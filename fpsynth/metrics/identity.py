@@ -31,7 +31,8 @@ from fpsynth.data.pixels import to_unit
 from fpsynth.metrics.config import DLIB_THRESHOLD, IR50_COSINE_THRESHOLD
 from fpsynth.metrics.landmarks import CropLandmarker, dlib_crop_landmarker, to_rgb_uint8
 from fpsynth.nets.loading import MissingNetwork
-from fpsynth.weights import LoadRecord, WeightsError, load_into, sha256_file
+from fpsynth.outputs import sha256_file
+from fpsynth.weights import LoadRecord, WeightsError, load_into
 
 if TYPE_CHECKING:
     from fpsynth.nets.config import IRConfig

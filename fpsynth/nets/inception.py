@@ -34,7 +34,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from fpsynth.nets.loading import build_on_meta, load_network
-from fpsynth.weights import LoadRecord, WeightsError, WeightSpec, resolve_path, sha256_file
+from fpsynth.outputs import sha256_file
+from fpsynth.weights import LoadRecord, WeightsError, WeightSpec, resolve_path
 
 FEATURE_DIM = 2048
 INPUT_SIZE = 299

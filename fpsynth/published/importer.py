@@ -37,7 +37,7 @@ from fpsynth.models.config import ModelConfig, Variant
 from fpsynth.models.profiles import apply_profile, profile_for_variant
 from fpsynth.published.mapping import CCFEXP, DCFACE_5X5, KINDS, Mapped, MappingError, check_against, detect_kind, map_published
 from fpsynth.version import __version__
-from fpsynth.weights import sha256_file
+from fpsynth.outputs import sha256_file
 
 PUBLISHED_DIR = "published"  # below the workspace
 STATE_FILE, MODEL_FILE = "state.json", "model.safetensors"

@@ -89,7 +89,7 @@ def open_networks(weights: WeightsConfig, cfg: MetricsConfig, device: torch.devi
 
 def _open_landmarker(weights: WeightsConfig) -> Opened[CropLandmarker] | MissingNetwork:
     from fpsynth.data.faces.dlib_backend import check
-    from fpsynth.weights import sha256_file
+    from fpsynth.outputs import sha256_file
 
     try:
         path = check(weights.dlib_models)

@@ -21,7 +21,8 @@ from typing import Any
 
 import torch
 
-from fpsynth.weights import WeightsError, sha256_file
+from fpsynth.outputs import sha256_file
+from fpsynth.weights import WeightsError
 
 NONE = "none"  # train.init_from = "none": from scratch, on purpose
 CONFIG_KEY = "train.init_from"

@@ -159,7 +159,7 @@ def train_stage(cfg: Any, workspace: Path, force: bool = False) -> tuple[Stage, 
 
 def _content_digest(path: Path) -> str:
     from fpsynth.train.checkpoint import resolve_checkpoint
-    from fpsynth.weights import sha256_file
+    from fpsynth.outputs import sha256_file
 
     path = Path(path)
     if path.is_dir():  # an fpsynth checkpoint folder: its state.json names every file's sha256

@@ -39,7 +39,7 @@ from fpsynth.utility.benchmark import evaluate
 from fpsynth.utility.config import Grader
 from fpsynth.utility.regimes import Samples
 from fpsynth.version import __version__
-from fpsynth.weights import sha256_file
+from fpsynth.outputs import sha256_file
 
 OUTPUTS = ["utility.json", "runs.parquet"]
 UTILITY_FILE = "utility.json"
