@@ -70,10 +70,15 @@ def damaged_rows(folder: Path, rows: Iterable[tuple[str, int, int, str]]) -> lis
     return bad
 
 
-def read_record(folder: Path) -> dict[str, Any] | None:
+def read_record(folder: Path, max_bytes: int | None = None) -> dict[str, Any] | None:
+    """The stage record of ``folder`` as a dict; None when there is none, it is not a regular file
+    (never opened: a FIFO would block), it is larger than ``max_bytes``, or it is not a JSON object."""
+    path = Path(folder) / RECORD_FILE
     try:
-        rec = json.loads((Path(folder) / RECORD_FILE).read_text())
-    except (FileNotFoundError, NotADirectoryError, json.JSONDecodeError, UnicodeDecodeError):
+        if not path.is_file() or (max_bytes is not None and path.stat().st_size > max_bytes):
+            return None
+        rec = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         return None
     return rec if isinstance(rec, dict) else None
 

@@ -28,7 +28,7 @@ from typing import Any
 
 from fpsynth.config import to_dict, to_toml
 from fpsynth.errors import FpsynthError
-from fpsynth.outputs import UpstreamError, file_check, outputs_problem, upstream_problem
+from fpsynth.outputs import RECORD_FILE, UpstreamError, file_check, outputs_problem, read_record, upstream_problem
 from fpsynth.version import __version__
 
 # Files up to this size are fingerprinted by content; larger ones (raw videos) by size and mtime,
@@ -204,7 +204,7 @@ class Stage:
 
     @property
     def record_path(self) -> Path:
-        return self.dir / "stage.json"
+        return self.dir / RECORD_FILE
 
     def require_inputs(self) -> None:
         """Every input exists, and every stage folder it lies in (an earlier stage with verified
@@ -231,10 +231,7 @@ class Stage:
         return self._fingerprint
 
     def record(self) -> dict[str, Any] | None:
-        try:
-            return json.loads(self.record_path.read_text())
-        except (FileNotFoundError, json.JSONDecodeError):
-            return None
+        return read_record(self.dir)
 
     def is_up_to_date(self) -> bool:
         """True when the last finished run had this fingerprint and its outputs are all present."""

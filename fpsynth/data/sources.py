@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import json
 import os
 import re
 import stat
@@ -30,6 +29,7 @@ from pathlib import Path
 from fpsynth.data.config import SourcesConfig
 from fpsynth.data.reasons import Reason
 from fpsynth.errors import FpsynthError
+from fpsynth.outputs import read_record
 
 
 class SourceError(FpsynthError, FileNotFoundError):
@@ -67,7 +67,6 @@ def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_") or "unknown"
 
 
-STAGE_RECORD = "stage.json"  # what every fpsynth stage folder holds (fpsynth.stage.Stage.record_path)
 FileId = tuple[int, int]  # (st_dev, st_ino): one real file or folder, whatever the path to it
 
 
@@ -152,14 +151,8 @@ def walk(root: Path) -> Walk:
 
 def _is_stage_folder(folder: Path) -> bool:
     """Whether ``folder`` holds a fpsynth stage record (a JSON object naming its stage and fingerprint)."""
-    record = folder / STAGE_RECORD
-    try:
-        if not record.is_file() or record.stat().st_size > 1 << 20:
-            return False
-        data = json.loads(record.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return isinstance(data, dict) and "stage" in data and "fingerprint" in data
+    data = read_record(folder, max_bytes=1 << 20)  # an input tree may hold anything named stage.json
+    return data is not None and "stage" in data and "fingerprint" in data
 
 
 def files_below(root: Path) -> list[Path]:
