@@ -11,12 +11,12 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
+from fpsynth.data.codec import read_rgb
 from fpsynth.data.pixels import to_unit
 from fpsynth.errors import FpsynthError
 from fpsynth.stage import MissingInputError
@@ -30,10 +30,10 @@ class EmptySelectionError(FpsynthError, ValueError):
 
 def load_crop(path: Path) -> torch.Tensor:
     """(3, 112, 112) float RGB in [-1, 1] of a crop PNG."""
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if bgr is None:
+    rgb = read_rgb(path)
+    if rgb is None:
         raise MissingInputError(f"crop {path} is missing or unreadable; re-run `{PREPARE_COMMAND}`")
-    return to_unit(bgr[:, :, ::-1])
+    return to_unit(rgb)
 
 
 def read_manifest(prepare_dir: Path, name: str) -> pd.DataFrame:

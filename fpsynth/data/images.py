@@ -18,6 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from fpsynth.data.codec import decode_raw
 from fpsynth.data.reasons import Reason, Rejected
 
 # Transparent pixels are composited onto mid grey: neither black nor white, which a face
@@ -65,7 +66,7 @@ def decode_image(data: bytes, max_pixels: int | None = None) -> np.ndarray:
     if max_pixels is not None:
         check_size(data, max_pixels)
     try:
-        arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+        arr = decode_raw(data)
     except cv2.error as exc:  # OpenCV's own size limit, a decoder's assertion: the file, not the run
         first = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
         raise Rejected(Reason.NOT_AN_IMAGE, f"OpenCV refuses to decode it ({first.strip()})") from None

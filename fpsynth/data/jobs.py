@@ -13,10 +13,10 @@ import errno
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from fpsynth.data.align import Aligned
+from fpsynth.data.codec import encode_png
 from fpsynth.data.config import PrepareConfig
 from fpsynth.data.faces import FaceBackend, get_backend
 from fpsynth.data.privacy import Job
@@ -85,13 +85,10 @@ def crop_path(job: Job, index: int, clip: str | None = None) -> str:
 
 
 def write_crop(ctx: Context, rel: str, crop: np.ndarray) -> None:
-    ok, buf = cv2.imencode(".png", cv2.cvtColor(crop, cv2.COLOR_RGB2BGR),
-                           [cv2.IMWRITE_PNG_COMPRESSION, ctx.cfg.png_compression])
-    if not ok:  # encoding a valid uint8 array cannot fail short of a broken OpenCV
-        raise RuntimeError("PNG encoding failed")
+    data = encode_png(crop, ctx.cfg.png_compression)
     path = ctx.out_dir / rel
     try:
-        atomic_write_bytes(path, buf.tobytes())
+        atomic_write_bytes(path, data)
     except OSError as exc:  # never a reject row: the input is fine, and the rerun must retry it
         what = errno.errorcode.get(exc.errno or 0, type(exc).__name__)
         advice = _WRITE_ADVICE.get(exc.errno, "fix the cause")

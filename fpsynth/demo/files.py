@@ -6,8 +6,9 @@ import struct
 import zlib
 from collections.abc import Mapping
 
-import cv2
 import numpy as np
+
+from fpsynth.data.codec import encode_png
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -18,10 +19,7 @@ def png_bytes(rgb: np.ndarray, text: Mapping[str, str]) -> bytes:
     The chunks go right after the header so any reader (``exiftool``, PIL's ``.text``,
     :func:`png_text`) shows them; OpenCV's encoder has no option for text, hence the splice.
     """
-    ok, buf = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 3])
-    if not ok:
-        raise RuntimeError("OpenCV failed to encode a PNG")
-    data = buf.tobytes()
+    data = encode_png(rgb, 3)
     ihdr_end = len(_PNG_SIGNATURE) + 8 + 13 + 4  # length, type, 13 data bytes, CRC
     chunks = b"".join(_chunk(b"tEXt", k.encode("latin-1") + b"\0" + v.encode("latin-1")) for k, v in text.items())
     return data[:ihdr_end] + chunks + data[ihdr_end:]

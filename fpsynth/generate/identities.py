@@ -16,7 +16,6 @@ import json
 import tempfile
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -24,6 +23,7 @@ import pyarrow.parquet as pq
 import torch
 
 from fpsynth.config import to_dict
+from fpsynth.data.codec import decode_rgb, encode_png
 from fpsynth.data.config import PrepareConfig
 from fpsynth.data.photos import process_photos
 from fpsynth.data.pixels import to_unit
@@ -35,6 +35,7 @@ IDENTITIES_FILE = "identities.parquet"
 REJECTS_FILE = "identity_rejects.parquet"
 _KEY = b"fpsynth.identities_key"
 _SHOWN = 10  # rejected files listed in the error message
+IDENTITY_PNG_COMPRESSION = 3  # the crops' PNG level inside identities.parquet (part of its bytes)
 
 IDENTITIES = pa.schema([
     ("identity_id", pa.string()),  # the crop's pseudonymous id (prepare's frame_id of the photo)
@@ -71,7 +72,7 @@ class Identities:
     @classmethod
     def from_crops(cls, crops: list[np.ndarray], sources: list[str]) -> Identities:
         """Identities from already aligned (112, 112, 3) uint8 RGB crops (benchmarks, other tools)."""
-        pngs = [encode_png(c) for c in crops]
+        pngs = [encode_png(c, IDENTITY_PNG_COMPRESSION) for c in crops]
         names = [f"ID{i:05d}" for i in range(len(crops))]
         table = pd.DataFrame({
             "identity_id": names, "subject": names,
@@ -82,17 +83,9 @@ class Identities:
         return cls(table, pd.DataFrame(columns=IDENTITY_REJECTS.names), key)
 
 
-def encode_png(rgb: np.ndarray, compression: int = 3) -> bytes:
-    """PNG bytes of an (H, W, 3) uint8 RGB array (lossless; deterministic for a given libpng)."""
-    ok, buf = cv2.imencode(".png", np.ascontiguousarray(rgb[:, :, ::-1]), [cv2.IMWRITE_PNG_COMPRESSION, compression])
-    if not ok:
-        raise RuntimeError("cv2 failed to encode a PNG")
-    return buf.tobytes()
-
-
 def decode_crop(png: bytes) -> torch.Tensor:
     """(3, H, W) float RGB in [-1, 1] of PNG bytes."""
-    return to_unit(cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)[:, :, ::-1])
+    return to_unit(decode_rgb(png))
 
 
 def identities_key(folder: Path, prepare: PrepareConfig, seed: int, dlib_models: Path | None) -> str:

@@ -38,9 +38,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
+from fpsynth.data.codec import encode_png
 from fpsynth.data.dataset import load_crop
 from fpsynth.data.pixels import to_uint8
-from fpsynth.generate.identities import Identities, encode_png
+from fpsynth.generate.identities import Identities
 from fpsynth.generate.plan import PLAN, shard_dir_name
 from fpsynth.generate.sampling import Synthesizer
 from fpsynth.stage import atomic_write_parquet

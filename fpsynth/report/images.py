@@ -7,10 +7,10 @@ import base64
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 
+from fpsynth.data.codec import encode_jpeg, encode_png, thumbnail
 from fpsynth.data.dataset import load_crop
 from fpsynth.metrics.landmarks import to_rgb_uint8
 from fpsynth.stage import atomic_write_bytes
@@ -31,11 +31,7 @@ def batched(n: int, batch_size: int) -> Iterator[slice]:
 
 def save_png(path: Path, image: torch.Tensor) -> None:
     """One image (3, H, W) in [-1, 1] as an RGB PNG, written atomically."""
-    rgb = to_rgb_uint8(image[None])[0]
-    ok, buf = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-    if not ok:
-        raise RuntimeError(f"OpenCV failed to encode {path}")
-    atomic_write_bytes(Path(path), buf.tobytes())
+    atomic_write_bytes(Path(path), encode_png(to_rgb_uint8(image[None])[0]))
 
 
 def read_rgb(path: str | Path) -> np.ndarray:
@@ -45,12 +41,8 @@ def read_rgb(path: str | Path) -> np.ndarray:
 
 def data_uri(rgb: np.ndarray, size: int | None = None) -> str:
     """A ``data:image/jpeg;base64,...`` URI of an (H, W, 3) uint8 RGB image, resized to ``size`` px."""
-    if size is not None and rgb.shape[0] != size:
-        rgb = cv2.resize(rgb, (size, size), interpolation=cv2.INTER_AREA)
-    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, THUMB_JPEG_QUALITY])
-    if not ok:
-        raise RuntimeError("OpenCV failed to encode a thumbnail")
-    return "data:image/jpeg;base64," + base64.b64encode(buf.tobytes()).decode("ascii")
+    jpeg = encode_jpeg(rgb if size is None else thumbnail(rgb, size), THUMB_JPEG_QUALITY)
+    return "data:image/jpeg;base64," + base64.b64encode(jpeg).decode("ascii")
 
 
 def file_data_uri(path: str | Path, size: int | None = None) -> str:

@@ -12,10 +12,10 @@ import contextlib
 import dataclasses
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 
+from fpsynth.data.codec import encode_png
 from fpsynth.data.dataset import PairDataset, read_manifest
 from fpsynth.data.pixels import to_uint8
 from fpsynth.diffusion.config import SamplerConfig
@@ -75,7 +75,4 @@ def sample_grid(model: CCFExp, ema: EMA, schedule: NoiseSchedule, cfg: SamplerCo
 
 
 def write_png(path: Path, rgb: np.ndarray) -> None:
-    ok, data = cv2.imencode(".png", np.ascontiguousarray(rgb[:, :, ::-1]))
-    if not ok:
-        raise RuntimeError(f"PNG encoding failed for {path}")
-    atomic_write_bytes(path, data.tobytes())
+    atomic_write_bytes(path, encode_png(rgb))

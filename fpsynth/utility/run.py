@@ -24,12 +24,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import pandas as pd
 from rich.console import Console
 
 from fpsynth.config import to_dict
+from fpsynth.data.codec import read_rgb, thumbnail
 from fpsynth.data.dataset import PREPARE_COMMAND
 from fpsynth.errors import FpsynthError
 from fpsynth.generate.dataset import GENERATE_COMMAND
@@ -145,12 +145,10 @@ def _samples(table: pd.DataFrame, paths: list[Path], landmarker: Any, keep_image
 
 
 def _read(path: Path) -> np.ndarray:
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if bgr is None:
+    rgb = read_rgb(path)
+    if rgb is None:
         raise MissingInputError(f"image {path} is missing or unreadable; re-run the stage that wrote it")
-    if bgr.shape[:2] != (CROP, CROP):
-        bgr = cv2.resize(bgr, (CROP, CROP), interpolation=cv2.INTER_AREA)
-    return np.ascontiguousarray(bgr[:, :, ::-1])
+    return thumbnail(rgb, CROP)
 
 
 def plain(obj: Any) -> Any:
