@@ -14,8 +14,7 @@ from typer.testing import CliRunner
 from fpsynth.cli import app
 from fpsynth.report.dataset import DatasetMismatchError, read_generated
 from fpsynth.report.sources import Prepared
-from test_generate_helpers import image_bytes, make_prepare, save_train_checkpoint
-from test_generate_ids import SMALL, config, copy
+from helpers.generate import SMALL, config, copy, image_bytes, make_prepare, save_train_checkpoint
 
 # Every test reads the module's generated run (50.6 s of set-up on 2 shared cores).
 pytestmark = pytest.mark.slow

@@ -9,22 +9,13 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from helpers.fixtures import fixture_path
 from fpsynth.cli import app
 from fpsynth.data.sources import SourceError
 from fpsynth.generate.identities import IdentityError
 from fpsynth.generate.run import run
-from fpsynth.pipeline import load_pipeline, with_section
 from fpsynth.stage import MissingInputError
-from test_generate_helpers import make_prepare, save_train_checkpoint
-
-SMALL = ["generate.sampler.steps=2", "generate.plan.shard_size=4", "generate.plan.split=test", "prepare.n_jobs=1",
-         "generate.runtime.cpu_batch_size=4"]
-
-
-def config(**generate: object):
-    """The tiny pipeline, small sampling, and these generate fields (as the CLI flags set them)."""
-    return with_section(load_pipeline("tiny", SMALL), "generate", **generate)
+from helpers.fixtures import fixture_path
+from helpers.generate import SMALL, config, copy, make_prepare, save_train_checkpoint
 
 
 def output(result) -> str:
@@ -37,13 +28,6 @@ def workspace(tmp_path_factory) -> Path:
     make_prepare(ws / "prepare")
     save_train_checkpoint(ws, config())
     return ws
-
-
-def copy(names: list[str], folder: Path) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    for name in names:
-        shutil.copy(fixture_path("faces", "photos", name), folder / name)
-    return folder
 
 
 @pytest.mark.slow

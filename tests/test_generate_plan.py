@@ -13,7 +13,7 @@ from fpsynth.data.dataset import EmptySelectionError
 from fpsynth.generate.config import GenerateConfig, PlanConfig, ShardSpec, StyleSplit
 from fpsynth.generate.plan import PLAN_FILE, Dealer, Plan, StylePool, allocate, item_seed, plan_table, write_plan
 from fpsynth.generate.workers import Worker
-from test_generate_helpers import EXPRESSIONS, SEVERITIES, make_identities, make_prepare
+from helpers.generate import EXPRESSIONS, SEVERITIES, make_identities, make_prepare
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,7 @@ from fpsynth.generate.run import OtherRunError
 from fpsynth.generate.sampling import Synthesizer, pad_batch
 from fpsynth.generate.shards import InlineExecutor, part_path
 from fpsynth.generate.workers import Worker
-from test_generate_helpers import generate, image_bytes, make_identities, make_workspace, pipeline, tiny_loader
+from helpers.generate import generate, image_bytes, make_identities, make_workspace, pipeline, tiny_loader
 
 HERE = Path(__file__).resolve().parent
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif"}
@@ -163,7 +163,7 @@ def test_plan_only_writes_the_plan_and_identities_and_samples_nothing(root, tmp_
 def test_kill_mid_shard_then_resume_equals_an_uninterrupted_run(root, tmp_path):
     """SIGKILL a generating process inside shard 1, resume, and compare with a run never interrupted."""
     whole, killed = tmp_path / "whole", tmp_path / "killed"
-    cmd = [sys.executable, str(HERE / "test_generate_helpers.py"), str(root)]
+    cmd = [sys.executable, str(HERE / "helpers" / "generate.py"), str(root)]
     env = {**os.environ, "PYTHONPATH": str(HERE), "OMP_NUM_THREADS": "1"}
     subprocess.run([*cmd, str(whole), "8"], check=True, env=env, capture_output=True, timeout=300)
     proc = subprocess.Popen([*cmd, str(killed), "8"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

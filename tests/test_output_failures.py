@@ -18,8 +18,7 @@ from typer.testing import CliRunner
 
 from fpsynth.cli import app
 from fpsynth.lock import folder_lock
-from test_generate_helpers import image_bytes, make_prepare, save_train_checkpoint
-from test_generate_ids import SMALL, config, copy
+from helpers.generate import SMALL, config, copy, image_bytes, make_prepare, save_train_checkpoint
 
 PAGE = 4096
 

@@ -9,19 +9,17 @@ class) and, in one test, a payload that would run a command if it were unpickled
 
 from __future__ import annotations
 
-import functools
 import json
 import os
-from collections import OrderedDict
 from pathlib import Path
 
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from fpsynth.cli import app
 from fpsynth.published.importer import PublishedImportError, convert, import_published
 from fpsynth.reference import fixtures
+from helpers.published import write_published
 
 if not fixtures.REFERENCE_DIR.is_dir():
     pytest.skip(f"reference fixtures not found: {fixtures.REFERENCE_DIR}", allow_module_level=True)
@@ -34,38 +32,12 @@ LEFT = {
 KIND = {"CCFExp": "ccfexp", "dcface_3x3": "dcface-3x3", "dcface_5x5": "dcface-5x5"}
 
 
-class DictConfigStandIn:
-    """Pickled by reference like OmegaConf's DictConfig: the loader must not import or build it."""
-
-    def __init__(self, content: dict) -> None:
-        self._content = content
-
-
 class Payload:
     def __init__(self, marker: Path) -> None:
         self.marker = marker
 
     def __reduce__(self):
         return os.system, (f"touch {self.marker}",)
-
-
-def write_published(path: Path, layout: dict, *, drop=(), extra=(), reshape=None, hyper=None) -> Path:
-    state = OrderedDict()
-    for key, spec in layout.items():
-        if key in drop:
-            continue
-        shape = (reshape or {}).get(key, spec["shape"])
-        dtype = torch.long if spec["dtype"] in ("int64", "I64") else torch.float32
-        state[key] = torch.zeros((), dtype=dtype).expand(shape)
-    for key in extra:
-        state[key] = torch.zeros(3)
-    hyper = hyper if hyper is not None else {
-        "unet_config": DictConfigStandIn({"model_params": {"num_channels": 128}}),
-        "optimizer": functools.partial(torch.optim.AdamW, lr=1e-4),
-    }
-    torch.save({"epoch": 9, "global_step": 12345, "pytorch-lightning_version": "1.7.1", "state_dict": state,
-                "hyper_parameters": hyper}, path)
-    return path
 
 
 @pytest.fixture(scope="module", params=sorted(LEFT))

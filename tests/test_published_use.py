@@ -18,8 +18,7 @@ from fpsynth.pipeline import load_pipeline
 from fpsynth.train.init import init_model_from, resolve_init_from
 from fpsynth.train.run import train_stage
 from fpsynth.weights import WeightsError
-
-from test_generate_helpers import save_train_checkpoint
+from helpers.generate import save_train_checkpoint
 
 
 def _crops(n: int, seed: int) -> np.ndarray:
@@ -99,9 +98,8 @@ def test_init_from_a_checkpoint_folder_copies_every_tensor(tiny_checkpoint):
 
 def test_init_from_a_published_dcface_file_keeps_what_it_lacks(tmp_path):
     """The paper's protocol: a CCFExp (fpsynth profile) started from DCFace's U-Net and E_ID."""
-    from test_published_import import write_published
-
     from fpsynth.reference import fixtures
+    from helpers.published import write_published
 
     if not fixtures.REFERENCE_DIR.is_dir():
         pytest.skip(f"reference fixtures not found: {fixtures.REFERENCE_DIR}")
@@ -181,9 +179,8 @@ def test_generate_with_a_published_file_imports_it_once_and_records_the_profile(
 
     from fpsynth.cli import app
     from fpsynth.reference import fixtures
-    from test_generate_helpers import make_prepare
-    from test_generate_ids import SMALL, copy
-    from test_published_import import write_published
+    from helpers.generate import SMALL, copy, make_prepare
+    from helpers.published import write_published
 
     if not fixtures.REFERENCE_DIR.is_dir():
         pytest.skip(f"reference fixtures not found: {fixtures.REFERENCE_DIR}")

@@ -35,7 +35,7 @@ from fpsynth.report.images import load_images
 from fpsynth.report.networks import open_networks
 from fpsynth.report.sources import Prepared
 from fpsynth.stage import ItemStore
-from test_generate_helpers import save_train_checkpoint
+from helpers.generate import save_train_checkpoint
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

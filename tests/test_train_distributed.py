@@ -23,7 +23,7 @@ from safetensors.torch import load_file
 from fpsynth.pipeline import load_pipeline
 from fpsynth.train.checkpoint import CHECKPOINTS
 from fpsynth.train.run import run
-from test_train_data import MICRO, flipped_workspace
+from helpers.train import MICRO, flipped_workspace
 
 REPO = Path(__file__).resolve().parent.parent
 SETS = [*MICRO, "train.data.batch_size=4", "train.max_steps=3", "train.log.every=1", "train.log.sample_pairs=0",

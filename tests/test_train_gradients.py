@@ -10,7 +10,7 @@ from fpsynth.pipeline import load_pipeline
 from fpsynth.train.data import Batching
 from fpsynth.train.distributed import DistContext
 from fpsynth.train.loop import build_trainer
-from test_train_data import MICRO
+from helpers.train import MICRO
 
 
 @pytest.mark.parametrize("variant", ["ccfexp", "dcface"])

@@ -36,7 +36,7 @@ from fpsynth.pipeline import load_pipeline
 from fpsynth.train.checkpoint import load_checkpoint
 from fpsynth.train.distributed import DistContext
 from fpsynth.train.loop import train
-from test_train_data import MICRO, real_crops, write_prepare
+from helpers.train import MICRO, real_crops, write_prepare
 
 STEPS, T0 = 150, 300
 

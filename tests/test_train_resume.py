@@ -14,15 +14,15 @@ from pathlib import Path
 import cv2
 import pytest
 import torch
-from typer.testing import CliRunner
 from safetensors.torch import load_file
+from typer.testing import CliRunner
 
 from fpsynth.cli import app
 from fpsynth.pipeline import load_pipeline
 from fpsynth.train.checkpoint import CHECKPOINTS, complete_checkpoints, latest_checkpoint
 from fpsynth.train.logs import COLUMNS
 from fpsynth.train.run import ARCHIVE, RunMismatchError, run
-from test_train_data import MICRO, flipped_workspace
+from helpers.train import MICRO, flipped_workspace
 
 REPO = Path(__file__).resolve().parent.parent
 # 6 training pairs, batch 2: 3 steps per epoch, so 4 steps cross an epoch boundary. Dropout in the
