@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -39,7 +39,7 @@ from fpsynth.data.privacy import Job
 from fpsynth.data.quality import Quality, assess, check, dominant_face, interocular
 from fpsynth.data.reasons import Reason, Rejected
 from fpsynth.data.still import StillGate
-from fpsynth.data.video import VideoDecoder, VideoInfo
+from fpsynth.data.video import VideoDecoder, VideoInfo, frame_signature
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,6 +60,8 @@ class Analysis:
     size: tuple[int, int]  # (H, W) of the decoded frames
     decoded: int  # frames the file really gave
     shortfall: tuple[int, int] | None  # (first missing, last expected) frame when decoding stopped early
+    # frame_signature of every analysed frame, by index, when asked for (a later pass seeks by them)
+    signatures: dict[int, bytes] = dataclasses.field(default_factory=dict)
 
 
 # Tracked landmarks that move more than this (mean over the 68 points, in inter-ocular distances)
@@ -146,11 +148,15 @@ class _Tracker:
 
 
 def analyse(decoder: VideoDecoder, ctx: Context, wanted: Callable[[int], bool], max_frames: int | None = None,
-            restart: Callable[[int], bool] = lambda i: False) -> Analysis:
+            restart: Callable[[int], bool] = lambda i: False, signatures: bool = False,
+            known: Mapping[int, bytes] | None = None, next_wanted: Callable[[int], int] | None = None) -> Analysis:
     """Decode once; landmarks, alignment and quality gates on every frame ``wanted`` takes.
 
     ``restart(i)``: the tracker detects afresh on frame i (a frame that does not follow the last
-    analysed one closely). Raises :class:`Rejected` when no frame decodes at all.
+    analysed one closely). ``signatures``: keep each analysed frame's signature (for a later pass's
+    ``known``). ``known``/``next_wanted``: skip unwanted stretches by seeking to frames a
+    first pass analysed (:meth:`VideoDecoder.frames`; may raise ``SeekMismatch``).
+    Raises :class:`Rejected` when no frame decodes at all.
     """
     info = decoder.info
     tracker = _Tracker(ctx.backend(), ctx)
@@ -159,8 +165,11 @@ def analyse(decoder: VideoDecoder, ctx: Context, wanted: Callable[[int], bool], 
     candidates: list[Candidate] = []
     failures: list[tuple[int, Rejected]] = []
     size = (info.height, info.width)
-    for index, rgb in decoder.frames(wanted, max_frames):
+    seen: dict[int, bytes] = {}
+    for index, rgb in decoder.frames(wanted, max_frames, known, next_wanted):
         size = rgb.shape[:2]
+        if signatures:
+            seen[index] = frame_signature(rgb)
         if restart(index):
             tracker.reset()
             still.clear()
@@ -181,7 +190,7 @@ def analyse(decoder: VideoDecoder, ctx: Context, wanted: Callable[[int], bool], 
         candidates.append(Candidate(index, face, aligned, q))
     if decoder.decoded == 0:
         raise Rejected(Reason.NO_FRAMES, "the file opens as a video but no frame decodes")
-    return Analysis(candidates, failures, info, size, decoder.decoded, decoder.shortfall(max_frames))
+    return Analysis(candidates, failures, info, size, decoder.decoded, decoder.shortfall(max_frames), seen)
 
 
 def process_clip(job: Job, ctx: Context) -> Result:

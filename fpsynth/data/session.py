@@ -28,7 +28,7 @@ from fpsynth.data.motion import Phase, label_phases, level_phases, pick_frames, 
 from fpsynth.data.movements import Segmentation, regional_motion, segment
 from fpsynth.data.privacy import Job
 from fpsynth.data.reasons import Reason
-from fpsynth.data.video import VideoDecoder
+from fpsynth.data.video import SeekMismatch, VideoDecoder
 
 
 def process_session(job: Job, ctx: Context) -> Result:
@@ -38,7 +38,7 @@ def process_session(job: Job, ctx: Context) -> Result:
     fps = decoder.info.fps
     # About analyse_fps frames a second, however long the video (no cap: each movement needs its frames).
     stride = max(1, round(fps / vc.analyse_fps)) if vc.analyse_fps and fps > 0 else 1
-    a = analyse(decoder, ctx, lambda i: i % stride == 0, vc.max_frames)
+    a = analyse(decoder, ctx, lambda i: i % stride == 0, vc.max_frames, signatures=stride > 1)
     if not a.candidates:
         return Result([], decode_rows(job, a, stride, vc.max_frames))
     seg = segment(_landmarks(a.candidates), np.array([c.index for c in a.candidates]), fps, mc)
@@ -103,8 +103,19 @@ def _densify(path: Path, ctx: Context, a: Analysis, seg: Segmentation, stride: i
         return short
     spans = [(seg.movements[n].pad_from, seg.movements[n].pad_to) for n in sorted(short)]
     starts = {lo for lo, _ in spans}
-    more = analyse(VideoDecoder(path), ctx, lambda i: i % stride != 0 and any(lo <= i <= hi for lo, hi in spans),
-                   max(hi for _, hi in spans) + 1, restart=lambda i: i in starts or i - 1 in starts)
+    wanted = lambda i: i % stride != 0 and any(lo <= i <= hi for lo, hi in spans)  # noqa: E731
+    restart = lambda i: i in starts or i - 1 in starts  # noqa: E731
+    end = max(hi for _, hi in spans) + 1
+
+    def next_wanted(i: int) -> int:  # the first frame >= i inside a span (end: none is)
+        return min((max(lo, i) for lo, hi in spans if hi >= i), default=end)
+
+    # The stretches between the spans are skipped by seeking to frames the first pass analysed, each
+    # checked against its signature; a container whose seeking is not exact is decoded from the start.
+    try:
+        more = analyse(VideoDecoder(path), ctx, wanted, end, restart, known=a.signatures, next_wanted=next_wanted)
+    except SeekMismatch:
+        more = analyse(VideoDecoder(path), ctx, wanted, end, restart)
     a.candidates = sorted(a.candidates + more.candidates, key=lambda c: c.index)
     a.failures = sorted(a.failures + more.failures, key=lambda f: f[0])
     return short

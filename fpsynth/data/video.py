@@ -8,8 +8,10 @@ by falling short of the count in its header.
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
-from collections.abc import Callable, Iterator
+import hashlib
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import cv2
@@ -20,6 +22,24 @@ from fpsynth.data.reasons import Reason, Rejected
 
 # Containers often state a frame count one or two off the real one; only a larger gap means loss.
 _COUNT_SLACK = 2
+
+# A way forward of at least this many unwanted frames is sought (CAP_PROP_POS_FRAMES) when frames
+# on it are known (``VideoDecoder.frames(known=...)``); a shorter one is grabbed frame by frame. A
+# seek decodes from the keyframe before its target: on an MPEG-4 file with a keyframe every 12
+# frames it costs ~5 ms (~10 grabs), on an H.264 file with rare keyframes up to what the grabs cost.
+SEEK_AHEAD = 48
+
+
+class SeekMismatch(Exception):
+    """A frame reached by seeking differs from the frame decoded at that index from the start: the
+    container's seeking is not exact. The caller decodes from the start instead."""
+
+
+def frame_signature(rgb: np.ndarray) -> bytes:
+    """16-byte digest of a decoded frame (every 4th pixel of every 4th row): two frames of one video
+    with the same signature are the same frame, or frames too alike for the difference to matter."""
+    return hashlib.blake2b(np.ascontiguousarray(rgb[::4, ::4]).tobytes(), digest_size=16).digest()
+
 
 # Signatures of still-image formats: FFmpeg opens such a file as a one-frame "video" whatever its
 # name, so a photo named .mp4 is caught by its first bytes instead.
@@ -76,18 +96,43 @@ class VideoDecoder:
             height=int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT)),
         )
         self.decoded = 0
+        self.seeks = 0  # seeks made by frames(known=...)
 
-    def frames(self, wanted: Callable[[int], bool] = lambda i: True, max_frames: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
-        """(index, (H, W, 3) uint8 RGB) for every frame index ``wanted`` accepts, in order."""
+    def frames(self, wanted: Callable[[int], bool] = lambda i: True, max_frames: int | None = None,
+               known: Mapping[int, bytes] | None = None,
+               next_wanted: Callable[[int], int] | None = None) -> Iterator[tuple[int, np.ndarray]]:
+        """(index, (H, W, 3) uint8 RGB) for every frame index ``wanted`` accepts, in order.
+
+        ``known``: signatures (:func:`frame_signature`) of frames an earlier pass decoded from the
+        start, by index; ``next_wanted(i)``: the first index >= i that ``wanted`` may accept. With
+        both, a stretch of unwanted frames is skipped by seeking to the last known frame before the
+        next wanted one when that is at least ``SEEK_AHEAD`` frames ahead, and every known frame
+        passed after a seek is checked against its signature: a difference raises
+        :class:`SeekMismatch` (the frames already yielded are then not to be trusted).
+        """
+        sigs: Mapping[int, bytes] = known if known and next_wanted is not None else {}
+        anchors = sorted(sigs)  # indices a seek may land on: the known frames
+        sought = False  # frames are checked from the first seek on (decoding from the start is the reference)
         try:
             index = 0
             while max_frames is None or index < max_frames:
-                if wanted(index):
+                if anchors and next_wanted is not None and not wanted(index):
+                    at = _last_below(anchors, next_wanted(index))
+                    if at is not None and at - index >= SEEK_AHEAD and (max_frames is None or at < max_frames):
+                        self._cap.set(cv2.CAP_PROP_POS_FRAMES, at)
+                        index, sought = at, True
+                        self.seeks += 1
+                check = sought and index in sigs
+                if wanted(index) or check:
                     ok, bgr = self._cap.read()
                     if not ok or bgr is None:
                         break
                     self.decoded = index + 1
-                    yield index, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+                    rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+                    if check and frame_signature(rgb) != sigs[index]:
+                        raise SeekMismatch(f"{self.path}: frame {index} reached by seeking is not the frame decoded there")
+                    if wanted(index):
+                        yield index, rgb
                 else:
                     if not self._cap.grab():
                         break
@@ -102,6 +147,12 @@ class VideoDecoder:
         if expected - self.decoded > _COUNT_SLACK:
             return self.decoded, expected - 1
         return None
+
+
+def _last_below(sorted_keys: list[int], target: int) -> int | None:
+    """The largest of ``sorted_keys`` below ``target`` (None: none is)."""
+    k = bisect.bisect_left(sorted_keys, target)
+    return sorted_keys[k - 1] if k else None
 
 
 def join_clips(parts: list[tuple[Path, int, int]], out: Path, still_s: float = 3.0, fps: float = 30.0,

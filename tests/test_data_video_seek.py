@@ -1,0 +1,114 @@
+"""Seeking past unwanted frames in a second pass (VideoDecoder.frames(known=..., next_wanted=...)).
+
+A second pass over a video (prepare's dense pass over the movements the first pass left short)
+skips long stretches by seeking to frames the first pass decoded, and checks each such frame
+against its signature: the frames it yields must be exactly those of decoding from the start,
+and a container whose seeking lands elsewhere must be caught, not trusted.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from fpsynth.data.video import SEEK_AHEAD, SeekMismatch, VideoDecoder, frame_signature
+
+N = 240  # frames; mp4v puts a keyframe every 12, so seeks land mid-GOP as on real files
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory):
+    """(path, every decoded frame): a square that moves a pixel a frame over noise, so each frame differs."""
+    path = tmp_path_factory.mktemp("seek") / "v.mp4"
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, (64, 64))
+    for i in range(N):
+        f = base.copy()
+        f[8:24, (i % 40) : (i % 40) + 16] = (255, (5 * i) % 256, 0)
+        writer.write(f)
+    writer.release()
+    decoded = [rgb for _, rgb in VideoDecoder(path).frames()]
+    assert len(decoded) == N
+    return path, decoded
+
+
+def _spans_pass(path, spans, known):
+    wanted = lambda i: any(lo <= i <= hi for lo, hi in spans)  # noqa: E731
+    end = max(hi for _, hi in spans) + 1
+
+    def next_wanted(i):
+        return min((max(lo, i) for lo, hi in spans if hi >= i), default=end)
+
+    dec = VideoDecoder(path)
+    return dec, list(dec.frames(wanted, end, known=known, next_wanted=next_wanted))
+
+
+def test_seeking_pass_yields_exactly_the_frames_of_decoding_from_the_start(video):
+    path, decoded = video
+    known = {i: frame_signature(decoded[i]) for i in range(0, N, 2)}  # a first pass at stride 2
+    spans = [(101, 120), (131, 133), (201, 230)]  # far apart: two seeks (0 -> 100, 134 -> 200)
+    dec, got = _spans_pass(path, spans, known)
+    assert [i for i, _ in got] == [i for lo, hi in spans for i in range(lo, hi + 1)]
+    for i, rgb in got:
+        assert np.array_equal(rgb, decoded[i]), i
+    assert dec.seeks == 2
+    assert SEEK_AHEAD <= 100  # the first stretch (0-100) is long enough to be sought
+
+
+def test_short_stretches_are_grabbed_not_sought(video):
+    path, decoded = video
+    known = {i: frame_signature(decoded[i]) for i in range(0, N, 2)}
+    dec, got = _spans_pass(path, [(10, 12), (10 + SEEK_AHEAD // 2, 10 + SEEK_AHEAD // 2 + 1)], known)
+    assert dec.seeks == 0
+    assert all(np.array_equal(rgb, decoded[i]) for i, rgb in got)
+
+
+def test_without_known_frames_nothing_is_sought(video):
+    path, decoded = video
+    dec, got = _spans_pass(path, [(150, 152)], known=None)
+    assert dec.seeks == 0 and [i for i, _ in got] == [150, 151, 152]
+
+
+def test_a_seek_that_lands_on_another_frame_is_caught(video):
+    """Signatures one frame off stand for a container that seeks inexactly: the pass must raise."""
+    path, decoded = video
+    off_by_one = {i: frame_signature(decoded[i + 1]) for i in range(0, N - 1, 2)}
+    with pytest.raises(SeekMismatch):
+        _spans_pass(path, [(150, 160)], off_by_one)
+
+
+def test_signature_tells_frames_apart_and_is_stable(video):
+    _, decoded = video
+    sigs = [frame_signature(f) for f in decoded]
+    assert len(set(sigs)) == N
+    assert frame_signature(decoded[7].copy()) == sigs[7]
+
+
+def test_dense_pass_decodes_from_the_start_when_a_seek_misses(monkeypatch):
+    """prepare's dense pass (session._densify): a SeekMismatch from the seeking pass is answered by a
+    pass from the start over the same frames, whose results are the ones kept."""
+    from types import SimpleNamespace
+
+    import fpsynth.data.session as session
+    from fpsynth.data.config import VideoConfig
+    from fpsynth.data.movements import Movement, Segmentation
+
+    calls = []
+
+    def fake_analyse(decoder, ctx, wanted, end, restart, known=None, next_wanted=None):
+        calls.append(known is not None)
+        if known is not None:
+            raise SeekMismatch("lands elsewhere")
+        picked = [i for i in range(end) if wanted(i)]
+        return SimpleNamespace(candidates=[SimpleNamespace(index=i) for i in picked], failures=[])
+
+    monkeypatch.setattr(session, "analyse", fake_analyse)
+    monkeypatch.setattr(session, "VideoDecoder", lambda path: None)
+    first = SimpleNamespace(candidates=[SimpleNamespace(index=i) for i in range(0, 400, 2)], failures=[],
+                            signatures={i: b"x" for i in range(0, 400, 2)})
+    seg = Segmentation([Movement(200, 210, 190, 220, np.zeros((68, 2)))], [], [], [])
+    short = session._densify("v.mp4", None, first, seg, 2, VideoConfig())
+    assert short == {0} and calls == [True, False]
+    assert [c.index for c in first.candidates if 190 <= c.index <= 220] == list(range(190, 221))
