@@ -28,6 +28,11 @@ processes (joblib loky, one clip per job):
 
 frames/s counts decoded input frames in both. The ratio prepare/decode says what share of the
 decoding speed prepare keeps (1.0 would be "free"). Prints a Markdown table, writes JSON (--json).
+
+``--fit-bound`` also times, in the same run, decoding plus the 68-point landmark fits alone at
+prepare's analysis rate (one fit per analysed frame, no detection, alignment, gates or crops):
+decode-only / that is the highest ratio prepare could reach with this landmark model at this
+analysis rate, whatever else it made free.
 """
 
 from __future__ import annotations
@@ -69,6 +74,55 @@ def decode_floor(videos: list[Path], n_jobs: int) -> tuple[int, float]:
     for _ in range(2):  # the first pass is the untimed warm-up
         t0 = time.perf_counter()
         counts = run(delayed(decode_all)(v) for v in videos) if run else [decode_all(v) for v in videos]
+        seconds = time.perf_counter() - t0
+    return sum(counts), seconds
+
+
+def _fits_only(path: Path, config: str, layout: str) -> int:
+    """Decode every frame and fit the 68 landmarks on every analysed one (prepare's analysis rate),
+    in a box found once: prepare's work with detection, tracking logic, alignment, gates,
+    segmentation and crops all left out. Returns the frame count."""
+    from fpsynth.data.clip import analysis_stride
+    from fpsynth.data.faces import detect_faces, get_backend
+
+    cfg = load_pipeline(config, [])
+    vc, fc = cfg.prepare.video, cfg.prepare.faces
+    backend = get_backend(fc, cfg.weights.dlib_models)  # cached per process: loaded in the warm-up pass
+    cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+    fps = cap.get(cv2.CAP_PROP_FPS)
+    if layout == "standard-set":  # a whole sequence: about analyse_fps a second (data/session.py)
+        stride = max(1, round(fps / vc.analyse_fps)) if vc.analyse_fps and fps > 0 else 1
+    else:  # a clip: capped analysed frames (data/clip.py)
+        count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+        stride = analysis_stride(fps, min(count, vc.max_frames or count), vc)
+    n, box = 0, None
+    while True:
+        if n % stride:
+            if not cap.grab():
+                break
+        else:
+            ok, bgr = cap.read()
+            if not ok:
+                break
+            rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+            if box is None:
+                faces = detect_faces(backend, rgb, fc.video_max_side, fc.video_upsample)
+                box = faces[0].bbox if faces else None
+            if box is not None:
+                backend.landmarks(rgb, box)
+        n += 1
+    cap.release()
+    return n
+
+
+def fit_bound(videos: list[Path], n_jobs: int, config: str, layout: str) -> tuple[int, float]:
+    """Wall seconds of :func:`_fits_only` over ``videos`` with ``n_jobs`` workers (after a warm-up pass
+    that loads the models): the least time prepare could take at its analysis rate with this
+    landmark model, so decode_s / this is the highest ratio it could reach."""
+    run = Parallel(n_jobs=n_jobs, backend="loky") if n_jobs > 1 else None
+    for _ in range(2):
+        t0 = time.perf_counter()
+        counts = run(delayed(_fits_only)(v, config, layout) for v in videos) if run else [_fits_only(v, config, layout) for v in videos]
         seconds = time.perf_counter() - t0
     return sum(counts), seconds
 
@@ -143,6 +197,9 @@ def main() -> None:
     ap.add_argument("--side", type=int, default=480, help="standard-set layout: frame size of the joined videos")
     ap.add_argument("--repeats", type=int, default=1, help="alternate the two measurements this often; medians")
     ap.add_argument("--json", type=Path, help="write the figures here")
+    ap.add_argument("--fit-bound", action="store_true",
+                    help="also time decoding + the 68-point fits alone at prepare's analysis rate (the most "
+                         "prepare could reach with everything else free), as a ratio to decode-only")
     ap.add_argument("--job-cpu", action="store_true",
                     help="instead: CPU seconds of each job in this process (models loaded first), --repeats times")
     args = ap.parse_args()
@@ -167,9 +224,11 @@ def main() -> None:
                                                  "runs": runs}, indent=2) + "\n")
             return
         for n_jobs in (int(v) for v in args.n_jobs.split(",")):
-            decode, prepare, ratios = [], [], []
+            decode, prepare, ratios, bounds = [], [], [], []
             for _ in range(args.repeats):
                 frames, decode_s = decode_floor(videos, n_jobs)
+                if args.fit_bound:
+                    bounds.append(decode_s / fit_bound(videos, n_jobs, args.config, args.layout)[1])
                 prepare_s, summary = prepare_speed(videos, n_jobs, args.config, Path(tmp), args.layout)
                 decode.append(decode_s)
                 prepare.append(prepare_s)
@@ -181,6 +240,7 @@ def main() -> None:
                 "prepare_s": round(prepare_s, 3), "prepare_fps": round(frames / prepare_s, 1),
                 "ratio": round(statistics.median(ratios), 4), "ratios": [round(r, 4) for r in ratios],
                 "crops": summary["frames"], "rejects": summary["rejects"],
+                "fit_bound": round(statistics.median(bounds), 4) if bounds else None,
             })
     machine = f"{platform.machine()}, {os.cpu_count()} CPU threads, {platform.python_implementation()} {platform.python_version()}, OpenCV {cv2.__version__}"
     print(f"\nprepare vs decode-only on {len(videos)} videos, layout {args.layout} ({machine})\n")
@@ -189,6 +249,9 @@ def main() -> None:
     for r in rows:
         print(f"| {r['n_jobs']} | {r['videos']} | {r['frames']} | {r['decode_fps']:.0f} | {r['prepare_fps']:.0f} "
               f"| {r['ratio']:.3f} ({1 / r['ratio']:.1f}x slower) | {r['crops']} |")
+    if any(r["fit_bound"] for r in rows):
+        print("\ndecode + 68-point fits alone (no detection, alignment, gates, crops) / decode-only: "
+              + ", ".join(f"{r['n_jobs']} workers {r['fit_bound']:.3f}" for r in rows if r["fit_bound"]))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"benchmark": "prepare", "machine": machine, "config": args.config,

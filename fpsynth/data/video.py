@@ -36,9 +36,10 @@ class SeekMismatch(Exception):
 
 
 def frame_signature(rgb: np.ndarray) -> bytes:
-    """16-byte digest of a decoded frame (every 4th pixel of every 4th row): two frames of one video
-    with the same signature are the same frame, or frames too alike for the difference to matter."""
-    return hashlib.blake2b(np.ascontiguousarray(rgb[::4, ::4]).tobytes(), digest_size=16).digest()
+    """16-byte digest of a decoded frame (every 8th pixel of every 8th row: 3,600 pixels of a 480 px
+    frame, ~0.03 ms): two frames of one video with the same signature are the same frame, or frames
+    too alike for the difference to matter."""
+    return hashlib.blake2b(np.ascontiguousarray(rgb[::8, ::8]).tobytes(), digest_size=16).digest()
 
 
 # Signatures of still-image formats: FFmpeg opens such a file as a one-frame "video" whatever its
