@@ -21,7 +21,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "fpsynth"
 # Lowest first. A name is a top-level module (fpsynth/x.py) or package (fpsynth/x/); "fpsynth" is
 # the package root (its __init__), which only the outside world imports.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("errors", "version", "reference"),
+    ("errors", "version", "reference", "seeds"),
     ("device", "config", "demo_config"),
     ("outputs",),
     ("stage", "lock", "safeload"),

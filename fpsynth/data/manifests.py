@@ -18,6 +18,7 @@ import pyarrow as pa
 from fpsynth.data.config import Pairing
 from fpsynth.data.reasons import Reason
 from fpsynth.data.scores import Score, Severity
+from fpsynth.seeds import rng
 
 _f32, _str, _i32 = pa.float32(), pa.string(), pa.int32()
 
@@ -45,7 +46,6 @@ REJECTS = pa.schema([
 ])
 
 SPLITS = ("train", "test")
-_SPLIT_STREAM, _PAIR_STREAM = 0x5B117, 0x9A125  # numpy SeedSequence streams
 
 
 def to_table(df: pd.DataFrame, schema: pa.Schema) -> pa.Table:
@@ -78,7 +78,7 @@ def assign_splits(subjects: list[str], test_fraction: float, seed: int) -> dict[
     n_test = int(np.floor(n * test_fraction + 1e-9))
     if n >= 2 and test_fraction > 0:
         n_test = max(1, n_test)
-    order = np.random.default_rng([seed, _SPLIT_STREAM]).permutation(n)
+    order = rng(seed, "prepare-split").permutation(n)
     test = {subjects[i] for i in order[:n_test]}
     return {s: "test" if s in test else "train" for s in subjects}
 
@@ -110,7 +110,7 @@ def build_pairs(frames: pd.DataFrame, pairs_per_frame: int, seed: int,
     of a subject with the subject's first frame (by frame_id), that frame itself included, as the
     authors' dataset does: one pair per frame, none rejected.
     """
-    rng = np.random.default_rng([seed, _PAIR_STREAM])
+    draw = rng(seed, "prepare-pairs")
     pairs, rejects = [], []
     cols = ["frame_id", "path", "subject", "split", "expression", "phase", "severity", "dataset", "clip"]
     for subject, group in frames[cols].sort_values("frame_id").groupby("subject", sort=True):
@@ -130,7 +130,7 @@ def build_pairs(frames: pd.DataFrame, pairs_per_frame: int, seed: int,
         k = min(pairs_per_frame, len(group) - 1)
         for i, style in enumerate(group.itertuples(index=False)):
             others = np.delete(np.arange(len(group)), i)
-            for j, pick in enumerate(rng.choice(others, size=k, replace=False)):
+            for j, pick in enumerate(draw.choice(others, size=k, replace=False)):
                 pairs.append({"pair_id": f"{style.frame_id}~{j}", "subject": subject, "split": style.split,
                               "id_frame": ids[pick], "id_path": paths[pick], "style_frame": style.frame_id,
                               "style_path": style.path, "expression": style.expression, "phase": style.phase,

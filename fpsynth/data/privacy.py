@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import dataclasses
 
-import numpy as np
 import pandas as pd
 
 from fpsynth.data.sources import Found, Kind, take_once
-
-_SUBJECT_STREAM = 0x5B1EC7  # numpy SeedSequence stream of the subject shuffle
+from fpsynth.seeds import rng
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,7 +43,7 @@ class Pseudonymised:
 
 def subject_pseudonyms(keys: list[tuple[str, str]], seed: int) -> dict[tuple[str, str], str]:
     keys = sorted(set(keys))
-    order = np.random.default_rng([seed, _SUBJECT_STREAM]).permutation(len(keys))
+    order = rng(seed, "prepare-pseudonyms").permutation(len(keys))
     width = max(4, len(str(len(keys))))
     return {key: f"P{int(n) + 1:0{width}d}" for key, n in zip(keys, order)}
 

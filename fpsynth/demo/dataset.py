@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 from joblib import Parallel, delayed
 
+from fpsynth import seeds
 from fpsynth.config import to_dict
 from fpsynth.data.provenance import DEMO_GENERATOR, DEMO_MANIFEST
 from fpsynth.data.pts import format_pts
@@ -50,9 +51,6 @@ SUBJECT_COLUMNS = ("subject", "synthetic", "side", "severity", "eface", "categor
                    "sunnybrook", "hair_style")
 DISCLAIMER = "SYNTHETIC: a rendered face of no real person; not a photograph and not clinical data"
 
-# Independent random streams: one generator per (seed, stream, index...), never shared.
-_IDENTITY, _FRAME, _EXTRA_ID = 1, 2, 3
-
 
 class DemoFolderError(FpsynthError):
     """The output folder holds something that is not an fpsynth demo dataset."""
@@ -65,7 +63,7 @@ def subject_plan(cfg: DemoConfig, seed: int) -> list[dict[str, Any]]:
         severity = cfg.severities[k % len(cfg.severities)]
         side = ("left", "right")[(k + seed) % 2]  # alternate the affected side across subjects
         g = grade(severity)
-        idt = sample_identity(np.random.default_rng([seed, _IDENTITY, k]))
+        idt = sample_identity(seeds.rng(seed, "demo-identity", k))
         rows.append({"subject": f"{SUBJECT_PREFIX}{k + 1:03d}", "synthetic": True, "side": side,
                      "severity": severity, "eface": g.eface, "category": g.category,
                      "house_brackmann": g.house_brackmann, "sunnybrook": g.sunnybrook,
@@ -94,7 +92,7 @@ def _render_subject(root: Path, row: dict[str, Any], cfg: DemoConfig, seed: int,
     n = 0
     for mi, movement in enumerate(cfg.movements):
         for f, (phase, intensity) in enumerate(clip_schedule(cfg.frames)):
-            rng = np.random.default_rng([seed, _FRAME, k, mi, f])
+            rng = seeds.rng(seed, "demo-frame", k, mi, f)  # one generator per frame, never shared
             m = _pose(rng, cfg.pose, cfg.image_size)
             state = pose_face(idt, neutral, movement, intensity * idt.effort, palsy)
             rgb, px = render_face(idt, state, m, cfg.image_size, rng, cfg.noise)
@@ -111,7 +109,7 @@ def _render_ids(root: Path, cfg: DemoConfig, seed: int) -> list[str]:
     (root / "ids").mkdir()
     names = []
     for j in range(cfg.ids):
-        rng = np.random.default_rng([seed, _EXTRA_ID, j])
+        rng = seeds.rng(seed, "demo-extra-identity", j)
         idt = sample_identity(rng)
         state = pose_face(idt, neutral_landmarks(idt), None, 0.0, NO_PALSY)
         rgb, px = render_face(idt, state, _pose(rng, cfg.pose, cfg.image_size), cfg.image_size, rng, cfg.noise)

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from fpsynth import seeds
 from fpsynth.data.align import align
 from fpsynth.demo.face import neutral_landmarks, sample_identity
 from fpsynth.demo.movements import Palsy, clip_schedule, pose_face
@@ -37,7 +38,7 @@ def rendered_samples(severities: Sequence[float], *, seed: int, prefix: str = "r
     rows, crops, lms = [], [], []
     palsied = 0
     for k, severity in enumerate(severities):
-        rng = np.random.default_rng([seed, k])
+        rng = seeds.rng(seed, "demo-rendered", k)
         idt = sample_identity(rng)
         neutral = neutral_landmarks(idt)
         side = ("left", "right")[palsied % 2]  # alternate among the palsied subjects

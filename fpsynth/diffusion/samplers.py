@@ -29,6 +29,7 @@ import torch
 
 from fpsynth.diffusion.config import DirectionEps, NoiseDraw, SamplerConfig, SamplerKind
 from fpsynth.diffusion.schedule import NoiseSchedule
+from fpsynth.seeds import torch_generator
 
 EpsFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (x_t (B, C, H, W), t (B,)) -> eps
 IMAGE_SHAPE = (3, 112, 112)
@@ -36,7 +37,7 @@ IMAGE_SHAPE = (3, 112, 112)
 
 def item_generators(seeds: Sequence[int], device: torch.device | str = "cpu") -> list[torch.Generator]:
     """One generator per batch item, seeded with that item's seed."""
-    return [torch.Generator(device).manual_seed(int(s)) for s in seeds]
+    return [torch_generator(s, "item-noise", device=device) for s in seeds]
 
 
 class NoiseSource:

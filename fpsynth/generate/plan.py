@@ -26,8 +26,8 @@ on the run seed and the item id only, not on the plan, the batch or the shard.
 from __future__ import annotations
 
 import dataclasses
-import heapq
 import hashlib
+import heapq
 import json
 import math
 from pathlib import Path
@@ -40,11 +40,11 @@ import pyarrow.parquet as pq
 from fpsynth.data.dataset import EmptySelectionError, read_manifest
 from fpsynth.generate.config import SEVERITIES, PlanConfig, StyleSplit
 from fpsynth.generate.identities import Identities
+from fpsynth.seeds import derive, rng
 from fpsynth.stage import atomic_path
 
 PLAN_FILE = "plan.parquet"
 PLAN_KEY = b"fpsynth.plan_key"
-_STREAM_IDS, _STREAM_FRAMES = 0x1D5, 0xF7A3E  # numpy SeedSequence streams
 
 PLAN = pa.schema([
     ("item_id", pa.string()), ("item_index", pa.int64()), ("shard", pa.int32()), ("file_name", pa.string()),
@@ -66,8 +66,7 @@ def shard_dir_name(shard: int) -> str:
 
 def item_seed(run_seed: int, item: str) -> int:
     """63-bit seed of one item, from (run seed, item id) only."""
-    digest = hashlib.sha256(f"fpsynth-generate:{run_seed}:{item}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") & (2**63 - 1)
+    return derive(run_seed, "generate-item", item)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -129,8 +128,8 @@ def _strata(pool: StylePool, cfg: PlanConfig, seed: int, n_identities: int) -> l
     for i, (sev, expr) in enumerate(sorted(groups, key=lambda g: (order.get(g[0], len(order)), g[1]))):
         weight = cfg.severity_weights.get(sev, 1.0) * cfg.expression_weights.get(expr, 1.0)
         rows = np.sort(groups[(sev, expr)])
-        frames = rows[np.random.default_rng([seed, _STREAM_FRAMES, i]).permutation(len(rows))].tolist()
-        identities = np.random.default_rng([seed, _STREAM_IDS, i]).permutation(n_identities).tolist()
+        frames = rows[rng(seed, "generate-frames", i).permutation(len(rows))].tolist()
+        identities = rng(seed, "generate-identities", i).permutation(n_identities).tolist()
         strata.append(Stratum(sev, expr, frames, identities, weight))
     strata = [s for s in strata if s.weight > 0]
     if not strata:

@@ -22,6 +22,7 @@ from typing import TypeVar
 import torch
 from torch import nn
 
+from fpsynth.seeds import torch_generator
 from fpsynth.weights import LoadRecord, WeightSpec, load_into
 
 M = TypeVar("M", bound=nn.Module)
@@ -76,7 +77,7 @@ def build_on_meta(factory: Callable[[], M]) -> M:
 
 def seeded_init_(module: nn.Module, seed: int) -> None:
     """Deterministic random weights from ``seed`` (He-normal convolutions/linears, identity norms)."""
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch_generator(seed, "weights-init")
     with torch.no_grad():
         for name, tensor in module.state_dict(keep_vars=True).items():
             leaf = name.rsplit(".", 1)[-1]

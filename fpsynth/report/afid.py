@@ -32,7 +32,8 @@ from fpsynth.report.config import AFIDConfig, IdentityPool
 from fpsynth.report.evaluate import Timings
 from fpsynth.report.images import batched, load_images, save_png
 from fpsynth.report.networks import Networks
-from fpsynth.report.sources import Prepared, stable_int
+from fpsynth.report.sources import Prepared
+from fpsynth.seeds import derive, rng
 from fpsynth.stage import ItemStore
 
 AFID_DIR = "afid"
@@ -45,11 +46,11 @@ def plan_afid(prepared: Prepared, cfg: AFIDConfig, split: str, seed: int) -> tup
     frames = prepared.frames.sort_values("frame_id").reset_index(drop=True)
     patients = sorted(frames.loc[frames["split"] == split, "subject"].unique())
     if cfg.patients is not None and len(patients) > cfg.patients:
-        rng = np.random.default_rng([seed, stable_int("report-afid-patients")])
-        patients = sorted(rng.choice(patients, size=cfg.patients, replace=False).tolist())
+        capped = rng(seed, "report-afid-patients").choice(patients, size=cfg.patients, replace=False)
+        patients = sorted(capped.tolist())
     rows, skipped = [], []
     for patient in patients:
-        rng = np.random.default_rng([seed, stable_int("report-afid", patient)])
+        draw = rng(seed, "report-afid", patient)
         own = frames[frames["subject"] == patient]
         pool = frames[frames["subject"] != patient]
         if cfg.identity_pool is IdentityPool.OTHER_TEST_SUBJECTS:
@@ -61,11 +62,11 @@ def plan_afid(prepared: Prepared, cfg: AFIDConfig, split: str, seed: int) -> tup
         if not len(pool):
             skipped.append({"patient": patient, "reason": f"no other individual in the identity pool ({cfg.identity_pool.value})"})
             continue
-        styles = own.iloc[np.sort(rng.choice(len(own), size=n, replace=False))]
+        styles = own.iloc[np.sort(draw.choice(len(own), size=n, replace=False))]
         for k, style in enumerate(styles.itertuples(index=False)):
-            other = pool.iloc[int(rng.integers(len(pool)))]
+            other = pool.iloc[int(draw.integers(len(pool)))]
             back_pool = own[own["frame_id"] != style.frame_id]
-            back = back_pool.iloc[int(rng.integers(len(back_pool)))]
+            back = back_pool.iloc[int(draw.integers(len(back_pool)))]
             item = f"{patient}-afid-{k:04d}"
             rows.append({
                 "item": item, "patient": patient, "k": k,
@@ -73,8 +74,8 @@ def plan_afid(prepared: Prepared, cfg: AFIDConfig, split: str, seed: int) -> tup
                 **{c: getattr(style, c) for c in _PLAN_COLUMNS},
                 "id_frame": other["frame_id"], "id_image": other["image"], "id_subject": other["subject"],
                 "back_frame": back["frame_id"], "back_image": back["image"],
-                "seed_first": stable_int(seed, "report-afid", patient, k, 1),
-                "seed_back": stable_int(seed, "report-afid", patient, k, 2),
+                "seed_first": derive(seed, "report-afid", patient, k, 1),
+                "seed_back": derive(seed, "report-afid", patient, k, 2),
             })
     return pd.DataFrame(rows), skipped
 

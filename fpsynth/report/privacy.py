@@ -20,7 +20,8 @@ from fpsynth.metrics.privacy import privacy_audit
 from fpsynth.report.config import PrivacyConfig
 from fpsynth.report.evaluate import Timings, per_file
 from fpsynth.report.networks import Networks
-from fpsynth.report.sources import Prepared, stable_int
+from fpsynth.report.sources import Prepared
+from fpsynth.seeds import rng
 
 
 def training_frames(prepared: Prepared, cfg: PrivacyConfig, seed: int) -> pd.DataFrame:
@@ -28,9 +29,9 @@ def training_frames(prepared: Prepared, cfg: PrivacyConfig, seed: int) -> pd.Dat
     train = prepared.split("train")
     if cfg.frames_per_subject is None:
         return train
-    rng = np.random.default_rng([seed, stable_int("report-privacy")])
+    draw = rng(seed, "report-privacy")
     keep = [
-        np.sort(rng.choice(idx, size=min(len(idx), cfg.frames_per_subject), replace=False))
+        np.sort(draw.choice(idx, size=min(len(idx), cfg.frames_per_subject), replace=False))
         for _, idx in sorted(train.groupby("subject").indices.items())
     ]
     return train.iloc[np.concatenate(keep)].reset_index(drop=True)

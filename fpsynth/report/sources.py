@@ -8,7 +8,6 @@ makes a missing one, and turns them into plain tables with absolute image paths.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ from fpsynth.errors import FpsynthError
 from fpsynth.generate.dataset import GENERATE_COMMAND
 from fpsynth.generate.merge import METADATA_FILE
 from fpsynth.outputs import read_record
+from fpsynth.seeds import rng
 from fpsynth.train.checkpoint import latest_checkpoint
 
 TRAIN_COMMAND = "fpsynth train"
@@ -170,15 +170,8 @@ def seeded_subset(df: pd.DataFrame, n: int, seed: int, stream: str) -> pd.DataFr
     """At most ``n`` rows, a seeded random choice kept in the table's order (all when fewer)."""
     if len(df) <= n:
         return df.reset_index(drop=True)
-    rng = np.random.default_rng([seed, stable_int(stream)])
-    keep = np.sort(rng.choice(len(df), size=n, replace=False))
+    keep = np.sort(rng(seed, stream).choice(len(df), size=n, replace=False))
     return df.iloc[keep].reset_index(drop=True)
-
-
-def stable_int(*parts: object) -> int:
-    """A 63-bit integer from the text of ``parts`` (seeds and streams that never depend on hash())."""
-    digest = hashlib.sha256(":".join(str(p) for p in parts).encode()).digest()
-    return int.from_bytes(digest[:8], "little") & (2**63 - 1)
 
 
 def severity_sort_key(values: pd.Series) -> pd.Series:

@@ -25,17 +25,11 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from fpsynth.data.dataset import PairDataset
 from fpsynth.errors import FpsynthError
-
-_ORDER_STREAM, _NOISE_STREAM, _DROPOUT_STREAM = 0x0D47A, 0x40153, 0xD809  # SeedSequence streams
+from fpsynth.seeds import derive, rng, torch_generator
 
 
 class BatchingError(FpsynthError, ValueError):
     """A batch size that does not fit the data or the processes."""
-
-
-def derive_seed(seed: int, stream: int, *keys: int) -> int:
-    """A 63-bit seed for (run seed, stream, keys...), independent across streams and keys."""
-    return int(np.random.SeedSequence([seed, stream, *keys]).generate_state(1, np.uint64)[0] >> 1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,8 +84,8 @@ class StepBatches(Sampler[list[int]]):
 
     def epoch_permutation(self, epoch: int) -> np.ndarray:
         if epoch != self._epoch:
-            rng = np.random.default_rng([self.seed, _ORDER_STREAM, epoch])
-            self._epoch, self._perm = epoch, rng.permutation(self.num_pairs)
+            order = rng(self.seed, "train-order", epoch)
+            self._epoch, self._perm = epoch, order.permutation(self.num_pairs)
         return self._perm
 
     def global_batch(self, step: int) -> list[int]:
@@ -110,7 +104,7 @@ class StepBatches(Sampler[list[int]]):
 def dropout_seeds(seed: int, step: int, batching: Batching, rank: int) -> list[int]:
     """Seeds of the dropout masks of this process's micro-batches of ``step`` (global micro-batch index)."""
     first = rank * batching.accum
-    return [derive_seed(seed, _DROPOUT_STREAM, step, first + k) for k in range(batching.accum)]
+    return [derive(seed, "train-dropout", step, first + k) for k in range(batching.accum)]
 
 
 def step_noise(seed: int, step: int, batch_size: int, num_timesteps: int,
@@ -120,7 +114,7 @@ def step_noise(seed: int, step: int, batch_size: int, num_timesteps: int,
     Drawn on the CPU whatever the device, so a run gives the same numbers on any machine; the
     cost (B x 37,632 normals) is small next to a step.
     """
-    g = torch.Generator().manual_seed(derive_seed(seed, _NOISE_STREAM, step))
+    g = torch_generator(seed, "train-noise", step)
     t = torch.randint(0, num_timesteps, (batch_size,), generator=g)
     eps = torch.randn((batch_size, *shape), generator=g)
     return t, eps
@@ -145,6 +139,6 @@ def pair_loader(pairs: PairDataset, sampler: StepBatches, num_workers: int, pin_
     return DataLoader(
         _Images(pairs), batch_sampler=sampler, num_workers=num_workers, pin_memory=pin_memory,
         # the loader draws its workers' base seed from this generator, not from the global RNG
-        generator=torch.Generator().manual_seed(seed),
+        generator=torch_generator(seed, "train-loader"),
         prefetch_factor=4 if num_workers else None,
     )

@@ -31,9 +31,10 @@ from fpsynth.diffusion.objective import CycleObjective
 from fpsynth.diffusion.schedule import NoiseSchedule
 from fpsynth.errors import FpsynthError
 from fpsynth.models.ccfexp import CCFExp, build_model
+from fpsynth.seeds import global_torch_rng
 from fpsynth.train import checkpoint as ckpt
 from fpsynth.train.config import Precision, TrainConfig
-from fpsynth.train.data import (Batching, StepBatches, derive_seed, dropout_seeds, pair_loader, step_noise,
+from fpsynth.train.data import (Batching, StepBatches, dropout_seeds, pair_loader, step_noise,
                                 steps_per_epoch)
 from fpsynth.train.distributed import DistContext, gather_objects, mean_over_ranks
 from fpsynth.train.ema import EMA
@@ -41,9 +42,6 @@ from fpsynth.train.logs import LogWindow, TrainLogger
 from fpsynth.train.samples import held_out_pairs, sample_grid, write_png
 from fpsynth.train.init import init_model_from, resolve_init_from
 from fpsynth.weights import LoadRecord
-
-_INIT_STREAM = 0x1217
-
 
 class TrainingDiverged(FpsynthError, RuntimeError):
     """The loss became NaN or infinite."""
@@ -128,8 +126,7 @@ class Trainer:
             last = k == accum - 1
             sync = self.objective.no_sync() if isinstance(self.objective, DistributedDataParallel) and not last \
                 else contextlib.nullcontext()
-            with sync, torch.random.fork_rng(devices=devices):
-                torch.manual_seed(seeds[k])
+            with sync, global_torch_rng(seeds[k], "train-dropout-mask", devices=devices):
                 with self.amp.context():
                     losses = self.objective(x0[part], x_id[part], t[part], eps[part])
                 self.scaler.scale(losses.total / accum).backward()
@@ -162,8 +159,7 @@ def build_trainer(cfg: Any, ctx: DistContext, resume: Path | None) -> Trainer:
     amp = Amp.resolve(tc.precision, device)
     state: dict[str, Any] = {}
     if resume is None:
-        with torch.random.fork_rng(devices=[]):  # seeded init of the random parts; global RNG untouched
-            torch.manual_seed(derive_seed(cfg.seed, _INIT_STREAM))
+        with global_torch_rng(cfg.seed, "train-init"):  # seeded init of the random parts; global RNG untouched
             model, records = build_model(tc.model, cfg.weights)
         init = resolve_init_from(tc.init_from)
         if init is not None:

@@ -22,11 +22,9 @@ from fpsynth.diffusion.config import SamplerConfig
 from fpsynth.diffusion.samplers import item_generators, sample_conditioned
 from fpsynth.diffusion.schedule import NoiseSchedule
 from fpsynth.models.ccfexp import CCFExp
+from fpsynth.seeds import derive, rng
 from fpsynth.stage import atomic_write_bytes
-from fpsynth.train.data import derive_seed
 from fpsynth.train.ema import EMA
-
-_PICK_STREAM, _NOISE_STREAM = 0x6121D, 0x6121E
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,8 +39,8 @@ def held_out_pairs(prepare_dir: Path, count: int, seed: int) -> HeldOut:
     splits = set(read_manifest(prepare_dir, "pairs")["split"])
     split = "test" if "test" in splits else "train"
     pairs = PairDataset(prepare_dir, split=split)
-    rng = np.random.default_rng([seed, _PICK_STREAM])
-    picks = sorted(rng.choice(len(pairs), size=min(count, len(pairs)), replace=False).tolist())
+    pick = rng(seed, "train-grid-pick")
+    picks = sorted(pick.choice(len(pairs), size=min(count, len(pairs)), replace=False).tolist())
     items = [pairs[i] for i in picks]
     return HeldOut(torch.stack([it["x_id"] for it in items]), torch.stack([it["x0"] for it in items]), split)
 
@@ -55,7 +53,7 @@ def sample_with_ema(model: CCFExp, ema: EMA, schedule: NoiseSchedule, cfg: Sampl
     ``autocast`` (the training's) is entered around each network call, not around the sampler's fp32 arithmetic.
     """
     device = next(model.unet.parameters()).device
-    generators = item_generators([derive_seed(seed, _NOISE_STREAM, i) for i in range(len(x0))])
+    generators = item_generators([derive(seed, "train-grid-noise", i) for i in range(len(x0))])
     was_training = model.training
     model.eval()
     try:

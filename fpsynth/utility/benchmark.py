@@ -8,7 +8,7 @@ minus file reading, so tests (and users with their own arrays) call it directly.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
+import functools
 import time
 from collections.abc import Callable
 from typing import Any
@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from fpsynth.seeds import derive, rng
 from fpsynth.utility import leaks
 from fpsynth.utility.config import Grader, UtilityConfig
 from fpsynth.utility.features import geometry_features
@@ -36,10 +37,6 @@ class Result:
 
 def _add_time(timings: dict[str, float], key: str, t0: float) -> None:
     timings[key] = timings.get(key, 0.0) + time.perf_counter() - t0
-
-
-def _seed(*parts: object) -> int:
-    return int.from_bytes(hashlib.sha256(":".join(map(str, parts)).encode()).digest()[:8], "little") >> 1
 
 
 def evaluate(real: Samples, synthetic: Samples, cfg: UtilityConfig, seed: int, *,
@@ -113,7 +110,8 @@ def _grader_runs(task: Task, grader: Grader, cfg: UtilityConfig, seed: int, trai
     y_train, y_test, y_pool = ys
     tr, te, po = rows
     out: dict[str, Any] = {}
-    boot_seed = _seed(seed, "bootstrap", task.name, grader.value)  # the same subject draws for every regime: paired
+    # a fresh generator per regime from one seed: the same subject draws for every regime (paired)
+    boot_rng = functools.partial(rng, seed, "utility-bootstrap", task.name, grader.value)
     real_boot: dict[str, np.ndarray] | None = None
     for regime in regimes(cfg):
         if regime.name != "real" and not len(po):
@@ -121,13 +119,13 @@ def _grader_runs(task: Task, grader: Grader, cfg: UtilityConfig, seed: int, trai
             continue
         scores, n_syn = [], []
         for r in range(cfg.repeats):
-            draw = synthetic_draw(regime, len(tr), po, np.random.default_rng(_seed(seed, "draw", task.name, regime.label, r)))
+            draw = synthetic_draw(regime, len(tr), po, rng(seed, "utility-draw", task.name, regime.label, r))
             real_rows = tr if regime.uses_real else tr[:0]
             leaks.check_training_set(train.table["subject"].to_numpy()[real_rows], pool.table.iloc[draw], test_subjects)
             y = np.concatenate([y_train[real_rows], y_pool[draw]])
             if task.kind.value != "regression" and len(np.unique(y)) < 2:
                 break
-            model_seed = _seed(seed, "model", task.name, grader.value, r) % (2**31)
+            model_seed = derive(seed, "utility-model", task.name, grader.value, r) % (2**31)
             t0 = time.perf_counter()
             if grader is Grader.APPEARANCE:
                 x_img = Rows((train.images, real_rows), (pool.images, draw))  # gathered per batch, never stacked
@@ -149,7 +147,7 @@ def _grader_runs(task: Task, grader: Grader, cfg: UtilityConfig, seed: int, trai
             out[regime.label] = {"status": "skipped", "reason": "the training set holds a single class"}
             continue
         t0 = time.perf_counter()
-        block, boot = _summarise(task, np.stack(scores), y_test[te], subjects[te], cfg, boot_seed)
+        block, boot = _summarise(task, np.stack(scores), y_test[te], subjects[te], cfg, boot_rng)
         _add_time(timings, f"{grader.value}_bootstrap", t0)
         if regime == REAL:
             real_boot = boot
@@ -166,7 +164,7 @@ def _grader_runs(task: Task, grader: Grader, cfg: UtilityConfig, seed: int, trai
 
 
 def _summarise(task: Task, scores: np.ndarray, y: np.ndarray, subjects: np.ndarray, cfg: UtilityConfig,
-               boot_seed: int) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+               boot_rng: Callable[[], np.random.Generator]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Metrics of the repeats' outputs ``scores`` (R, N): mean and sd over repeats, subject-bootstrap CI
     of the repeat-mean."""
     per_repeat = [task_metrics(task.kind, y, s) for s in scores]
@@ -176,7 +174,7 @@ def _summarise(task: Task, scores: np.ndarray, y: np.ndarray, subjects: np.ndarr
         return {k: float(np.nanmean([v[k] for v in vals])) if any(np.isfinite(v[k]) for v in vals) else float("nan")
                 for k in vals[0]}
 
-    boot = subject_bootstrap(subjects, mean_over_repeats, cfg.bootstrap, np.random.default_rng(boot_seed)) if cfg.bootstrap else {}
+    boot = subject_bootstrap(subjects, mean_over_repeats, cfg.bootstrap, boot_rng()) if cfg.bootstrap else {}
     metrics: dict[str, Any] = {}
     for name in METRICS[task.kind]:
         values = np.array([m[name] for m in per_repeat])

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from fpsynth.seeds import global_torch_rng, torch_generator
 from fpsynth.utility.config import AppearanceConfig, AppearanceInput, GeometryConfig, GeometryModel, Ir50GraderConfig
 from fpsynth.utility.tasks import Kind
 
@@ -127,9 +128,8 @@ def appearance_grader(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarr
                       cfg: AppearanceConfig, seed: int) -> np.ndarray:
     """A small CNN trained :func:`training_steps` steps on crops (N, 112, 112, 3) uint8 -> (M,) outputs."""
     device = torch.device(cfg.device)
-    gen = torch.Generator().manual_seed(seed)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    gen = torch_generator(seed, "utility-grader")
+    with global_torch_rng(seed, "utility-grader"):
         net = SmallCNN(cfg.width, IN_CHANNELS[cfg.input]).to(device)
     y = torch.as_tensor(np.asarray(y_train, np.float32))
     if kind is Kind.REGRESSION:

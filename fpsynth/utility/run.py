@@ -34,6 +34,7 @@ from fpsynth.data.dataset import PREPARE_COMMAND
 from fpsynth.errors import FpsynthError
 from fpsynth.generate.dataset import GENERATE_COMMAND
 from fpsynth.generate.merge import METADATA_FILE
+from fpsynth.seeds import rng
 from fpsynth.stage import Input, MissingInputError, Stage, atomic_write_json, atomic_write_parquet
 from fpsynth.utility.benchmark import evaluate
 from fpsynth.utility.config import Grader
@@ -123,7 +124,7 @@ def _metadata(dataset: Path, frames: pd.DataFrame, max_images: int, seed: int) -
         raise FpsynthError(f"{dataset / METADATA_FILE} cannot be read ({type(exc).__name__}); run "
                            f"`{GENERATE_COMMAND} --out {dataset}` again") from None
     if max_images and len(meta) > max_images:
-        rows = np.sort(np.random.default_rng([seed, 0x0717]).choice(len(meta), max_images, replace=False))
+        rows = np.sort(rng(seed, "utility-rows").choice(len(meta), max_images, replace=False))
         meta = meta.iloc[rows].reset_index(drop=True)
     if "side" in frames:
         side = frames.drop_duplicates("frame_id").set_index("frame_id")["side"]
