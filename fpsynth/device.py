@@ -1,12 +1,23 @@
-"""Which device a stage runs on: one rule for train, generate and report.
+"""Where a stage runs: this process's place in a torchrun launch, its device, and its precision.
 
-``auto`` is this process's GPU when CUDA is usable, else the CPU; ``cuda`` without an index is
-``cuda:LOCAL_RANK``, so that each torchrun process takes its own GPU; a GPU setting this machine
-cannot honour is a clear error here rather than a CUDA traceback later.
+One object per question, for train, generate and report alike:
+
+- :class:`Launch`: torchrun's environment (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``), read here
+  and nowhere else; a process started without torchrun is rank 0 of 1.
+- :func:`resolve_device`: ``auto`` is this process's GPU when CUDA is usable, else the CPU;
+  ``cuda`` without an index is ``cuda:LOCAL_RANK``, so that each torchrun process takes its own
+  GPU; a GPU setting this machine cannot honour is a clear error here rather than a CUDA
+  traceback later.
+- :class:`Precision` (the config value, the same strings in every TOML) and :class:`Amp` (that
+  setting resolved for a device: the autocast context, whether a GradScaler is needed, the name
+  recorded beside the outputs).
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import enum
 import os
 
 import torch
@@ -18,10 +29,38 @@ class DeviceError(FpsynthError, RuntimeError):
     """A device setting this machine cannot honour."""
 
 
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    return default if value is None or value == "" else int(value)
+
+
+@dataclasses.dataclass(frozen=True)
+class Launch:
+    """This process's place among the processes torchrun started (a plain run: rank 0 of 1)."""
+
+    rank: int = 0  # RANK: 0 .. world_size - 1 over every machine
+    world_size: int = 1  # WORLD_SIZE
+    local_rank: int = 0  # LOCAL_RANK: the process's number on its machine (its GPU index)
+
+    @classmethod
+    def from_env(cls) -> Launch:
+        """Read from torchrun's environment variables (absent or empty: the plain-run values)."""
+        return cls(_env_int("RANK", 0), _env_int("WORLD_SIZE", 1), _env_int("LOCAL_RANK", 0))
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0: the process that locks the stage folder and writes logs, records and checkpoints."""
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+
 def resolve_device(setting: str, local_rank: int | None = None) -> torch.device:
     """``setting`` ("auto", "cpu", "cuda", "cuda:1" ...) -> the device; ``local_rank`` defaults to $LOCAL_RANK."""
     if local_rank is None:
-        local_rank = int(os.environ.get("LOCAL_RANK") or 0)
+        local_rank = Launch.from_env().local_rank
     if setting == "auto":
         setting = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(setting)
@@ -33,3 +72,60 @@ def resolve_device(setting: str, local_rank: int | None = None) -> torch.device:
         if device.index >= torch.cuda.device_count():
             raise DeviceError(f"{device} does not exist: this machine has {torch.cuda.device_count()} GPU(s)")
     return device
+
+
+class Precision(str, enum.Enum):
+    """How the networks compute (``train.precision``, ``generate.runtime.precision``)."""
+
+    AUTO = "auto"  # bf16 autocast on a GPU that has it (else fp16 + GradScaler); fp32 on CPU
+    FP32 = "fp32"
+    BF16 = "bf16"  # autocast, no loss scaling needed
+    FP16 = "fp16"  # autocast with a GradScaler when training (the authors' setting)
+
+
+_DTYPES = {Precision.FP32: None, Precision.BF16: torch.bfloat16, Precision.FP16: torch.float16}
+_NAMES = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Amp:
+    """A :class:`Precision` resolved for a device: autocast of ``dtype`` there, None = plain fp32."""
+
+    device_type: str
+    dtype: torch.dtype | None
+
+    @classmethod
+    def resolve(cls, precision: Precision, device: torch.device, *, on_cpu: bool = True,
+                setting: str = "train.precision") -> Amp:
+        """The autocast ``precision`` means on ``device``.
+
+        ``on_cpu=False``: a CPU always computes in fp32 whatever the setting (generation: a CPU's
+        bf16 is slower there and would change the images). ``setting`` names the config key in
+        the error a CPU-only fp16 gets.
+        """
+        cuda = device.type == "cuda"
+        if not cuda and not on_cpu:
+            return cls(device.type, None)
+        if precision is Precision.AUTO:
+            dtype = (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) if cuda else None
+        elif precision is Precision.FP16 and not cuda:
+            raise DeviceError(f"{setting} = 'fp16' needs a GPU; use 'auto' (fp32 on CPU) or 'bf16'")
+        else:
+            dtype = _DTYPES[precision]
+        return cls(device.type, dtype)
+
+    @property
+    def needs_scaler(self) -> bool:
+        """fp16 gradients underflow without loss scaling (bf16 has fp32's exponent range)."""
+        return self.dtype is torch.float16
+
+    def context(self) -> contextlib.AbstractContextManager:
+        """The autocast block the networks run in (a no-op for fp32)."""
+        if self.dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device_type, dtype=self.dtype)
+
+    @property
+    def name(self) -> str:
+        """"fp32", "bf16" or "fp16": what the outputs' records say they were made in."""
+        return _NAMES[self.dtype]

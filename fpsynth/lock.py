@@ -21,6 +21,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+from fpsynth.device import Launch
 from fpsynth.errors import FpsynthError
 
 LOCK_FILE = ".lock"
@@ -66,7 +67,7 @@ def remove_temporaries(folder: Path) -> int:
 @contextlib.contextmanager
 def folder_lock(folder: Path, what: str = "") -> Iterator[None]:
     """Hold the exclusive lock of ``folder`` (created if absent) for the ``with`` block."""
-    if int(os.environ.get("RANK", "0")) != 0:  # a torchrun worker: rank 0 holds the run's lock
+    if not Launch.from_env().is_main:  # a torchrun worker: rank 0 holds the run's lock
         yield
         return
     folder = Path(folder)

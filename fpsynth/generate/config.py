@@ -21,9 +21,11 @@ from pathlib import Path
 
 from fpsynth.config import ConfigError
 from fpsynth.data.scores import Severity
+from fpsynth.device import Precision
 from fpsynth.diffusion.config import SamplerConfig
 
 SEVERITIES = tuple(s.value for s in Severity)
+GENERATE_PRECISIONS = (Precision.BF16, Precision.FP32)
 
 
 class StyleSplit(str, enum.Enum):
@@ -41,11 +43,6 @@ class Overlap(str, enum.Enum):
     # core, and threads beside them cost more than they hide: measured on the 2-core development
     # machine (tiny model, 32 images, 10 steps), fpsynth / plain loop 0.81 with threads, 0.99 inline.
     INLINE = "inline"
-
-
-class Precision(str, enum.Enum):
-    BF16 = "bf16"  # bf16 autocast on CUDA (the U-Net; the sampler arithmetic stays fp32)
-    FP32 = "fp32"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,7 +78,9 @@ class RuntimeConfig:
     batch_size: int | str = "auto"
     cpu_batch_size: int = 8
     max_batch_size: int = 512
-    precision: Precision = Precision.BF16  # on CUDA only; CPU always runs fp32
+    # bf16 autocast of the networks on CUDA (the sampler's arithmetic stays fp32), or fp32; on CUDA
+    # only, a CPU always runs fp32 (fpsynth.device.Amp.resolve(..., on_cpu=False))
+    precision: Precision = Precision.BF16
     channels_last: bool = True  # on CUDA only
     # CUDA only: torch.compile the denoiser (about 40 s once per process; 3.5x the eager U-Net
     # throughput measured on one H200). Off: eager, no compile step.
@@ -99,6 +98,8 @@ class RuntimeConfig:
             raise ConfigError("cpu_batch_size, max_batch_size and writer_threads must be >= 1")
         if not 0 <= self.png_compression <= 9:
             raise ConfigError(f"png_compression must be in 0..9, got {self.png_compression}")
+        if self.precision not in GENERATE_PRECISIONS:  # the training-only settings (auto, fp16)
+            raise ConfigError(f"precision: {self.precision.value!r} is not one of {[p.value for p in GENERATE_PRECISIONS]}")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -24,16 +24,16 @@ gave identical bytes, and so did the same batch twice; this is not guaranteed.)
 
 from __future__ import annotations
 
-import contextlib
 import weakref
 from collections.abc import Sequence
 
 import torch
 
+from fpsynth.device import Amp
 from fpsynth.diffusion.config import SamplerConfig
 from fpsynth.diffusion.samplers import IMAGE_SHAPE, item_generators, sample_conditioned
 from fpsynth.diffusion.schedule import NoiseSchedule
-from fpsynth.generate.config import Overlap, Precision, RuntimeConfig
+from fpsynth.generate.config import Overlap, RuntimeConfig
 from fpsynth.models.ccfexp import CCFExp
 
 _PROBE_BATCHES = (4, 8)  # two probe sizes: their difference removes the fixed memory overhead
@@ -68,7 +68,7 @@ class Synthesizer:
                  runtime: RuntimeConfig = RuntimeConfig()) -> None:
         self.device = device
         self.cuda = device.type == "cuda"
-        self.autocast = self.cuda and runtime.precision is Precision.BF16
+        self.amp = Amp.resolve(runtime.precision, device, on_cpu=False)  # a CPU samples in fp32
         self.memory_format = torch.channels_last if self.cuda and runtime.channels_last else torch.contiguous_format
         self.model = model.to(device).eval().to(memory_format=self.memory_format)
         self.compiled = self.cuda and runtime.compile
@@ -85,11 +85,13 @@ class Synthesizer:
         return self.cuda if overlap is Overlap.AUTO else overlap is Overlap.THREADS
 
     @property
-    def precision(self) -> str:
-        return Precision.BF16.value if self.autocast else Precision.FP32.value
+    def autocast(self) -> bool:
+        return self.amp.dtype is not None
 
-    def _amp(self) -> contextlib.AbstractContextManager:
-        return torch.autocast("cuda", dtype=torch.bfloat16) if self.autocast else contextlib.nullcontext()
+    @property
+    def precision(self) -> str:
+        """"bf16" or "fp32": what the metadata records for each image."""
+        return self.amp.name
 
     @torch.no_grad()
     def __call__(self, x_id: torch.Tensor, x_style: torch.Tensor, seeds: Sequence[int]) -> torch.Tensor:
@@ -98,7 +100,7 @@ class Synthesizer:
         if self.compiled:  # one batch shape for the compiled graph
             x_id, x_style, seeds = pad_batch(x_id, x_style, seeds, self.batch_size())
         return sample_conditioned(self.model, x_id, x_style, item_generators(seeds, self.device), self.schedule,
-                                  self.sampler, device=self.device, network=self.network, amp=self._amp,
+                                  self.sampler, device=self.device, network=self.network, amp=self.amp.context,
                                   memory_format=self.memory_format)[:n]
 
     def batch_size(self, divides: int | None = None) -> int:
@@ -134,7 +136,7 @@ class Synthesizer:
         base = torch.cuda.memory_allocated(self.device)
         x = torch.zeros(batch, *IMAGE_SHAPE, device=self.device).contiguous(memory_format=self.memory_format)
         t = torch.full((batch,), self.schedule.num_timesteps - 1, device=self.device, dtype=torch.long)
-        with torch.no_grad(), self._amp():
+        with torch.no_grad(), self.amp.context():
             cond = self.model.conditions(x, self.model.style_features(x))
             self.model(x, t, cond)
         torch.cuda.synchronize(self.device)

@@ -8,8 +8,8 @@ writes only its own shards, and whoever finds every shard done merges (``fpsynth
 from __future__ import annotations
 
 import dataclasses
-import os
 
+from fpsynth.device import Launch
 from fpsynth.generate.config import ShardSpec
 
 
@@ -22,7 +22,8 @@ class Worker:
     @classmethod
     def from_env(cls, shard: ShardSpec) -> Worker:
         """This process's place: ``shard`` from --shard, rank and world from torchrun's environment."""
-        return cls(shard, int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1")))
+        launch = Launch.from_env()
+        return cls(shard, launch.rank, launch.world_size)
 
     def shards(self, n_shards: int) -> list[int]:
         """The shard numbers (of 0..n_shards-1) this process makes, ascending."""
@@ -31,7 +32,8 @@ class Worker:
 
     @property
     def shows_progress(self) -> bool:
-        return int(os.environ.get("LOCAL_RANK", "0")) == 0
+        """Only the first process of each machine draws a progress bar."""
+        return Launch.from_env().local_rank == 0
 
     def describe(self) -> str:
         parts = [f"shard {self.shard.index}/{self.shard.count}"] if self.shard.count > 1 else []

@@ -18,15 +18,9 @@ from __future__ import annotations
 import dataclasses
 import enum
 
+from fpsynth.device import Precision
 from fpsynth.diffusion.config import DiffusionConfig, LossConfig, SamplerConfig
 from fpsynth.models.config import ModelConfig
-
-
-class Precision(enum.Enum):
-    AUTO = "auto"  # bf16 autocast on a GPU that has it (else fp16 + GradScaler); fp32 on CPU
-    FP32 = "fp32"
-    BF16 = "bf16"  # autocast, no loss scaling needed
-    FP16 = "fp16"  # autocast with a GradScaler (the authors' setting)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -12,46 +12,30 @@ WORLD_SIZE, LOCAL_RANK) this is a single process and nothing here talks to anyon
 from __future__ import annotations
 
 import dataclasses
-import os
 from typing import Any
 
 import torch
 import torch.distributed as dist
 
-from fpsynth.device import resolve_device
+from fpsynth.device import Launch, resolve_device
 
 
 @dataclasses.dataclass(frozen=True)
-class DistContext:
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
+class DistContext(Launch):
+    """This process's :class:`~fpsynth.device.Launch` (rank, world size, local rank) and its device."""
+
     device: torch.device = torch.device("cpu")
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    @property
-    def distributed(self) -> bool:
-        return self.world_size > 1
-
-
-def _env_int(name: str, default: int) -> int:
-    value = os.environ.get(name)
-    return default if value is None or value == "" else int(value)
 
 
 def setup(device_setting: str = "auto") -> DistContext:
     """Join torchrun's process group when launched by it (NCCL on GPUs, gloo on CPUs)."""
-    world = _env_int("WORLD_SIZE", 1)
-    rank, local_rank = _env_int("RANK", 0), _env_int("LOCAL_RANK", 0)
-    device = resolve_device(device_setting, local_rank)
+    launch = Launch.from_env()
+    device = resolve_device(device_setting, launch.local_rank)
     if device.type == "cuda":
         torch.cuda.set_device(device)
-    if world > 1 and not dist.is_initialized():
+    if launch.distributed and not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return DistContext(rank, world, local_rank, device)
+    return DistContext(launch.rank, launch.world_size, launch.local_rank, device)
 
 
 def teardown(ctx: DistContext) -> None:

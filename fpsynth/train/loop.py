@@ -26,14 +26,14 @@ from rich.console import Console
 from torch.nn.parallel import DistributedDataParallel
 
 from fpsynth.data.dataset import PairDataset
-from fpsynth.device import DeviceError
+from fpsynth.device import Amp
 from fpsynth.diffusion.objective import CycleObjective
 from fpsynth.diffusion.schedule import NoiseSchedule
 from fpsynth.errors import FpsynthError
 from fpsynth.models.ccfexp import CCFExp, build_model
 from fpsynth.seeds import global_torch_rng
 from fpsynth.train import checkpoint as ckpt
-from fpsynth.train.config import Precision, TrainConfig
+from fpsynth.train.config import TrainConfig
 from fpsynth.train.data import (Batching, StepBatches, dropout_seeds, pair_loader, step_noise,
                                 steps_per_epoch)
 from fpsynth.train.distributed import DistContext, gather_objects, mean_over_ranks
@@ -45,38 +45,6 @@ from fpsynth.weights import LoadRecord
 
 class TrainingDiverged(FpsynthError, RuntimeError):
     """The loss became NaN or infinite."""
-
-
-@dataclasses.dataclass(frozen=True)
-class Amp:
-    """Autocast settings resolved for a device: ``dtype`` None means plain fp32."""
-
-    device_type: str
-    dtype: torch.dtype | None
-
-    @classmethod
-    def resolve(cls, precision: Precision, device: torch.device) -> Amp:
-        cuda = device.type == "cuda"
-        if precision is Precision.AUTO:
-            dtype = (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) if cuda else None
-        elif precision is Precision.FP16 and not cuda:
-            raise DeviceError("train.precision = 'fp16' needs a GPU; use 'auto' (fp32 on CPU) or 'bf16'")
-        else:
-            dtype = {Precision.FP32: None, Precision.BF16: torch.bfloat16, Precision.FP16: torch.float16}[precision]
-        return cls(device.type, dtype)
-
-    @property
-    def needs_scaler(self) -> bool:
-        return self.dtype is torch.float16
-
-    def context(self) -> contextlib.AbstractContextManager:
-        if self.dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(self.device_type, dtype=self.dtype)
-
-    @property
-    def name(self) -> str:
-        return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.dtype]
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
