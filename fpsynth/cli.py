@@ -22,6 +22,7 @@ from fpsynth.errors import FpsynthError
 from fpsynth.lock import folder_lock
 from fpsynth.outputs import os_write_error
 from fpsynth.pipeline import DEFAULT_CONFIG, DEFAULT_WORKSPACE, PipelineConfig, load_pipeline, with_section
+from fpsynth.stages import GENERATE, PREPARE, REPORT, TRAIN, UTILITY, StageSpec
 from fpsynth.version import __version__
 
 app = typer.Typer(
@@ -68,6 +69,11 @@ def _load(config: str, overrides: list[str] | None) -> PipelineConfig:
     return load_pipeline(config, overrides or [])
 
 
+def _stage_lock(workspace: Path, spec: StageSpec) -> contextlib.AbstractContextManager[Any]:
+    """One writer at a time in the stage's folder; a second is told which command holds it."""
+    return folder_lock(Path(workspace) / spec.name, spec.command)
+
+
 def _print_result(result: Any) -> None:
     if isinstance(result, dict) and result.get("skipped"):
         console.print(f"[yellow]nothing changed, skipping[/] (use --force to redo): {result.get('stage', '')}")
@@ -89,7 +95,7 @@ def prepare(
     from fpsynth.data.prepare import run
 
     cfg = with_section(_load(config, set_), "prepare", meei=meei, aflfp=aflfp, images=images, scores=scores)
-    with folder_lock(Path(workspace) / "prepare", "fpsynth prepare"):
+    with _stage_lock(workspace, PREPARE):
         _print_result(run(cfg, workspace, force=force))
 
 
@@ -104,7 +110,7 @@ def train(
     """Train CCFExp on the prepared pairs (resumes from the latest checkpoint)."""
     from fpsynth.train.run import run
 
-    with folder_lock(Path(workspace) / "train", "fpsynth train"):
+    with _stage_lock(workspace, TRAIN):
         _print_result(run(_load(config, set_), workspace, force=force))
 
 
@@ -128,9 +134,9 @@ def generate(
         _load(config, set_), "generate", ids=ids, count=count, checkpoint=checkpoint, out=out, shard=shard
     )
     gen = cfg.generate
-    folder = Path(gen.out) if gen.out is not None else Path(workspace) / "generate"
+    folder = Path(gen.out) if gen.out is not None else Path(workspace) / GENERATE.name
     # --shard i/n: machines writing their own shards of one run into one folder, by design
-    lock = contextlib.nullcontext() if gen.shard is not None else folder_lock(folder, "fpsynth generate")
+    lock = contextlib.nullcontext() if gen.shard is not None else folder_lock(folder, GENERATE.command)
     with lock:
         _print_result(run(cfg, workspace, force=force))
 
@@ -148,7 +154,7 @@ def report(
     from fpsynth.report.run import run
 
     cfg = with_section(_load(config, set_), "report", run=run_dir)
-    with folder_lock(Path(workspace) / "report", "fpsynth report"):
+    with _stage_lock(workspace, REPORT):
         _print_result(run(cfg, workspace, force=force))
 
 
@@ -165,7 +171,7 @@ def utility(
     from fpsynth.utility.run import run
 
     cfg = with_section(_load(config, set_), "utility", run=run_dir)
-    with folder_lock(Path(workspace) / "utility", "fpsynth utility"):
+    with _stage_lock(workspace, UTILITY):
         _print_result(run(cfg, workspace, force=force))
 
 

@@ -1,8 +1,9 @@
 """Stage machinery shared by prepare, train, generate and report.
 
-A stage lives in ``WORKSPACE/<name>/``. It declares its inputs (files or folders, each with the
-command that makes it) and outputs, and writes ``stage.json`` when it finishes with a fingerprint
-of (its config section, its inputs, the package version). A second run with the same fingerprint
+A stage lives in ``WORKSPACE/<name>/``. Its inputs (files or folders, each with the command that
+makes it), params and outputs are declared in :mod:`fpsynth.stages` (:meth:`Stage.declared`
+builds a run from that), and it writes ``stage.json`` when it finishes with a fingerprint of (its
+params, its inputs, the sha256 of its weight files, the package version). A second run with the same fingerprint
 and all outputs present says "nothing changed, skipping" unless ``force``. A stage that others read
 records its outputs' sizes and hashes (``verified``, see :mod:`fpsynth.outputs`): its own rerun
 checks them cheaply, and a downstream stage's ``require_inputs`` refuses its folder while its record
@@ -28,7 +29,10 @@ from typing import Any
 
 from fpsynth.config import to_dict, to_toml
 from fpsynth.errors import FpsynthError
-from fpsynth.outputs import RECORD_FILE, UpstreamError, file_check, outputs_problem, read_record, upstream_problem
+from fpsynth.outputs import (
+    RECORD_FILE, UpstreamError, file_check, outputs_problem, read_record, sha256_file, upstream_problem,
+)
+from fpsynth.stages import STAGES, StageSpec
 from fpsynth.version import __version__
 
 # Files up to this size are fingerprinted by content; larger ones (raw videos) by size and mtime,
@@ -139,15 +143,44 @@ def hash_paths(paths: Mapping[str, Path]) -> str:
     return h.hexdigest()
 
 
-def fingerprint(section: Any, inputs: Mapping[str, Path], extra: Mapping[str, Any] | None = None) -> str:
-    """sha256 of (config section, inputs' contents, package version, anything extra)."""
-    sec = to_dict(section) if dataclasses.is_dataclass(section) else section
+def fingerprint(params: Any, inputs: Mapping[str, Path], digests: Mapping[str, str] | None = None) -> str:
+    """sha256 of (params, inputs' contents, package version, sha256 of files counted by content)."""
+    sec = to_dict(params) if dataclasses.is_dataclass(params) else params
     payload = json.dumps(
-        {"section": sec, "inputs": hash_paths(inputs), "version": __version__, "extra": extra or {}},
+        {"params": sec, "inputs": hash_paths(inputs), "version": __version__, "digests": dict(digests or {})},
         sort_keys=True,
         default=str,
     )
     return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def config_value(cfg: Any, dotted: str) -> Any:
+    """The value at a dotted key of a (pipeline) config: ``"weights.dlib_models"``, ``"prepare"``."""
+    value = cfg
+    for part in dotted.split("."):
+        value = getattr(value, part)
+    return value
+
+
+def params_of(spec: StageSpec, cfg: Any) -> dict[str, Any]:
+    """A stage's declared params read from ``cfg``, as plain values, less its ``ignore`` keys."""
+    params = {}
+    for key in spec.params:
+        value = config_value(cfg, key)
+        params[key] = to_dict(value) if dataclasses.is_dataclass(value) else value
+    for dotted in spec.ignore:
+        owner = next(k for k in spec.params if dotted.startswith(f"{k}."))  # a typo fails here, loudly
+        tree = params[owner]
+        *path, last = dotted[len(owner) + 1:].split(".")
+        for part in path:
+            tree = tree.get(part, {})
+        tree.pop(last, None)  # to_dict leaves out None fields
+    return params
+
+
+def weights_made_by(key: str) -> str:
+    """What a user does about a missing weights file (``key``: "weights.ir50_id")."""
+    return f"--set {key}=PATH (see `fpsynth weights`)"
 
 
 # --------------------------------------------------------------------------- the stage
@@ -160,14 +193,18 @@ class Input:
     path: Path
     made_by: str  # e.g. "fpsynth prepare --meei DIR"
 
+    @classmethod
+    def made_by_stage(cls, path: Path, stage: str) -> Input:
+        """An input that the stage ``stage`` (a name in :data:`fpsynth.stages.STAGES`) makes."""
+        return cls(Path(path), STAGES[stage].usage)
+
 
 class Stage:
     """Bookkeeping of one stage run in ``workspace/<name>``.
 
-    Usage::
+    Usage (a declared stage; ``Stage(name, workspace, params, inputs, outputs)`` builds one by hand)::
 
-        stage = Stage("train", workspace, cfg.train, inputs={"pairs": Input(p, "fpsynth prepare ...")},
-                      outputs=["checkpoints/latest.json"], force=force)
+        stage = Stage.declared(TRAIN, workspace, pipeline_cfg, force=force)
         stage.require_inputs()
         if stage.is_up_to_date():
             return stage.skipped()
@@ -180,27 +217,83 @@ class Stage:
         self,
         name: str,
         workspace: Path,
-        section: Any,
+        params: Any,
         inputs: Mapping[str, Input] | None = None,
         outputs: list[str] | None = None,
         force: bool = False,
-        extra: Mapping[str, Any] | None = None,
         verified: list[str] | None = None,
         verified_lists: list[str] | None = None,
+        digests: Mapping[str, str] | None = None,
     ) -> None:
         self.name = name
         self.workspace = Path(workspace)
         self.dir = self.workspace / name
-        self.section = section
+        self.params = params
         self.inputs = dict(inputs or {})
         self.outputs = [self.dir / o for o in (outputs or [])]
         self.force = force
-        self.extra = dict(extra or {})
+        self.digests = dict(digests or {})  # input key -> sha256 of a file counted by content
         # files (relative to the folder) whose size/mtime/sha256 the finished record keeps, and
         # Parquet lists of many more (fpsynth.outputs); later stages check them before reading
         self.verified = list(verified or [])
         self.verified_lists = list(verified_lists or [])
         self._fingerprint: str | None = None
+
+    @classmethod
+    def declared(
+        cls,
+        spec: StageSpec,
+        workspace: Path,
+        cfg: Any,
+        *,
+        force: bool = False,
+        folder: Path | None = None,
+        at: Mapping[str, Path | None] | None = None,
+        inputs: Mapping[str, Input] | None = None,
+        digests: Mapping[str, str] | None = None,
+        weights: tuple[str, ...] | None = None,
+    ) -> Stage:
+        """The run of a declared stage (:mod:`fpsynth.stages`) for the pipeline config ``cfg``.
+
+        ``folder``: the stage's folder when not ``workspace/<name>`` (``generate --out``; the
+        record then takes the folder's name). ``at``: where this run finds declared dependencies
+        (None leaves out an optional one). ``inputs``/``digests``: inputs only the run knows (the
+        user's data, ``train.init_from``), and the sha256 of those counted by content. ``weights``:
+        the declared weight keys this run reads, when fewer (DCFace trains without expression and
+        landmark networks).
+        """
+        workspace = Path(workspace)
+        at = dict(at or {})
+        unknown = set(at) - set(spec.deps)
+        if unknown:
+            raise KeyError(f"{spec.name}: {sorted(unknown)} are not declared dependencies")
+        found: dict[str, Input] = {}
+        for key, dep in spec.deps.items():
+            path = at[key] if key in at else workspace / dep.path
+            if path is None:
+                if not dep.optional:
+                    raise ValueError(f"{spec.name}: dependency '{key}' is not optional")
+                continue
+            found[key] = Input.made_by_stage(path, dep.stage)
+        hashed = dict(digests or {})
+        for name in spec.weights if weights is None else weights:
+            if name not in spec.weights:
+                raise KeyError(f"{spec.name}: weights.{name} is not a declared weight")
+            path = config_value(cfg, f"weights.{name}")
+            if path is None:
+                continue
+            key, path = f"weights.{name}", Path(path).expanduser()
+            if spec.weights_required:
+                found[key] = Input(path, weights_made_by(key))
+            # by the full sha256: big inputs are otherwise fingerprinted by size and mtime, which a
+            # replaced file of the same size copied with its times kept would not change
+            if path.is_file():
+                hashed[key] = sha256_file(path)
+        found.update(inputs or {})
+        folder = Path(folder) if folder is not None else workspace / spec.name
+        return cls(folder.name, folder.parent, params_of(spec, cfg), inputs=found, outputs=list(spec.outs),
+                   force=force, verified=list(spec.verified), verified_lists=list(spec.verified_lists),
+                   digests=hashed)
 
     @property
     def record_path(self) -> Path:
@@ -225,9 +318,7 @@ class Stage:
     @property
     def fingerprint(self) -> str:
         if self._fingerprint is None:
-            self._fingerprint = fingerprint(
-                self.section, {k: v.path for k, v in self.inputs.items()}, self.extra
-            )
+            self._fingerprint = fingerprint(self.params, {k: v.path for k, v in self.inputs.items()}, self.digests)
         return self._fingerprint
 
     def record(self) -> dict[str, Any] | None:

@@ -58,4 +58,4 @@ def test_nan_weights_are_named_not_blamed_on_the_learning_rate(tmp_path):
         names, describe_run(cfg, [])), keep_last=1)
     cfg = load_pipeline("tiny", [f"train.init_from={folder}"])
     with pytest.raises(TrainingDiverged, match=r"unet\.out\.2\.weight.*init_from-fpsynth"):
-        build_trainer(cfg, DistContext(), resume=None)
+        build_trainer(cfg.train, cfg.weights, cfg.seed, DistContext(), resume=None)

@@ -24,6 +24,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("errors", "version", "reference", "seeds"),
     ("device", "config", "demo_config"),
     ("outputs",),
+    ("stages",),
     ("stage", "lock", "safeload"),
     ("weights",),
     ("nets",),

@@ -17,7 +17,7 @@ from helpers.train import MICRO
 @pytest.mark.slow
 def test_optimizer_holds_exactly_the_trainable_parameters_and_all_of_them_learn(variant):
     cfg = load_pipeline("tiny", [*MICRO, f"train.model.variant={variant}"])
-    trainer = build_trainer(cfg, DistContext(), resume=None)
+    trainer = build_trainer(cfg.train, cfg.weights, cfg.seed, DistContext(), resume=None)
     model = trainer.model
     expected = {"unet", "id_encoder", "fusion", "context_proj", *(("exp_adapter",) if variant == "ccfexp" else ("style_encoder",))}
     assert set(model.trainable_modules()) == expected
@@ -54,7 +54,7 @@ def test_ema_timing_in_the_real_loop(timing, one_thread):
     """before_step (the authors'): update n averages the weights optimizer step n starts from, with
     decay d(n - 1); after_step: the weights step n made, with d(n). Two steps tell them apart."""
     cfg = load_pipeline("tiny", [*MICRO, f"train.ema.timing={timing}"])
-    trainer = build_trainer(cfg, DistContext(), resume=None)
+    trainer = build_trainer(cfg.train, cfg.weights, cfg.seed, DistContext(), resume=None)
     unet = trainer.model.unet
     names = [n for n, _ in unet.named_parameters()]
     weights = [{n: p.detach().clone() for n, p in unet.named_parameters()}]  # w_0, then after each step

@@ -20,8 +20,9 @@ from fpsynth.data.codec import read_rgb
 from fpsynth.data.pixels import to_unit
 from fpsynth.errors import FpsynthError
 from fpsynth.stage import MissingInputError
+from fpsynth.stages import PREPARE
 
-PREPARE_COMMAND = "fpsynth prepare --meei DIR (or --aflfp / --images)"
+PREPARE_COMMAND = PREPARE.usage  # declared with the stage (fpsynth.stages)
 
 
 class EmptySelectionError(FpsynthError, ValueError):

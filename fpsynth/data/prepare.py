@@ -21,12 +21,12 @@ from __future__ import annotations
 import dataclasses
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from fpsynth.config import to_dict
-from fpsynth.data.crop_checks import CHECKS_FILE, damaged_jobs, with_crop_checks, write_crop_checks
+from fpsynth.data.config import PrepareConfig
+from fpsynth.data.crop_checks import damaged_jobs, with_crop_checks, write_crop_checks
 from fpsynth.data.faces import check_backend
 from fpsynth.data.grades import merge, read_scores, read_sheet
 from fpsynth.data.jobs import CROPS_DIR, Context
@@ -42,9 +42,11 @@ from fpsynth.data.scores import Problem, ScoreTable, norm
 from fpsynth.data.sources import Kind, SourceError, check_roots, discover_aflfp, discover_images, files_below
 from fpsynth.data.standard_set import find_sheets, parse_key
 from fpsynth.stage import Input, ItemStore, Stage, atomic_write_parquet
+from fpsynth.stages import PREPARE  # its params, outputs and verified files (CHECKS_FILE the list)
 
-OUTPUTS = ["frames.parquet", "pairs.parquet", "rejects.parquet", "private/mapping.parquet"]
-VERIFIED = [*OUTPUTS, "private/rejects.parquet", CHECKS_FILE]  # sizes and hashes in the record
+if TYPE_CHECKING:  # pipeline.py sits above the stage packages
+    from fpsynth.pipeline import PipelineConfig
+
 _DISCOVER = {"meei": discover_meei, "aflfp": discover_aflfp, "images": discover_images}
 _LAYOUT = {
     "meei": "<subject>/<expression>[_<side>].mp4|avi|mov|jpg|png, or the MEEI standard set (<key>.mp4, photos, XLSX)",
@@ -53,8 +55,8 @@ _LAYOUT = {
 }
 
 
-def run(cfg: Any, workspace: Path, force: bool = False) -> dict[str, Any]:
-    """Run the stage for ``cfg`` (a PipelineConfig); returns the stage record."""
+def run(cfg: PipelineConfig, workspace: Path, force: bool = False) -> dict[str, Any]:
+    """Run the stage for ``cfg``; returns the stage record."""
     pc = cfg.prepare
     roots = {name: getattr(pc, name) for name in _DISCOVER if getattr(pc, name) is not None}
     if not roots:
@@ -62,13 +64,11 @@ def run(cfg: Any, workspace: Path, force: bool = False) -> dict[str, Any]:
     roots = check_roots(roots, workspace)  # also refuses a workspace inside an input folder
     if pc.scores is not None and not Path(pc.scores).is_file():
         raise SourceError(f"--scores {pc.scores}: file does not exist")
-    inputs = {name: Input(path, f"fpsynth prepare --{name} DIR (your data)") for name, path in roots.items()}
+    # the user's data: no stage makes it
+    inputs = {name: Input(path, f"{PREPARE.command} --{name} DIR (your data)") for name, path in roots.items()}
     if pc.scores is not None:
-        inputs["scores"] = Input(Path(pc.scores), "fpsynth prepare --scores CSV (your data)")
-    section = {k: v for k, v in to_dict(pc).items() if k != "n_jobs"}  # workers do not change results
-    stage = Stage("prepare", workspace, section, inputs=inputs, outputs=OUTPUTS, force=force,
-                  extra={"seed": cfg.seed, "dlib_models": str(cfg.weights.dlib_models)},
-                  verified=VERIFIED, verified_lists=[CHECKS_FILE])
+        inputs["scores"] = Input(Path(pc.scores), f"{PREPARE.command} --scores CSV (your data)")
+    stage = Stage.declared(PREPARE, workspace, cfg, inputs=inputs, force=force)
     stage.require_inputs()
     if stage.is_up_to_date():
         damage = stage.damage()
@@ -106,14 +106,14 @@ def run(cfg: Any, workspace: Path, force: bool = False) -> dict[str, Any]:
     pending = [job for job in ps.jobs if not frames_store.done(job.input)]
     execute(pending, ctx, pc.n_jobs, sink, done=len(ps.jobs) - len(pending))
 
-    summary, crops = _write_manifests(stage, cfg, ps, scores, frames_store, rejects_store, notes, graded)
+    summary, crops = _write_manifests(stage, pc, cfg.seed, ps, scores, frames_store, rejects_store, notes, graded)
     _remove_stale(stage, crops)
     _print_summary(summary)
     summary["sources"] = [source_provenance(name, getattr(pc, name), root) for name, root in roots.items()]
     return stage.finish(summary)
 
 
-def _score_tables(pc: Any, meei: Path | None) -> tuple[ScoreTable, list[Problem], set[str]]:
+def _score_tables(pc: PrepareConfig, meei: Path | None) -> tuple[ScoreTable, list[Problem], set[str]]:
     """The scores in use: ``--scores`` (CSV or XLSX) and the grades XLSX found in the --meei tree,
     the XLSX's values winning where both have one. Returns (table, notes of values given twice,
     the original subject ids the XLSX holds: "" in it means a grades XLSX was read at all)."""
@@ -132,19 +132,19 @@ def _score_tables(pc: Any, meei: Path | None) -> tuple[ScoreTable, list[Problem]
     return table, notes, graded
 
 
-def _write_manifests(stage: Stage, cfg: Any, ps: Pseudonymised, scores: ScoreTable, frames_store: ItemStore,
-                     rejects_store: ItemStore, notes: list[Problem], graded: set[str]) -> tuple[dict[str, Any], set[str]]:
+def _write_manifests(stage: Stage, pc: PrepareConfig, seed: int, ps: Pseudonymised, scores: ScoreTable,
+                     frames_store: ItemStore, rejects_store: ItemStore, notes: list[Problem],
+                     graded: set[str]) -> tuple[dict[str, Any], set[str]]:
     """Build and write the manifests from every stored job; returns (summary, crop paths in use)."""
-    pc = cfg.prepare
     frames = frames_store.read_all()
     if len(frames):
         frames = sort_frames(frames)
         by_pseudonym = {p: s for key, p in ps.subjects.items() if (s := scores.lookup(*key)) is not None}
         from_name = {p: dataclasses.astuple(parse_key(subject)) for (dataset, subject), p in ps.subjects.items()
                      if dataset == "meei"}
-        splits = assign_splits(frames["subject"].tolist(), pc.split.test_fraction, cfg.seed)
+        splits = assign_splits(frames["subject"].tolist(), pc.split.test_fraction, seed)
         frames = add_subject_columns(frames, by_pseudonym, splits, from_name)
-        pairs, pair_rejects = build_pairs(frames, pc.split.pairs_per_frame, cfg.seed, pc.split.pairing)
+        pairs, pair_rejects = build_pairs(frames, pc.split.pairs_per_frame, seed, pc.split.pairing)
     else:
         frames, pairs, pair_rejects = pd.DataFrame(columns=FRAMES.names), pd.DataFrame(columns=PAIRS.names), None
     parts = [rejects_store.read_all(), _discovery_rejects(ps), _score_rejects(ps, scores, notes, graded), pair_rejects]

@@ -26,6 +26,7 @@ from fpsynth.data.pts import write_pts
 from fpsynth.errors import FpsynthError
 from fpsynth.pipeline import PipelineConfig, with_section
 from fpsynth.stage import Stage, atomic_write_bytes, atomic_write_text
+from fpsynth.stages import DEMO_DATA
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv")
 SYNTHETIC_NOTE = (
@@ -95,7 +96,7 @@ def demo_data(cfg: PipelineConfig, workspace: Path, *, force: bool = False) -> P
     """Render the synthetic dataset into ``WORKSPACE/demo-data`` (skipped when already there)."""
     from fpsynth.demo.dataset import write_demo_dataset
 
-    stage = Stage("demo-data", workspace, cfg.demo, outputs=["demo.json"], force=force, extra={"seed": cfg.seed})
+    stage = Stage.declared(DEMO_DATA, workspace, cfg, force=force)
     if not stage.is_up_to_date():
         # The writer renders into a hidden temporary folder and renames it over stage.dir whole.
         write_demo_dataset(stage.dir, cfg.demo, cfg.seed)

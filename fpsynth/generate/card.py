@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from fpsynth.config import to_dict, to_toml
+from fpsynth.data.scores import severity_rank
 from fpsynth.diffusion.samplers import sampler_class
-from fpsynth.generate.config import SEVERITIES
+from fpsynth.generate.config import GenerateConfig
 from fpsynth.generate.merge import METADATA_FILE, Counts
 from fpsynth.version import __version__
 
@@ -36,19 +37,18 @@ def _table(header: tuple[str, ...], rows: list[tuple[Any, ...]]) -> str:
 
 
 def _sorted_severities(names: set[str]) -> list[str]:
-    order = {s: i for i, s in enumerate(SEVERITIES)}
-    return sorted(names, key=lambda s: (order.get(s, len(order)), s))
+    return sorted(names, key=lambda s: (severity_rank(s), s))
 
 
-def dataset_card(counts: Counts, cfg: Any, checkpoint: dict[str, Any], n_identity_rejects: int, title: str) -> str:
-    """Markdown text of the card; ``cfg`` is the PipelineConfig, ``checkpoint`` {path, sha256, step}."""
-    gen = cfg.generate
+def dataset_card(counts: Counts, gen: GenerateConfig, seed: int, checkpoint: dict[str, Any], n_identity_rejects: int,
+                 title: str) -> str:
+    """Markdown text of the card; ``checkpoint`` {path, sha256, step}."""
     severities = _sorted_severities(set(counts.severity))
     expressions = sorted(counts.expression)
     cross_rows = [(e, *[counts.cross.get((s, e), 0) for s in severities], counts.expression[e]) for e in expressions]
     cross_rows.append(("**all**", *[counts.severity[s] for s in severities], counts.images))
     sampler = gen.sampler
-    settings = to_toml({"seed": cfg.seed, "generate": {k: v for k, v in to_dict(gen).items()
+    settings = to_toml({"seed": seed, "generate": {k: v for k, v in to_dict(gen).items()
                                                        if k not in ("ids", "out", "checkpoint", "shard")}})
     eta = f", eta {sampler.eta}" if sampler_class(sampler.kind).uses_eta else ""
     devices = ", ".join(f"{d} ({p})" for d, p in sorted(counts.devices))

@@ -21,8 +21,9 @@ from fpsynth.data.dataset import EmptySelectionError, load_crop, optional_float
 from fpsynth.generate.identities import decode_crop, read_identities
 from fpsynth.generate.merge import METADATA_FILE
 from fpsynth.stage import MissingInputError
+from fpsynth.stages import GENERATE
 
-GENERATE_COMMAND = "fpsynth generate --ids DIR"
+GENERATE_COMMAND = GENERATE.usage  # declared with the stage (fpsynth.stages)
 
 
 def read_metadata(run_dir: Path) -> pd.DataFrame:

@@ -19,6 +19,7 @@ from fpsynth.errors import FpsynthError
 from fpsynth.generate.plan import Plan
 from fpsynth.generate.shards import METADATA, RUN_KEY, part_key, read_part_table
 from fpsynth.stage import atomic_path
+from fpsynth.stages import GENERATE
 
 METADATA_FILE = "metadata.parquet"
 
@@ -70,7 +71,7 @@ def merge(out: Path, plan: Plan, run_key: str) -> Counts:
         for s in range(plan.n_shards):
             table = read_part_table(out, s)
             if table is None or part_key(table) != run_key:
-                raise MergeError(f"shard {s} is not finished; run `fpsynth generate` again to make it")
+                raise MergeError(f"shard {s} is not finished; run `{GENERATE.command}` again to make it")
             rows = table.to_pandas()
             indices = rows["item_index"].tolist()
             if indices != list(plan.shard_range(s)):

@@ -24,18 +24,18 @@ import json
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import torch
 
 from fpsynth.config import to_dict
-from fpsynth.data.dataset import PREPARE_COMMAND
 from fpsynth.data.provenance import is_synthetic
 from fpsynth.data.sources import check_root
 from fpsynth.device import resolve_device
 from fpsynth.errors import FpsynthError
 from fpsynth.generate.card import dataset_card
+from fpsynth.generate.config import GenerateConfig
 from fpsynth.generate.identities import Identities, IdentityError, prepare_identities, write_identities
 from fpsynth.generate.merge import METADATA_FILE, merge, pending_shards, read_metadata_key
 from fpsynth.generate.plan import Plan, StylePool, write_plan
@@ -45,13 +45,14 @@ from fpsynth.generate.shards import RunInfo, ShardMaker, verify_shard
 from fpsynth.generate.workers import Worker
 from fpsynth.outputs import require_upstream
 from fpsynth.stage import Input, MissingInputError, Stage, atomic_write_json, atomic_write_text
+from fpsynth.stages import GENERATE, PREPARE, TRAIN, run_first
 from fpsynth.version import __version__
 
+if TYPE_CHECKING:  # pipeline.py sits above the stage packages
+    from fpsynth.pipeline import PipelineConfig
+
 RUN_FILE = "run.json"
-CARD_FILE = "README.md"
-TRAIN_COMMAND = "fpsynth train"
-# Settings that change no image: where and how fast the run goes.
-_NOT_IN_FINGERPRINT = ("ids", "checkpoint", "out", "shard", "plan_only", "runtime")
+CARD_FILE = "README.md"  # the dataset card; GENERATE.outs declares it with METADATA_FILE
 
 Loader = Callable[..., Any]  # (path, *, ema, device) -> object with .model .schedule .sha256 .state
 
@@ -64,28 +65,22 @@ class OtherRunError(FpsynthError, FileExistsError):
     """The output folder holds a different run (other settings, inputs or checkpoint)."""
 
 
-def run(cfg: Any, workspace: Path, force: bool = False) -> dict[str, Any]:
-    """The CLI's entry: ``cfg`` is a PipelineConfig; returns the stage record (or a partial summary)."""
+def run(cfg: PipelineConfig, workspace: Path, force: bool = False) -> dict[str, Any]:
+    """The CLI's entry; returns the stage record (or a partial summary)."""
     gen = cfg.generate
     workspace = Path(workspace)
     out = Path(gen.out) if gen.out is not None else workspace / "generate"
     if out.exists() and not out.is_dir():
         raise GenerateOutputError(f"--out {out} is a file; give a folder (it is created when absent)")
     prepare_dir = workspace / "prepare"
-    require_upstream(prepare_dir, PREPARE_COMMAND)  # before the checkpoint and identities: a clear first error
+    require_upstream(prepare_dir, PREPARE.usage)  # before the checkpoint and identities: a clear first error
     if gen.ids is None:
         raise IdentityError("generate needs identity faces: pass --ids DIR (a folder of face photos)")
     ids = check_root(Path(gen.ids), "--ids")
     checkpoint = None if gen.plan_only else _checkpoint_path(gen.checkpoint, workspace)
-    inputs = {"frames": Input(prepare_dir / "frames.parquet", PREPARE_COMMAND),
-              "ids": Input(ids, "fpsynth generate --ids DIR")}
-    if checkpoint is not None:
-        inputs["checkpoint"] = Input(checkpoint, TRAIN_COMMAND)
-    section = {k: v for k, v in to_dict(gen).items() if k not in _NOT_IN_FINGERPRINT}
-    extra = {"seed": cfg.seed, "dlib_models": str(cfg.weights.dlib_models),
-             "faces": to_dict(cfg.prepare.faces), "quality": to_dict(cfg.prepare.quality)}
-    stage = Stage(out.name, out.parent, section, inputs=inputs, outputs=[METADATA_FILE, CARD_FILE],
-                  force=force, extra=extra, verified=[METADATA_FILE, CARD_FILE])
+    stage = Stage.declared(GENERATE, workspace, cfg, force=force, folder=out,
+                           at={"frames": prepare_dir / "frames.parquet", "checkpoint": checkpoint},
+                           inputs={"ids": Input(ids, GENERATE.usage)})  # the user's photos
     stage.require_inputs()
     if not gen.plan_only and stage.is_up_to_date():
         problem = dataset_problem(out) or stage.damage()
@@ -124,12 +119,12 @@ def _checkpoint_path(given: Path | None, workspace: Path) -> Path:
     latest = latest_checkpoint(workspace)
     if latest is None:
         raise MissingInputError(
-            f"no finished checkpoint in {workspace / 'train'}; run `{TRAIN_COMMAND}` first (or pass --checkpoint PATH)"
+            f"no finished checkpoint in {workspace / TRAIN.name}; {run_first(TRAIN.name)} (or pass --checkpoint PATH)"
         )
     return latest
 
 
-def produce(cfg: Any, out: Path, identities: Identities, pool: StylePool, checkpoint: Path | None, loader: Loader,
+def produce(cfg: PipelineConfig, out: Path, identities: Identities, pool: StylePool, checkpoint: Path | None, loader: Loader,
             *, stage: Stage | None = None, force: bool = False, worker: Worker | None = None) -> dict[str, Any]:
     """Plan, sample this process's shards, and merge when the whole run is done (see the module docstring)."""
     gen, out = cfg.generate, Path(out)
@@ -145,7 +140,7 @@ def produce(cfg: Any, out: Path, identities: Identities, pool: StylePool, checkp
     device = resolve_device(gen.runtime.device)
     loaded = loader(checkpoint, ema=gen.ema, device=device)
     synth = Synthesizer(loaded.model, loaded.schedule, gen.sampler, device, gen.runtime)
-    settings = _run_settings(cfg, plan, loaded, checkpoint)
+    settings = _run_settings(gen, cfg.seed, plan, loaded, checkpoint)
     _claim(out, settings, force, "run_key")
     run_key = settings["run_key"]
     if stage is not None:
@@ -160,15 +155,15 @@ def produce(cfg: Any, out: Path, identities: Identities, pool: StylePool, checkp
     worker = worker or Worker.from_env(gen.shard_spec)
     made, seconds = _make_shards(out, plan, synth, identities, pool, settings, worker, force)
     pending = pending_shards(out, range(plan.n_shards), run_key)
-    summary = {"images_made": made, "seconds": round(seconds, 2),
+    summary: dict[str, Any] = {"images_made": made, "seconds": round(seconds, 2),
                "images_per_s": round(made / seconds, 3) if seconds > 0 else None, "worker": worker.describe()}
     if pending:
         console.print(f"{worker.describe()}: done; {len(pending)} shard(s) of other processes still pending "
-                      f"(the last process to finish merges, or run `fpsynth generate` without --shard).")
+                      f"(the last process to finish merges, or run `{GENERATE.command}` without --shard).")
         return {"stage": "generate", "status": "partial", "pending_shards": len(pending), "summary": summary}
 
     counts = merge(out, plan, run_key)
-    card = dataset_card(counts, cfg, settings["checkpoint"], len(identities.rejects), out.name)
+    card = dataset_card(counts, gen, cfg.seed, settings["checkpoint"], len(identities.rejects), out.name)
     atomic_write_text(out / CARD_FILE, card)
     summary.update({"images": counts.images, "shards": plan.n_shards, "identities": len(counts.identities),
                     "style_frames": len(counts.style_frames), "severity": dict(sorted(counts.severity.items())),
@@ -180,11 +175,10 @@ def produce(cfg: Any, out: Path, identities: Identities, pool: StylePool, checkp
     return {"stage": "generate", "status": "finished", "summary": summary}
 
 
-def _run_settings(cfg: Any, plan: Plan, loaded: Any, checkpoint: Path | None) -> dict[str, Any]:
+def _run_settings(gen: GenerateConfig, seed: int, plan: Plan, loaded: Any, checkpoint: Path | None) -> dict[str, Any]:
     """Everything that decides the images, and its hash (the run key)."""
-    gen = cfg.generate
     decisive = {
-        "plan_key": plan.key(), "count": gen.count, "seed": cfg.seed, "ema": gen.ema,
+        "plan_key": plan.key(), "count": gen.count, "seed": seed, "ema": gen.ema,
         "sampler": to_dict(gen.sampler), "checkpoint_sha256": loaded.sha256,
     }
     run_key = hashlib.sha256(json.dumps(decisive, sort_keys=True).encode()).hexdigest()

@@ -22,16 +22,14 @@ import datetime as _dt
 import math
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 from rich.console import Console
 
 from fpsynth.config import to_dict, to_toml
-from fpsynth.data.dataset import PREPARE_COMMAND
 from fpsynth.device import resolve_device
-from fpsynth.generate.dataset import GENERATE_COMMAND
 from fpsynth.generate.merge import METADATA_FILE
 from fpsynth.generate.sampling import Synthesizer
 from fpsynth.metrics.fid import FeatureStats, extract_features, fid
@@ -45,12 +43,16 @@ from fpsynth.report.figures import SetSummary
 from fpsynth.report.images import batched, load_images
 from fpsynth.report.networks import Networks, open_networks
 from fpsynth.report.privacy import audit
-from fpsynth.report.sources import TRAIN_COMMAND, Inputs, locate, provenance, read_train_log, seeded_subset
+from fpsynth.report.config import ReportConfig
+from fpsynth.report.sources import Inputs, Prepared, locate, provenance, read_train_log, seeded_subset
 from fpsynth.report.summary import set_summary, table1_row
-from fpsynth.stage import Input, Stage, atomic_write_json, atomic_write_parquet, atomic_write_text
+from fpsynth.stage import Stage, atomic_write_json, atomic_write_parquet, atomic_write_text
+from fpsynth.stages import PREPARE, REPORT, TRAIN
 from fpsynth.version import __version__
 
-OUTPUTS = ["report.json", "report.html"]
+if TYPE_CHECKING:  # pipeline.py sits above the stage packages
+    from fpsynth.pipeline import PipelineConfig
+
 console = Console(stderr=True)
 
 
@@ -83,14 +85,13 @@ class Evaluation:
     sets: dict[str, EvaluatedSet] = dataclasses.field(default_factory=dict)  # "dataset", "model"
 
 
-def run(cfg: Any, workspace: Path, force: bool = False) -> dict[str, Any]:
-    """Run the stage for ``cfg`` (a PipelineConfig); returns the stage record."""
+def run(cfg: PipelineConfig, workspace: Path, force: bool = False) -> dict[str, Any]:
+    """Run the stage for ``cfg``; returns the stage record."""
     rc = cfg.report
     workspace = Path(workspace)
-    require_upstream(workspace / "prepare", PREPARE_COMMAND)  # before reading: unfinished or damaged is refused
+    require_upstream(workspace / PREPARE.name, PREPARE.usage)  # before reading: unfinished or damaged is refused
     inputs = locate(rc.run, rc.checkpoint, workspace)
-    stage = Stage("report", workspace, rc, inputs=_declared(inputs), outputs=OUTPUTS, force=force,
-                  extra={"seed": cfg.seed, "weights": to_dict(cfg.weights)})
+    stage = Stage.declared(REPORT, workspace, cfg, force=force, at=_located(inputs))
     stage.require_inputs()
     if stage.is_up_to_date():
         return stage.skipped()
@@ -103,13 +104,13 @@ def run(cfg: Any, workspace: Path, force: bool = False) -> dict[str, Any]:
     reference = seeded_subset(prepared.split(rc.split), rc.max_images, cfg.seed, "report-reference")
     ref_stats = _feature_stats(nets, reference["image"].tolist(), rc.metrics.fid.batch_size, timings)
 
-    ev = Evaluation(afid={"status": "not computed", "reason": f"no trained checkpoint (run `{TRAIN_COMMAND}`)"})
+    ev = Evaluation(afid={"status": "not computed", "reason": f"no trained checkpoint (run `{TRAIN.usage}`)"})
     if inputs.dataset is not None:
-        ev.dataset, ev.sets["dataset"] = _dataset(inputs, cfg, nets, ref_stats, stage, timings)
+        ev.dataset, ev.sets["dataset"] = _dataset(inputs, rc, cfg.seed, nets, ref_stats, stage, timings)
     if inputs.checkpoint is not None and not rc.afid.enabled:
         ev.afid = {"status": "not computed", "reason": "report.afid.enabled is false"}
     elif inputs.checkpoint is not None:
-        ev.model = _model(inputs, cfg, nets, ref_stats, stage, timings)
+        ev.model = _model(inputs, rc, cfg.seed, nets, ref_stats, stage, timings)
         ev.afid = ev.model.afid
         if ev.model.first_pass is not None:
             ev.sets["model"] = ev.model.first_pass
@@ -127,7 +128,8 @@ def run(cfg: Any, workspace: Path, force: bool = False) -> dict[str, Any]:
                          "missing": [m["metric"] for m in report["missing"]], "html": str(stage.dir / "report.html")})
 
 
-def _report(ev: Evaluation, workspace: Path, prepared: Any, reference: pd.DataFrame, nets: Networks, rc: Any,
+def _report(ev: Evaluation, workspace: Path, prepared: Prepared, reference: pd.DataFrame, nets: Networks,
+            rc: ReportConfig,
             inputs: Inputs, train_log: pd.DataFrame | None, timings: Timings) -> dict[str, Any]:
     """report.json's content, which the page also reads: the one place the typed figures become
     plain dicts (``plain_json`` then makes them JSON-safe)."""
@@ -158,42 +160,36 @@ def _report(ev: Evaluation, workspace: Path, prepared: Any, reference: pd.DataFr
     return report
 
 
-def _declared(inputs: Inputs) -> dict[str, Input]:
-    declared = {"frames": Input(inputs.prepared.dir / "frames.parquet", PREPARE_COMMAND)}
-    if inputs.dataset is not None:
-        declared["dataset"] = Input(inputs.dataset / METADATA_FILE, GENERATE_COMMAND)
-    if inputs.checkpoint is not None:
-        declared["checkpoint"] = Input(inputs.checkpoint, TRAIN_COMMAND)
-    if inputs.train_log is not None:
-        declared["train_log"] = Input(inputs.train_log, TRAIN_COMMAND)
+def _located(inputs: Inputs) -> dict[str, Path | None]:
+    """Where this run finds REPORT's dependencies (None: absent, evaluated without)."""
     utility = inputs.prepared.dir.parent / utility_section.UTILITY_JSON
-    if utility.is_file():  # a new utility run redoes the page
-        declared["utility"] = Input(utility, "fpsynth utility")
-    return declared
+    return {"frames": inputs.prepared.dir / "frames.parquet",
+            "dataset": inputs.dataset / METADATA_FILE if inputs.dataset is not None else None,
+            "checkpoint": inputs.checkpoint, "train_log": inputs.train_log,
+            "utility": utility if utility.is_file() else None}
 
 
-def _dataset(inputs: Inputs, cfg: Any, nets: Networks, ref_stats: FeatureStats | None, stage: Stage,
+def _dataset(inputs: Inputs, rc: ReportConfig, seed: int, nets: Networks, ref_stats: FeatureStats | None, stage: Stage,
              timings: Timings) -> tuple[dict[str, Any], EvaluatedSet]:
     """The generated dataset's description, and its per-image table and figures (privacy audit included)."""
-    rc = cfg.report
-    items, info = read_generated(inputs.dataset, inputs.prepared, rc.max_images, cfg.seed, stage.dir / "identities")
+    assert inputs.dataset is not None  # the caller evaluates a dataset only when one was found
+    items, info = read_generated(inputs.dataset, inputs.prepared, rc.max_images, seed, stage.dir / "identities")
     result = evaluate_set(items, nets, rc.metrics, rc.batch_size, timings)
     privacy = None
     if rc.privacy.enabled:
         result.items, privacy = audit(result.items, result.embeddings, inputs.prepared, nets, rc.privacy,
-                                      rc.batch_size, cfg.seed, timings)
+                                      rc.batch_size, seed, timings)
     return info, _evaluated(result, nets, ref_stats, rc, timings, privacy)
 
 
-def _model(inputs: Inputs, cfg: Any, nets: Networks, ref_stats: FeatureStats | None, stage: Stage,
+def _model(inputs: Inputs, rc: ReportConfig, seed: int, nets: Networks, ref_stats: FeatureStats | None, stage: Stage,
            timings: Timings) -> ModelEvaluation:
     """The checkpoint evaluated: aFID, and every per-image metric on aFID's first-pass images."""
     from fpsynth.train.checkpoint import load_checkpoint
 
-    rc = cfg.report
     loaded = load_checkpoint(inputs.checkpoint, ema=True, device=nets.device)
     info = _model_info(loaded)
-    plan, skipped = plan_afid(inputs.prepared, rc.afid, rc.split, cfg.seed)
+    plan, skipped = plan_afid(inputs.prepared, rc.afid, rc.split, seed)
     base = {"split": rc.split, "sampler": to_dict(rc.afid.sampler), "identity_pool": rc.afid.identity_pool.value,
             "images_per_patient": rc.afid.images_per_patient, "skipped": skipped}
     if not len(plan):
@@ -243,7 +239,7 @@ def _feature_stats(nets: Networks, paths: list[str], batch_size: int, timings: T
         return extract_features(nets.fid.net, batches)
 
 
-def _evaluated(result: SetResult, nets: Networks, ref_stats: FeatureStats | None, rc: Any, timings: Timings,
+def _evaluated(result: SetResult, nets: Networks, ref_stats: FeatureStats | None, rc: ReportConfig, timings: Timings,
                privacy: dict[str, Any] | None) -> EvaluatedSet:
     fid_result = None
     if result.stats is not None and ref_stats is not None and result.stats.n >= 2:

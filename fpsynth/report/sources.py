@@ -21,9 +21,10 @@ from fpsynth.generate.dataset import GENERATE_COMMAND
 from fpsynth.generate.merge import METADATA_FILE
 from fpsynth.outputs import read_record
 from fpsynth.seeds import rng
+from fpsynth.stages import TRAIN
 from fpsynth.train.checkpoint import latest_checkpoint
 
-TRAIN_COMMAND = "fpsynth train"
+TRAIN_COMMAND = TRAIN.usage  # declared with the stage (fpsynth.stages)
 SEVERITY_ORDER = tuple(s.value for s in Severity)  # normal ... complete, unknown
 
 

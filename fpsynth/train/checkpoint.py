@@ -35,7 +35,7 @@ import re
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from safetensors.torch import load as load_safetensors
@@ -48,7 +48,11 @@ from fpsynth.errors import FpsynthError
 from fpsynth.models.ccfexp import CCFExp
 from fpsynth.models.config import ModelConfig
 from fpsynth.stage import atomic_write_text
+from fpsynth.stages import run_first
 from fpsynth.version import __version__
+
+if TYPE_CHECKING:  # pipeline.py sits above the stage packages
+    from fpsynth.pipeline import PipelineConfig
 
 FORMAT = 1
 CHECKPOINTS = "checkpoints"  # below WORKSPACE/train
@@ -183,7 +187,7 @@ class CheckpointPayload:
     state: dict[str, Any]
 
 
-def describe_run(cfg: Any, load_records: list[Any]) -> dict[str, Any]:
+def describe_run(cfg: PipelineConfig, load_records: list[Any]) -> dict[str, Any]:
     """The part of state.json that describes the run: resolved pipeline config (``to_dict``), model
     and diffusion configs (what :func:`load_checkpoint` rebuilds from), load records."""
     return {
@@ -267,7 +271,7 @@ def resolve_checkpoint(path: Path) -> Path:
     if path.is_dir() and _STEP_DIR.match(path.name):
         raise CheckpointError(f"{path} is an incomplete checkpoint (no {STATE_FILE}); use an earlier one")
     raise CheckpointError(
-        f"no checkpoint at {path}; run `fpsynth train` first, or pass a folder such as "
+        f"no checkpoint at {path}; {run_first('train')}, or pass a folder such as "
         f"WORKSPACE/train/{CHECKPOINTS}/step-NNNNNNNN"
     )
 

@@ -19,7 +19,7 @@ import contextlib
 import dataclasses
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from rich.console import Console
@@ -32,6 +32,7 @@ from fpsynth.diffusion.schedule import NoiseSchedule
 from fpsynth.errors import FpsynthError
 from fpsynth.models.ccfexp import CCFExp, build_model
 from fpsynth.seeds import global_torch_rng
+from fpsynth.stages import TRAIN
 from fpsynth.train import checkpoint as ckpt
 from fpsynth.train.config import TrainConfig
 from fpsynth.train.data import (Batching, StepBatches, dropout_seeds, pair_loader, step_noise,
@@ -41,7 +42,11 @@ from fpsynth.train.ema import EMA
 from fpsynth.train.logs import LogWindow, TrainLogger
 from fpsynth.train.samples import held_out_pairs, sample_grid, write_png
 from fpsynth.train.init import init_model_from, resolve_init_from
-from fpsynth.weights import LoadRecord
+from fpsynth.weights import LoadRecord, WeightsConfig
+
+if TYPE_CHECKING:  # pipeline.py sits above the stage packages; train() records the whole config
+    from fpsynth.pipeline import PipelineConfig
+
 
 class TrainingDiverged(FpsynthError, RuntimeError):
     """The loss became NaN or infinite."""
@@ -120,15 +125,16 @@ class Trainer:
         return values
 
 
-def build_trainer(cfg: Any, ctx: DistContext, resume: Path | None) -> Trainer:
-    """Model, EMA, optimizer and scaler: fresh (pretrained weights, seeded init) or from a checkpoint."""
-    tc: TrainConfig = cfg.train
+def build_trainer(tc: TrainConfig, weights: WeightsConfig, seed: int, ctx: DistContext,
+                  resume: Path | None) -> Trainer:
+    """Model, EMA, optimizer and scaler: fresh (pretrained ``weights``, init seeded by ``seed``) or
+    from a checkpoint."""
     device = ctx.device
     amp = Amp.resolve(tc.precision, device)
     state: dict[str, Any] = {}
     if resume is None:
-        with global_torch_rng(cfg.seed, "train-init"):  # seeded init of the random parts; global RNG untouched
-            model, records = build_model(tc.model, cfg.weights)
+        with global_torch_rng(seed, "train-init"):  # seeded init of the random parts; global RNG untouched
+            model, records = build_model(tc.model, weights)
         init = resolve_init_from(tc.init_from)
         if init is not None:
             record = init_model_from(model, init)
@@ -192,7 +198,7 @@ def _restore_rng(saved: dict[str, Any], ctx: DistContext) -> None:
         torch.cuda.set_rng_state(ckpt.decode_bytes(mine["torch_cuda"]), ctx.device)
 
 
-def save(trainer: Trainer, cfg: Any, out_dir: Path, ctx: DistContext, run: dict[str, Any]) -> Path | None:
+def save(trainer: Trainer, cfg: PipelineConfig, out_dir: Path, ctx: DistContext, run: dict[str, Any]) -> Path | None:
     """Checkpoint after ``trainer.step`` steps (collective: every rank hands in its RNG state)."""
     rng = gather_objects(ctx, _rng_state(ctx.device))
     if not ctx.is_main:
@@ -215,7 +221,7 @@ def _due(done: int, every: int, total: int) -> bool:
     return done == total or (every > 0 and done % every == 0)
 
 
-def train(cfg: Any, out_dir: Path, prepare_dir: Path, ctx: DistContext, *, resume: Path | None,
+def train(cfg: PipelineConfig, out_dir: Path, prepare_dir: Path, ctx: DistContext, *, resume: Path | None,
           run: dict[str, Any] | None = None) -> dict[str, Any]:
     """Train until the configured duration; resume from ``resume`` (a checkpoint folder) if given.
 
@@ -226,7 +232,7 @@ def train(cfg: Any, out_dir: Path, prepare_dir: Path, ctx: DistContext, *, resum
     batching = Batching(tc.data.batch_size, ctx.world_size, tc.data.grad_accum)
     per_epoch = steps_per_epoch(len(pairs), tc.data.batch_size)
     total = tc.max_steps if tc.max_steps is not None else tc.epochs * per_epoch
-    trainer = build_trainer(cfg, ctx, resume)
+    trainer = build_trainer(tc, cfg.weights, cfg.seed, ctx, resume)
     start = trainer.step
     run = {**(run or {}), "steps_per_epoch": per_epoch, "total_steps": total, "num_pairs": len(pairs)}
     logger = TrainLogger(out_dir, start_step=start, total_steps=total, resumed=resume is not None,
@@ -253,7 +259,7 @@ def train(cfg: Any, out_dir: Path, prepare_dir: Path, ctx: DistContext, *, resum
             if not math.isfinite(values["loss"]) and not trainer.amp.needs_scaler:
                 raise TrainingDiverged(
                     f"train: the loss is {values['loss']} at step {step + 1}; the last checkpoint is kept. "
-                    f"Lower train.optim.lr or raise train.optim.warmup_steps, then `fpsynth train --force`"
+                    f"Lower train.optim.lr or raise train.optim.warmup_steps, then `{TRAIN.command} --force`"
                 )
             trainer.window.add(values)
             done = trainer.step

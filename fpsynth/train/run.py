@@ -29,16 +29,20 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fpsynth.config import to_dict
-from fpsynth.data.dataset import PREPARE_COMMAND
 from fpsynth.errors import FpsynthError
-from fpsynth.stage import Input, Stage, hash_paths
+from fpsynth.outputs import sha256_file
+from fpsynth.stage import Input, Stage, hash_paths, weights_made_by
+from fpsynth.stages import TRAIN
 from fpsynth.train import checkpoint as ckpt
-from fpsynth.train.config import RUN_KEY_FIELDS
+from fpsynth.train.config import RUN_KEY_FIELDS, TrainConfig
 from fpsynth.train.distributed import DistContext, barrier, broadcast_object, setup, teardown
 from fpsynth.train.loop import train
+
+if TYPE_CHECKING:  # pipeline.py sits above the stage packages
+    from fpsynth.pipeline import PipelineConfig
 
 RUN_FILES = (ckpt.CHECKPOINTS, "log.csv", "tensorboard", "samples", "stage.json", "config.toml")
 ARCHIVE = "archive"
@@ -54,26 +58,18 @@ def _pick(tree: dict[str, Any], dotted: str) -> Any:
     return tree
 
 
-def weight_inputs(cfg: Any) -> dict[str, Path]:
-    """The files training reads weights from, by config key: the pretrained networks of the model's
-    variant that are set, and ``train.init_from`` (checked here, so a missing one names its key)."""
-    from fpsynth.train.init import CONFIG_KEY, resolve_init_from
-
-    keys = ["ir50_id"] if cfg.train.model.variant.value == "dcface" else ["ir50_id", "ir50_expression", "mobilefacenet"]
-    found = {f"weights.{k}": Path(getattr(cfg.weights, k)) for k in keys if getattr(cfg.weights, k) is not None}
-    init = resolve_init_from(cfg.train.init_from)
-    if init is not None:
-        found[CONFIG_KEY] = init
-    return found
+def weight_keys(tc: TrainConfig) -> tuple[str, ...]:
+    """The declared weight files (``TRAIN.weights``) the model's variant reads: DCFace only E_ID's."""
+    return ("ir50_id",) if tc.model.variant.value == "dcface" else TRAIN.weights
 
 
-def run_identity(cfg: Any, inputs: dict[str, Any]) -> dict[str, Any]:
+def run_identity(tc: TrainConfig, seed: int, inputs: dict[str, Any]) -> dict[str, Any]:
     """What defines a run (module docstring): seed, inputs' content (paths, or a weights file's
     sha256 under "<key>.sha256"), the run-key fields of [train]."""
-    train = to_dict(cfg.train)
+    train = to_dict(tc)
     paths = {k: v for k, v in inputs.items() if isinstance(v, Path)}
     digests = {k: v for k, v in inputs.items() if isinstance(v, str)}
-    return {"seed": cfg.seed, "inputs": hash_paths(paths), **({"weights": digests} if digests else {}),
+    return {"seed": seed, "inputs": hash_paths(paths), **({"weights": digests} if digests else {}),
             **{f"train.{name}": _pick(train, name) for name in RUN_KEY_FIELDS}}
 
 
@@ -128,7 +124,7 @@ def plan(stage: Stage, identity: dict[str, Any], force: bool) -> dict[str, Any]:
     return {"skip": False, "resume": str(latest), "archived": None}
 
 
-def run(cfg: Any, workspace: Path, force: bool = False) -> dict[str, Any]:
+def run(cfg: PipelineConfig, workspace: Path, force: bool = False) -> dict[str, Any]:
     """Train (or resume, or skip); returns the stage record (``stage.json``) of rank 0."""
     ctx = setup(cfg.train.device)
     try:
@@ -137,41 +133,39 @@ def run(cfg: Any, workspace: Path, force: bool = False) -> dict[str, Any]:
         teardown(ctx)
 
 
-def train_stage(cfg: Any, workspace: Path, force: bool = False) -> tuple[Stage, dict[str, Path]]:
-    """The stage record of training and its inputs: the prepared pairs and frames, and the weight
-    files it reads (by content: another file, or another init_from, is another run)."""
-    prepare_dir = Path(workspace) / "prepare"
-    inputs = {name: prepare_dir / f"{name}.parquet" for name in ("pairs", "frames")}
-    declared = {k: Input(p, PREPARE_COMMAND) for k, p in inputs.items()}
-    weights = weight_inputs(cfg)
-    for key, path in weights.items():
-        declared[key] = Input(path, f"--set {key}=PATH (see `fpsynth weights`)")
-    # By their full sha256: big inputs are otherwise fingerprinted by size and mtime, which a
-    # replaced weights file of the same size copied with its times kept would not change.
-    digests = {key: _content_digest(path) for key, path in weights.items() if Path(path).exists()}
-    stage = Stage(
-        "train", Path(workspace), cfg.train, inputs=declared,
-        outputs=[f"{ckpt.CHECKPOINTS}/{ckpt.LATEST}", "log.csv"], force=force,
-        extra={"seed": cfg.seed, "weights_sha256": digests},
-    )
-    return stage, {**inputs, **{f"{k}.sha256": v for k, v in digests.items()}}
+def train_stage(cfg: PipelineConfig, workspace: Path, force: bool = False) -> tuple[Stage, dict[str, Any]]:
+    """The stage of training (declared as ``TRAIN``) and what defines its run: the prepared pairs
+    and frames by path, and by sha256 ("<key>.sha256") the weight files the variant reads and
+    ``train.init_from`` (checked here, so a missing one names its key): another file is another run."""
+    from fpsynth.train.init import CONFIG_KEY, resolve_init_from
+
+    init = resolve_init_from(cfg.train.init_from)
+    extra, digests = {}, {}
+    if init is not None:
+        extra[CONFIG_KEY] = Input(init, weights_made_by(CONFIG_KEY))
+        digests[CONFIG_KEY] = _content_digest(init)
+    stage = Stage.declared(TRAIN, Path(workspace), cfg, force=force, inputs=extra, digests=digests,
+                           weights=weight_keys(cfg.train))
+    paths = {key: stage.inputs[key].path for key in TRAIN.deps}
+    return stage, {**paths, **{f"{k}.sha256": v for k, v in stage.digests.items()}}
 
 
 def _content_digest(path: Path) -> str:
+    """sha256 of ``train.init_from``: of the file, or for an fpsynth checkpoint folder of its
+    state.json (which names every file's sha256)."""
     from fpsynth.train.checkpoint import resolve_checkpoint
-    from fpsynth.outputs import sha256_file
 
     path = Path(path)
-    if path.is_dir():  # an fpsynth checkpoint folder: its state.json names every file's sha256
+    if path.is_dir():
         return sha256_file(resolve_checkpoint(path) / ckpt.STATE_FILE)
     return sha256_file(path)
 
 
-def _run(cfg: Any, workspace: Path, force: bool, ctx: DistContext) -> dict[str, Any]:
+def _run(cfg: PipelineConfig, workspace: Path, force: bool, ctx: DistContext) -> dict[str, Any]:
     prepare_dir = workspace / "prepare"
     stage, inputs = train_stage(cfg, workspace, force)
     stage.require_inputs()
-    identity = run_identity(cfg, inputs)
+    identity = run_identity(cfg.train, cfg.seed, inputs)
     decision, error = None, None
     if ctx.is_main:
         try:

@@ -22,7 +22,7 @@ import enum
 import math
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -30,41 +30,37 @@ from rich.console import Console
 
 from fpsynth.config import to_dict
 from fpsynth.data.codec import read_rgb, thumbnail
-from fpsynth.data.dataset import PREPARE_COMMAND
 from fpsynth.errors import FpsynthError
-from fpsynth.generate.dataset import GENERATE_COMMAND
 from fpsynth.generate.merge import METADATA_FILE
 from fpsynth.seeds import rng
-from fpsynth.stage import Input, MissingInputError, Stage, atomic_write_json, atomic_write_parquet
+from fpsynth.stage import MissingInputError, Stage, atomic_write_json, atomic_write_parquet
+from fpsynth.stages import GENERATE, UTILITY
 from fpsynth.utility.benchmark import evaluate
-from fpsynth.utility.config import Grader
+from fpsynth.utility.config import Grader, UtilityConfig
 from fpsynth.utility.regimes import Samples
 from fpsynth.version import __version__
-from fpsynth.outputs import sha256_file
+from fpsynth.weights import WeightsConfig
 
-OUTPUTS = ["utility.json", "runs.parquet"]
-UTILITY_FILE = "utility.json"
+if TYPE_CHECKING:  # pipeline.py sits above the stage packages
+    from fpsynth.pipeline import PipelineConfig
+
+UTILITY_FILE = "utility.json"  # UTILITY.outs declares it with runs.parquet
 CROP = 112
 console = Console(stderr=True)
 
 
-def run(cfg: Any, workspace: Path, force: bool = False) -> dict[str, Any]:
-    """Run the stage for ``cfg`` (a PipelineConfig); returns the stage record."""
+def run(cfg: PipelineConfig, workspace: Path, force: bool = False) -> dict[str, Any]:
+    """Run the stage for ``cfg``; returns the stage record."""
     uc = cfg.utility
     workspace = Path(workspace)
     prepare_dir = workspace / "prepare"
     dataset = Path(uc.run).expanduser() if uc.run is not None else workspace / "generate"
-    inputs = {"frames": Input(prepare_dir / "frames.parquet", PREPARE_COMMAND),
-              "dataset": Input(dataset / METADATA_FILE, GENERATE_COMMAND)}
-    extra = {"seed": cfg.seed, "dlib_models": str(cfg.weights.dlib_models)}
-    if Grader.IR50 in uc.graders and cfg.weights.ir50_id is not None:  # features depend on the file's content
-        ir50 = Path(cfg.weights.ir50_id).expanduser()
-        extra["ir50_id"] = {"path": str(ir50), "sha256": sha256_file(ir50) if ir50.is_file() else None}
-    stage = Stage("utility", workspace, uc, inputs=inputs, outputs=OUTPUTS, force=force, extra=extra)
+    stage = Stage.declared(UTILITY, workspace, cfg, force=force, at={"dataset": dataset / METADATA_FILE},
+                           weights=UTILITY.weights if Grader.IR50 in uc.graders else ())
     stage.require_inputs()
     if stage.is_up_to_date():
         return stage.skipped()
-    image_features, networks = _image_features(cfg)  # a missing or wrong weights file fails before the stage begins
+    image_features, networks = _image_features(uc, cfg.weights)  # a missing or wrong weights file fails before the stage begins
     stage.begin(cfg)
     landmarker = _landmarker(cfg.weights.dlib_models)
     need_images = Grader.APPEARANCE in uc.graders or Grader.IR50 in uc.graders
@@ -96,14 +92,14 @@ def run(cfg: Any, workspace: Path, force: bool = False) -> dict[str, Any]:
                          "tasks": {k: v["status"] for k, v in result.summary["tasks"].items()}})
 
 
-def _image_features(cfg: Any) -> tuple[Any, list[dict[str, Any]]]:
+def _image_features(uc: UtilityConfig, weights: WeightsConfig) -> tuple[Any, list[dict[str, Any]]]:
     """(crops -> frozen IR-50 features, [its load record]) when the ir50 grader is asked for, else (None, [])."""
-    if Grader.IR50 not in cfg.utility.graders:
+    if Grader.IR50 not in uc.graders:
         return None, []
     from fpsynth.utility.ir50 import ir50_features, load_ir50
 
-    net, record = load_ir50(cfg.utility.ir50, cfg.weights.ir50_id, cfg.weights.random_init)
-    return (lambda images: ir50_features(images, net, cfg.utility.ir50)), [dataclasses.asdict(record)]
+    net, record = load_ir50(uc.ir50, weights.ir50_id, weights.random_init)
+    return (lambda images: ir50_features(images, net, uc.ir50)), [dataclasses.asdict(record)]
 
 
 def _landmarker(dlib_models: Path | None) -> Any:
@@ -122,7 +118,7 @@ def _metadata(dataset: Path, frames: pd.DataFrame, max_images: int, seed: int) -
         meta = pd.read_parquet(dataset / METADATA_FILE).sort_values("item_id").reset_index(drop=True)
     except (OSError, ValueError) as exc:
         raise FpsynthError(f"{dataset / METADATA_FILE} cannot be read ({type(exc).__name__}); run "
-                           f"`{GENERATE_COMMAND} --out {dataset}` again") from None
+                           f"`{GENERATE.usage} --out {dataset}` again") from None
     if max_images and len(meta) > max_images:
         rows = np.sort(rng(seed, "utility-rows").choice(len(meta), max_images, replace=False))
         meta = meta.iloc[rows].reset_index(drop=True)
@@ -166,7 +162,7 @@ def plain(obj: Any) -> Any:
         return obj.value
     if isinstance(obj, float) and not math.isfinite(obj):
         return None
-    if dataclasses.is_dataclass(obj):
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return plain(dataclasses.asdict(obj))
     if isinstance(obj, (str, int, float, bool)) or obj is None:
         return obj
