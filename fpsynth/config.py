@@ -58,7 +58,7 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if tp is Any:
         return value
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):  # a hint is a class, never an instance
         return from_dict(tp, value, where)
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:

@@ -45,12 +45,18 @@ class Inert:
     """
 
     global_name: ClassVar[str] = "?"
+    # what pickle fed the placeholder, set in __new__ (declared here: __new__'s ``self`` is a local)
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    state: Any
+    setitems: list[tuple[Any, Any]]
+    appended: list[Any]
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Inert:
         self = object.__new__(cls)
         self.args, self.kwargs, self.state = args, kwargs, None
-        self.setitems: list[tuple[Any, Any]] = []
-        self.appended: list[Any] = []
+        self.setitems = []
+        self.appended = []
         return self
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

@@ -46,8 +46,10 @@ def process_photos(folder: Path, cfg: PrepareConfig, out_dir: Path, *, dlib_mode
     ctx = Context(cfg, Path(out_dir), dlib_models)
     check_backend(cfg.faces, dlib_models)  # fail here, before any work
     execute(ps.jobs, ctx, cfg.n_jobs if n_jobs is None else n_jobs, sink, label="identity photos")
-    rejects.extend({"input": input_id, "dataset": f.dataset, "subject": None, "frame_start": None,
-                    "frame_end": None, "reason": f.reason.value, "detail": f.detail} for input_id, f in ps.unusable)
+    for input_id, f in ps.unusable:
+        assert f.reason is not None  # discovery gives every input it cannot use a reason
+        rejects.append({"input": input_id, "dataset": f.dataset, "subject": None, "frame_start": None,
+                        "frame_end": None, "reason": f.reason.value, "detail": f.detail})
     kept = pd.DataFrame(frames)
     kept = kept.assign(source=[source[c] for c in kept["clip"]]) if len(kept) else pd.DataFrame(columns=["source"])
     rej = pd.DataFrame(rejects, columns=REJECTS.names)

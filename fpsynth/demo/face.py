@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -86,9 +87,15 @@ class Identity:
     effort: float  # how fully this person performs a movement at its peak (0.85..1)
 
 
+def _rgb(values: Iterable[float]) -> tuple[float, float, float]:
+    """Three channel values as a tuple of Python floats."""
+    r, g, b = (float(v) for v in values)
+    return r, g, b
+
+
 def _pick(rng: np.random.Generator, palette: np.ndarray, jitter: float = 10.0) -> tuple[float, float, float]:
     c = palette[rng.integers(len(palette))] + rng.uniform(-jitter, jitter, 3)
-    return tuple(float(v) for v in np.clip(c, 0, 255))
+    return _rgb(np.clip(c, 0, 255))
 
 
 def sample_identity(rng: np.random.Generator) -> Identity:
@@ -107,10 +114,10 @@ def sample_identity(rng: np.random.Generator) -> Identity:
         brow_gap=u(0.05, 0.062), brow_arch=u(0.012, 0.022), brow_thick=u(0.009, 0.017),
         nose_len=u(0.15, 0.175), nose_w=u(0.034, 0.046), mouth_gap=u(0.05, 0.065), mouth_w=u(0.15, 0.185),
         lip_upper=u(0.013, 0.02), lip_lower=u(0.018, 0.027),
-        skin=tuple(float(v) for v in np.clip(skin, 0, 255)),
-        lips=tuple(float(v) for v in np.clip(lips, 0, 255)),
-        hair=hair, brows=tuple(0.6 * v for v in hair), iris=_pick(rng, _IRIS, 10),
-        backdrop=(tuple(float(v) for v in top), tuple(float(v) for v in bottom)),
+        skin=_rgb(np.clip(skin, 0, 255)),
+        lips=_rgb(np.clip(lips, 0, 255)),
+        hair=hair, brows=_rgb(0.6 * v for v in hair), iris=_pick(rng, _IRIS, 10),
+        backdrop=(_rgb(top), _rgb(bottom)),
         shirt=_pick(rng, _SHIRT, 16), hair_style=HairStyle(rng.choice([s.value for s in HairStyle])),
         fold_depth=u(0.25, 0.6), effort=u(0.85, 1.0),
     )

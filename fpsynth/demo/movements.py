@@ -21,7 +21,7 @@ Fields are written for the image-left half and mirrored, so a face with s = 0 st
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Literal
 
 import numpy as np
@@ -195,6 +195,12 @@ def _resting_signs(lm: np.ndarray, palsy: Palsy) -> np.ndarray:
     return d[MIRROR] * (-1.0, 1.0) if palsy.side == "left" else d
 
 
+def _halves(values: Iterable[float]) -> tuple[float, float]:
+    """(image-left, image-right): the two values of a per-half quantity, as they come."""
+    left, right = values
+    return left, right
+
+
 def pose_face(idt: Identity, neutral: np.ndarray, movement: Movement | None, intensity: float,
               palsy: Palsy = NO_PALSY) -> FaceState:
     """The face of ``idt`` performing ``movement`` at ``intensity`` (0..1) with ``palsy``.
@@ -209,14 +215,14 @@ def pose_face(idt: Identity, neutral: np.ndarray, movement: Movement | None, int
     lm = neutral + intensity * (keep[:, None] * field.facial + field.jaw) + _resting_signs(neutral, palsy)
     # Per image half: (image-left, image-right); the affected half is image-right for a left palsy.
     aff = (0.0, 1.0) if palsy.side == "left" else (1.0, 0.0)
-    keep_half = tuple(1.0 - s * a for a in aff)
-    fold = tuple(k * (idt.fold_depth + 0.6 * intensity * field.nasolabial) for k in keep_half)
+    keep_half = _halves(1.0 - s * a for a in aff)
+    fold = _halves(k * (idt.fold_depth + 0.6 * intensity * field.nasolabial) for k in keep_half)
     return FaceState(
         landmarks=lm,
-        forehead=tuple(k * intensity * field.forehead for k in keep_half),
-        nasolabial=tuple(float(min(f, 1.0)) for f in fold),
-        nose_wrinkle=tuple(k * intensity * field.nose_wrinkle for k in keep_half),
-        gaze_up=tuple(s * a * intensity * field.closure for a in aff),
+        forehead=_halves(k * intensity * field.forehead for k in keep_half),
+        nasolabial=_halves(float(min(f, 1.0)) for f in fold),
+        nose_wrinkle=_halves(k * intensity * field.nose_wrinkle for k in keep_half),
+        gaze_up=_halves(s * a * intensity * field.closure for a in aff),
     )
 
 

@@ -96,7 +96,7 @@ class Canvas:
             cv2.fillPoly(mask, fixed, 255, cv2.LINE_AA, _SHIFT)
         else:
             cv2.polylines(mask, fixed, closed, 255, max(1, int(round(thickness))), cv2.LINE_AA, _SHIFT)
-        cov = mask.astype(np.float32) * (1.0 / 255.0)
+        cov: np.ndarray = mask.astype(np.float32) * (1.0 / 255.0)  # (h, w) float32; the blur keeps the dtype
         if blur > 0.3:
             cov = cv2.GaussianBlur(cov, (0, 0), blur)
         return roi, cov
@@ -131,7 +131,7 @@ class Canvas:
 
     def finish(self, rng: np.random.Generator | None, noise: float, soften: float) -> np.ndarray:
         """(H, W, 3) uint8 RGB: a slight optical blur, then sensor noise drawn from ``rng``."""
-        img = self.img
+        img: np.ndarray = self.img  # (H, W, 3) float32
         if soften > 0.3:
             img = cv2.GaussianBlur(img, (0, 0), soften)
         if rng is not None and noise > 0:

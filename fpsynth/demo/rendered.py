@@ -18,7 +18,7 @@ import pandas as pd
 from fpsynth import seeds
 from fpsynth.data.align import align
 from fpsynth.demo.face import neutral_landmarks, sample_identity
-from fpsynth.demo.movements import Palsy, clip_schedule, pose_face
+from fpsynth.demo.movements import Palsy, Side, clip_schedule, pose_face
 from fpsynth.demo.paint import similarity_matrix
 from fpsynth.demo.render import render_face
 from fpsynth.demo.scores import grade
@@ -26,6 +26,7 @@ from fpsynth.demo_config import Movement
 from fpsynth.utility.regimes import Samples
 
 RENDER_SIZE = 128
+SIDES: tuple[Side, Side] = ("left", "right")  # the palsied subjects alternate sides in this order
 
 
 def rendered_samples(severities: Sequence[float], *, seed: int, prefix: str = "r",
@@ -41,7 +42,7 @@ def rendered_samples(severities: Sequence[float], *, seed: int, prefix: str = "r
         rng = seeds.rng(seed, "demo-rendered", k)
         idt = sample_identity(rng)
         neutral = neutral_landmarks(idt)
-        side = ("left", "right")[palsied % 2]  # alternate among the palsied subjects
+        side = SIDES[palsied % 2]  # alternate among the palsied subjects
         palsied += severity > 0
         palsy = Palsy(side, float(severity))
         g = grade(float(severity))

@@ -173,7 +173,8 @@ class DPMSolverPP(Sampler):
 
     def __init__(self, schedule: NoiseSchedule, cfg: SamplerConfig) -> None:
         super().__init__(schedule, cfg)
-        from diffusers import DPMSolverMultistepScheduler
+        # from its module: diffusers' package __init__ reads to a type checker as its torch-less dummies
+        from diffusers.schedulers.scheduling_dpmsolver_multistep import DPMSolverMultistepScheduler
 
         self._scheduler = DPMSolverMultistepScheduler(
             num_train_timesteps=schedule.num_timesteps,

@@ -228,6 +228,7 @@ class ShardMaker:
         made = 0
         while current is not None:
             shard, rows, whole = current
+            assert upcoming is not None  # submitted whenever ``current`` was set
             x_id, x_style = upcoming.result()
             current = next(todo, None)
             if current is not None:  # decode the next batch while this one samples

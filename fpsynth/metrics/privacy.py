@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -34,8 +35,9 @@ class PrivacyAudit:
     def share_flagged(self) -> float:
         return float(self.flagged.mean()) if len(self.flagged) else 0.0
 
-    def flagged_items(self) -> list[dict[str, object]]:
-        """The flagged images, most similar first: item id, index, subject, score."""
+    def flagged_items(self) -> list[dict[str, Any]]:
+        """The flagged images, most similar first: item id, index, subject, score (JSON rows, which
+        the report extends with fields of its own)."""
         idx = np.flatnonzero(self.flagged)
         order = np.argsort(self.score[idx]) if self.kind is SimilarityKind.EUCLIDEAN else np.argsort(-self.score[idx])
         return [

@@ -83,5 +83,5 @@ def open_embedder(
     missing = missing_dlib("identity", weights.dlib_models)
     if missing:
         return missing
-    embedder, record = dlib_embedder(weights.dlib_models, cfg.dlib_threshold, landmarker)
-    return Opened(embedder, (record,))
+    dlib, dlib_record = dlib_embedder(weights.dlib_models, cfg.dlib_threshold, landmarker)
+    return Opened(dlib, (dlib_record,))

@@ -57,6 +57,12 @@ SPEC = WeightSpec(
 class FrozenBatchNorm2d(nn.Module):
     """Inference-only BatchNorm: the stored statistics always, whatever the module's mode."""
 
+    # buffers (channels,), registered in __init__
+    weight: torch.Tensor
+    bias: torch.Tensor
+    running_mean: torch.Tensor
+    running_var: torch.Tensor
+
     def __init__(self, channels: int, eps: float = 1e-3) -> None:
         super().__init__()
         self.eps = eps

@@ -77,6 +77,9 @@ def _unit(x: torch.Tensor, eps: float = 1e-10) -> torch.Tensor:
 class LPIPS(nn.Module):
     """LPIPS v0.1: (N, 3, H, W) x2 in [-1, 1] -> distances (N,)."""
 
+    shift: torch.Tensor  # buffer (1, 3, 1, 1)
+    scale: torch.Tensor  # buffer (1, 3, 1, 1)
+
     def __init__(self, vgg: VGG16Features, heads: LPIPSHeads) -> None:
         super().__init__()
         self.vgg = vgg

@@ -62,7 +62,7 @@ class VGG16Features(nn.Module):
             raise ValueError(f"unknown VGG16 taps {unknown}; choose from {list(TAPS)}")
         wanted = {TAPS[t]: t for t in taps}
         out: dict[str, torch.Tensor] = {}
-        for i, layer in enumerate(self.features[: max(wanted) + 1]):
+        for i, layer in enumerate(list(self.features)[: max(wanted) + 1]):  # up to the deepest tap
             x = layer(x)
             if i in wanted:
                 out[wanted[i]] = x

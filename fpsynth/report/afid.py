@@ -28,6 +28,7 @@ import torch
 
 from fpsynth.generate.sampling import Synthesizer
 from fpsynth.metrics.fid import AFIDResult, afid
+from fpsynth.metrics.suite import Opened
 from fpsynth.report.config import AFIDConfig, IdentityPool
 from fpsynth.report.evaluate import Timings
 from fpsynth.report.images import batched, load_images, save_png
@@ -123,6 +124,8 @@ def afid_of(plan: pd.DataFrame, nets: Networks, batch_size: int, eps: float, tim
 
 
 def _features(nets: Networks, paths: list[str], batch_size: int) -> np.ndarray:
-    chunks = [nets.fid.net(load_images(paths[sl]).to(nets.device)).double().cpu().numpy()
+    fid = nets.fid
+    assert isinstance(fid, Opened), "aFID runs only when the FID network is present"
+    chunks = [fid.net(load_images(paths[sl]).to(nets.device)).double().cpu().numpy()
               for sl in batched(len(paths), batch_size)]
     return np.concatenate(chunks)  # (n, 2048)

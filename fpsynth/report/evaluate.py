@@ -31,7 +31,7 @@ import torch
 from fpsynth.metrics.config import MetricsConfig
 from fpsynth.metrics.expression import Asymmetry, asymmetry, expression_error
 from fpsynth.metrics.fid import FeatureStats, extract_features
-from fpsynth.metrics.identity import identity_similarity
+from fpsynth.metrics.identity import Embedder, identity_similarity
 from fpsynth.metrics.table1 import PAIR_METRICS, REFERENCES, pair_column
 from fpsynth.report.images import batched, load_images
 from fpsynth.report.networks import Networks
@@ -74,13 +74,13 @@ def evaluate_set(items: pd.DataFrame, nets: Networks, cfg: MetricsConfig, batch_
                 _put(out, pair_column(metric, ref), sl, n, values)
         if nets.available("fid"):
             with timings("fid_features"):
-                stats = extract_features(nets.fid.net, gen.split(cfg.fid.batch_size), stats)
+                stats = extract_features(nets.net("fid"), gen.split(cfg.fid.batch_size), stats)
         if nets.available("identity"):
             with timings("identity"):
-                embeddings.append(nets.identity.net.embed(gen))
+                embeddings.append(nets.net("identity").embed(gen))
         if nets.available("landmarks"):
             with timings("landmarks"):
-                gen_landmarks.append(nets.landmarks.net(gen))
+                gen_landmarks.append(nets.net("landmarks")(gen))
     table = items.assign(**out)
     emb = np.concatenate(embeddings) if embeddings else None
     if emb is not None:
@@ -102,7 +102,7 @@ def _pair_values(gen: torch.Tensor, x: torch.Tensor, nets: Networks, cfg: Metric
     for metric in PAIR_METRICS.values():
         if metric.network is not None and not nets.available(metric.network):
             continue
-        net = nets.get(metric.network).net if metric.network is not None else None
+        net = nets.net(metric.network) if metric.network is not None else None
         with timings(metric.timing):
             values[metric.name] = metric.compute(gen, x, net, cfg)
     return values
@@ -125,7 +125,7 @@ def per_file(paths: Sequence[str], fn, batch_size: int) -> dict[str, np.ndarray]
 
 
 def _identity(table: pd.DataFrame, emb_gen: np.ndarray, nets: Networks, batch_size: int) -> pd.DataFrame:
-    embedder = nets.identity.net
+    embedder: Embedder = nets.net("identity")
     sources = per_file(table["id_image"].tolist(), embedder.embed, batch_size)
     emb_src = np.stack([sources[p] for p in table["id_image"]])
     result = identity_similarity(embedder, emb_gen, emb_src)
@@ -135,7 +135,7 @@ def _identity(table: pd.DataFrame, emb_gen: np.ndarray, nets: Networks, batch_si
 def _expression(table: pd.DataFrame, lm_gen: np.ndarray, nets: Networks, batch_size: int) -> pd.DataFrame:
     """Expression-transfer error (rows with a rest frame) and asymmetry of generated vs style."""
     paths = table["id_image"].tolist() + table["style_image"].tolist() + table["rest_image"].tolist()
-    lms = per_file(paths, nets.landmarks.net, batch_size)
+    lms = per_file(paths, nets.net("landmarks"), batch_size)
     lm_id = np.stack([lms[p] for p in table["id_image"]])
     lm_style = np.stack([lms[p] for p in table["style_image"]])
     has_rest = table["rest_image"].map(lambda p: isinstance(p, str)).to_numpy()

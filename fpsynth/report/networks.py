@@ -42,8 +42,16 @@ class Networks:
     def available(self, metric: str) -> bool:
         return isinstance(self.get(metric), Opened)
 
+    def net(self, metric: str) -> Any:
+        """The loaded network of ``metric`` (Inception, LPIPS, VGG16, an Embedder, a CropLandmarker);
+        callers check :meth:`available` first."""
+        item = self.get(metric)
+        if isinstance(item, MissingNetwork):
+            raise LookupError(item.message)
+        return item.net
+
     def missing(self) -> list[dict[str, Any]]:
-        return [self.get(m).to_dict() for m in METRICS if not self.available(m)]
+        return [item.to_dict() for m in METRICS if isinstance(item := self.get(m), MissingNetwork)]
 
     def summary(self) -> dict[str, Any]:
         """Per metric: the files loaded (LoadRecords, random_init flagged) or the missing row."""

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from fpsynth.metrics.privacy import privacy_audit
+from fpsynth.metrics.suite import Opened
 from fpsynth.report.config import PrivacyConfig
 from fpsynth.report.evaluate import Timings, per_file
 from fpsynth.report.networks import Networks
@@ -48,12 +49,13 @@ def audit(
     timings: Timings,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Items with ``privacy_subject``/``privacy_score``/``privacy_flagged`` columns, and the summary."""
-    if not nets.available("identity"):
-        return items, nets.identity.to_dict()
+    identity = nets.identity
+    if not isinstance(identity, Opened):
+        return items, identity.to_dict()
     train = training_frames(prepared, cfg, seed)
     if not len(train):
         return items, {"status": "not computed", "reason": "the prepared data has no training subjects"}
-    verifier, embed = nets.identity.net.verifier, nets.identity.net.embed
+    verifier, embed = identity.net.verifier, identity.net.embed
     with timings("privacy"):
         by_path = per_file(train["image"].tolist(), embed, batch_size)
         emb_train = np.stack([by_path[p] for p in train["image"]])

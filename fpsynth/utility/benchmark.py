@@ -39,6 +39,13 @@ def _add_time(timings: dict[str, float], key: str, t0: float) -> None:
     timings[key] = timings.get(key, 0.0) + time.perf_counter() - t0
 
 
+def _images(samples: Samples) -> np.ndarray:
+    """(N, 112, 112, 3) uint8 crops of ``samples``: the ir50 and appearance graders need them read."""
+    if samples.images is None:
+        raise ValueError("the ir50 and appearance graders need the crops: read the samples with their images")
+    return samples.images
+
+
 def evaluate(real: Samples, synthetic: Samples, cfg: UtilityConfig, seed: int, *,
              extractor: Extractor = geometry_features, image_features: ImageFeatures | None = None,
              log: Callable[[str], None] = lambda s: None) -> Result:
@@ -69,7 +76,7 @@ def evaluate(real: Samples, synthetic: Samples, cfg: UtilityConfig, seed: int, *
         _add_time(timings, "features_geometry", t0)
     if Grader.IR50 in cfg.graders and image_features is not None:
         t0 = time.perf_counter()
-        feats[Grader.IR50] = {k: image_features(v.images) for k, v in sets.items()}
+        feats[Grader.IR50] = {k: image_features(_images(v)) for k, v in sets.items()}
         _add_time(timings, "features_ir50", t0)
     subjects = test.table["subject"].astype(str).to_numpy()
 
@@ -128,8 +135,8 @@ def _grader_runs(task: Task, grader: Grader, cfg: UtilityConfig, seed: int, trai
             model_seed = derive(seed, "utility-model", task.name, grader.value, r) % (2**31)
             t0 = time.perf_counter()
             if grader is Grader.APPEARANCE:
-                x_img = Rows((train.images, real_rows), (pool.images, draw))  # gathered per batch, never stacked
-                s = appearance_grader(x_img, y, test.images[te], task.kind, cfg.appearance, model_seed)
+                x_img = Rows((_images(train), real_rows), (_images(pool), draw))  # gathered per batch, never stacked
+                s = appearance_grader(x_img, y, _images(test)[te], task.kind, cfg.appearance, model_seed)
             else:
                 x = np.concatenate([feats["train"][real_rows], feats["pool"][draw]])
                 if grader is Grader.GEOMETRY:

@@ -25,6 +25,8 @@ changed, and the same CNN then learns it (AUROC about 0.87 there).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 from torch import nn
@@ -32,6 +34,9 @@ from torch import nn
 from fpsynth.seeds import global_torch_rng, torch_generator
 from fpsynth.utility.config import AppearanceConfig, AppearanceInput, GeometryConfig, GeometryModel, Ir50GraderConfig
 from fpsynth.utility.tasks import Kind
+
+if TYPE_CHECKING:
+    from fpsynth.utility.regimes import Rows
 
 EFACE_SCALE = 100.0  # eFACE is learnt as eFACE / 100 by the CNN
 
@@ -124,9 +129,10 @@ def training_steps(n: int, cfg: AppearanceConfig) -> int:
     return min(total, cfg.max_steps) if cfg.max_steps else total
 
 
-def appearance_grader(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, kind: Kind,
+def appearance_grader(x_train: np.ndarray | Rows, y_train: np.ndarray, x_test: np.ndarray, kind: Kind,
                       cfg: AppearanceConfig, seed: int) -> np.ndarray:
-    """A small CNN trained :func:`training_steps` steps on crops (N, 112, 112, 3) uint8 -> (M,) outputs."""
+    """A small CNN trained :func:`training_steps` steps on crops (N, 112, 112, 3) uint8 -> (M,) outputs
+    (``x_train`` an array or :class:`~fpsynth.utility.regimes.Rows`, indexed one batch at a time)."""
     device = torch.device(cfg.device)
     gen = torch_generator(seed, "utility-grader")
     with global_torch_rng(seed, "utility-grader"):

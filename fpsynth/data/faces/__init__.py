@@ -50,17 +50,17 @@ def check_backend(cfg: FaceConfig, dlib_models: Path | None = None) -> None:
     """Fail now, with the backend's own message, if it could not start (files, packages);
     cheap: nothing is loaded, so the parent process can check before its workers start."""
     if cfg.backend is Backend.DLIB:
-        from fpsynth.data.faces.dlib_backend import check
+        from fpsynth.data.faces.dlib_backend import check as check_dlib
 
-        check(dlib_models)
+        check_dlib(dlib_models)
     elif cfg.backend is Backend.INSIGHTFACE:
-        from fpsynth.data.faces.insightface_backend import check
+        from fpsynth.data.faces.insightface_backend import check as check_insightface
 
-        check(cfg.insightface_root, cfg.insightface_name)
+        check_insightface(cfg.insightface_root, cfg.insightface_name)
     else:
-        from fpsynth.data.faces.fan_backend import check
+        from fpsynth.data.faces.fan_backend import check as check_fan
 
-        check()
+        check_fan()
 
 
 def detect_faces(backend: FaceBackend, rgb: np.ndarray, max_side: int, upsample: int) -> list[Face]:

@@ -58,6 +58,7 @@ class InsightFaceBackend:
 
     def __init__(self, root: Path | None, name: str, min_score: float) -> None:
         check(root, name)
+        assert root is not None  # check() refused a missing root
         try:
             from insightface.app import FaceAnalysis
         except ImportError as exc:  # installed, but one of its own dependencies is not
