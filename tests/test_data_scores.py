@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from fpsynth.data.grades import read_scores
-from fpsynth.data.scores import ScoresError, Severity, severity_from_eface
+from fpsynth.data.scores import (GRADED, SEVERITY_ORDER, ScoresError, Severity, eface_bands_text, severity_from_eface,
+                                  severity_rank)
 
 
 @pytest.mark.parametrize(
@@ -16,6 +17,16 @@ from fpsynth.data.scores import ScoresError, Severity, severity_from_eface
 )
 def test_severity_bands_of_the_paper(eface, severity):
     assert severity_from_eface(eface) is Severity(severity)
+
+
+def test_one_order_and_one_text_of_the_bands():
+    assert GRADED == ("normal", "near-normal", "mild", "moderate", "severe", "complete")
+    assert SEVERITY_ORDER == (*GRADED, "unknown")
+    assert sorted(["unknown", "x", "severe", "normal", "mild"], key=severity_rank) == ["normal", "mild", "severe",
+                                                                                        "unknown", "x"]
+    assert eface_bands_text() == ("normal 96-100, near-normal 91-95, mild 80-90, moderate 70-79, severe 60-69, "
+                                  "complete < 60")
+    assert eface_bands_text("&lt;").endswith("severe 60-69, complete &lt;60")
 
 
 def test_columns_in_any_common_spelling(tmp_path):

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fpsynth.data.scores import severity_from_eface
+from fpsynth.data.scores import GRADED, severity_from_eface
 from fpsynth.demo.face import neutral_landmarks, sample_identity
 from fpsynth.demo.movements import NO_PALSY, Palsy, clip_schedule, pose_face
-from fpsynth.demo.scores import EFACE_CATEGORIES, grade
+from fpsynth.demo.scores import grade
 from fpsynth.demo_config import DemoConfig, Movement
 
 SEVERITIES = np.linspace(0.0, 1.0, 6)
@@ -143,6 +143,6 @@ def test_grades_follow_the_paper_categories():
     for g in grades:  # the same bands as prepare's reading of a scores table
         assert severity_from_eface(g.eface).value == g.category
     default = {grade(s).category for s in DemoConfig().severities}
-    assert default == {name for name, _ in EFACE_CATEGORIES}  # the demo covers all six categories
+    assert default == set(GRADED)  # the demo covers all six categories
     with pytest.raises(ValueError):
         grade(-0.1)

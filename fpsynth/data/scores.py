@@ -1,5 +1,6 @@
 """The clinical scores table (CSV, or a spreadsheet: :mod:`fpsynth.data.grades`) and the paper's
-severity categories.
+severity categories: their one definition (:class:`Severity`, its order, the eFACE bands), which
+prepare, generate's plan and card, the report, the utility tasks and the demo all read.
 
 Columns are matched case-insensitively, ignoring spaces, dashes and underscores: a subject column
 (``subject``, ``subject_id``, ``id``, ``patient``, ``participant``...), ``eFACE`` (a name holding
@@ -26,6 +27,8 @@ class ScoresError(FpsynthError, ValueError):
 
 
 class Severity(str, enum.Enum):
+    """The paper's eFACE categories, in clinical order (mildest first), then "unknown"."""
+
     NORMAL = "normal"  # eFACE 96-100
     NEAR_NORMAL = "near-normal"  # 91-95
     MILD = "mild"  # 80-90
@@ -35,19 +38,36 @@ class Severity(str, enum.Enum):
     UNKNOWN = "unknown"  # no usable eFACE
 
 
-# Lower bounds; integer scores fall in the paper's bands, fractional ones (95.5) in the band
-# whose lower bound they reach.
-_BANDS = ((96.0, Severity.NORMAL), (91.0, Severity.NEAR_NORMAL), (80.0, Severity.MILD),
-          (70.0, Severity.MODERATE), (60.0, Severity.SEVERE))
+# (category, lowest eFACE in it), mildest first; below the last bound: complete. Integer scores
+# fall in the paper's bands, fractional ones (95.5) in the band whose lower bound they reach.
+EFACE_BANDS: tuple[tuple[Severity, float], ...] = (
+    (Severity.NORMAL, 96.0), (Severity.NEAR_NORMAL, 91.0), (Severity.MILD, 80.0),
+    (Severity.MODERATE, 70.0), (Severity.SEVERE, 60.0),
+)
+SEVERITY_ORDER = tuple(s.value for s in Severity)  # normal ... complete, unknown: how tables sort
+GRADED = tuple(s.value for s in Severity if s is not Severity.UNKNOWN)  # normal ... complete: the ordinal scale 0..5
 
 
 def severity_from_eface(eface: float | None) -> Severity:
     if eface is None or not math.isfinite(eface):
         return Severity.UNKNOWN
-    for lower, severity in _BANDS:
+    for severity, lower in EFACE_BANDS:
         if eface >= lower:
             return severity
     return Severity.COMPLETE
+
+
+def severity_rank(value: str) -> int:
+    """Position of a severity value in :data:`SEVERITY_ORDER`; any other text sorts after all of them."""
+    return SEVERITY_ORDER.index(value) if value in SEVERITY_ORDER else len(SEVERITY_ORDER)
+
+
+def eface_bands_text(below: str = "< ") -> str:
+    """"normal 96-100, near-normal 91-95, ..., complete < 60": the bands as prose (``below`` before
+    the last bound: "&lt;" in HTML)."""
+    uppers = [100] + [int(lower) - 1 for _, lower in EFACE_BANDS[:-1]]
+    bands = [f"{s.value} {int(lower)}-{upper}" for (s, lower), upper in zip(EFACE_BANDS, uppers)]
+    return ", ".join([*bands, f"{Severity.COMPLETE.value} {below}{int(EFACE_BANDS[-1][1])}"])
 
 
 @dataclasses.dataclass(frozen=True)

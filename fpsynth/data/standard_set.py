@@ -28,12 +28,12 @@ from pathlib import Path
 from fpsynth.data.config import MEEI_PATTERN, MovementsConfig, SourcesConfig
 from fpsynth.data.grades import SHEET_SUFFIXES
 from fpsynth.data.reasons import Reason
-from fpsynth.data.scores import norm
+from fpsynth.data.scores import GRADED, norm
 from fpsynth.data.sources import Found, Kind, slug
 
-# Severity words of the keys, longest first ("nearnormal" before "normal"), as the paper's categories.
-_CATEGORIES = (("nearnormal", "near-normal"), ("moderate", "moderate"), ("complete", "complete"),
-               ("normal", "normal"), ("severe", "severe"), ("mild", "mild"))
+# Severity words of the keys (the paper's categories without their dash), longest first:
+# "nearnormal" before "normal".
+_CATEGORIES = tuple(sorted(((c.replace("-", ""), c) for c in GRADED), key=lambda wc: -len(wc[0])))
 # Palsy-type words: "nonflaccid" (the paper's other name for synkinetic) before "flaccid".
 _TYPES = (("nonflaccid", "synkinetic"), ("synkinetic", "synkinetic"), ("synkinesis", "synkinetic"),
           ("flaccid", "flaccid"))

@@ -34,12 +34,13 @@ from fpsynth import seeds
 from fpsynth.config import to_dict
 from fpsynth.data.provenance import DEMO_GENERATOR, DEMO_MANIFEST
 from fpsynth.data.pts import format_pts
+from fpsynth.data.scores import eface_bands_text, severity_rank
 from fpsynth.demo.face import Identity, neutral_landmarks, sample_identity
 from fpsynth.demo.files import png_bytes
 from fpsynth.demo.movements import NO_PALSY, PHASES, Palsy, clip_schedule, pose_face
 from fpsynth.demo.paint import similarity_matrix
 from fpsynth.demo.render import render_face
-from fpsynth.demo.scores import EFACE_CATEGORIES, grade
+from fpsynth.demo.scores import grade
 from fpsynth.demo_config import DemoConfig, PoseJitter
 from fpsynth.errors import FpsynthError
 from fpsynth.version import __version__
@@ -208,7 +209,7 @@ One side of the face (`side` is the subject's own side: `left` is the image's ri
 weakened by `severity` s: voluntary movement on that side is scaled by (1 - s); at rest the brow
 droops, the eye opens wider (and cannot close fully), the mouth corner droops and the nasolabial
 fold flattens, all growing with s. eFACE = round(98 - 56 s); categories as in the CCFExp paper
-(normal 96-100, near-normal 91-95, mild 80-90, moderate 70-79, severe 60-69, complete < 60).
+({bands}).
 
 Movements:
 {movement_list}
@@ -229,9 +230,6 @@ def _readme(cfg: DemoConfig, seed: int, plan: list[dict[str, Any]], images: int,
     return README_TEMPLATE.format(
         subject_prefix=SUBJECT_PREFIX, seed=seed, subjects=len(plan), movements=len(cfg.movements),
         frames=cfg.frames, images=images, size=cfg.image_size, ids=ids, phases=", ".join(phases),
+        bands=eface_bands_text(),
         movement_list="\n".join(f"- {m.value}" for m in cfg.movements),
-        category_rows="\n".join(f"| {c} | {counts[c]} |" for c in sorted(counts, key=_category_order)))
-
-
-def _category_order(name: str) -> int:
-    return [c for c, _ in EFACE_CATEGORIES].index(name)
+        category_rows="\n".join(f"| {c} | {counts[c]} |" for c in sorted(counts, key=severity_rank)))

@@ -18,9 +18,8 @@ from __future__ import annotations
 
 import dataclasses
 
-# (category, lowest eFACE in it), best first: the paper's eFACE categories.
-EFACE_CATEGORIES = (("normal", 96), ("near-normal", 91), ("mild", 80), ("moderate", 70), ("severe", 60),
-                    ("complete", 0))
+from fpsynth.data.scores import severity_from_eface
+
 # Upper severity bound of House-Brackmann grades I..V; anything above is VI (total paralysis).
 _HB_BOUNDS = (0.05, 0.25, 0.45, 0.65, 0.9)
 
@@ -34,10 +33,8 @@ class Grades:
 
 
 def eface_category(eface: float) -> str:
-    for name, low in EFACE_CATEGORIES:
-        if eface >= low:
-            return name
-    return EFACE_CATEGORIES[-1][0]
+    """The paper's category of an eFACE total (the bands of :mod:`fpsynth.data.scores`)."""
+    return severity_from_eface(eface).value
 
 
 def grade(severity: float) -> Grades:

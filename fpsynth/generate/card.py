@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from fpsynth.config import to_dict, to_toml
+from fpsynth.data.scores import severity_rank
 from fpsynth.diffusion.samplers import sampler_class
-from fpsynth.generate.config import SEVERITIES, GenerateConfig
+from fpsynth.generate.config import GenerateConfig
 from fpsynth.generate.merge import METADATA_FILE, Counts
 from fpsynth.version import __version__
 
@@ -36,8 +37,7 @@ def _table(header: tuple[str, ...], rows: list[tuple[Any, ...]]) -> str:
 
 
 def _sorted_severities(names: set[str]) -> list[str]:
-    order = {s: i for i, s in enumerate(SEVERITIES)}
-    return sorted(names, key=lambda s: (order.get(s, len(order)), s))
+    return sorted(names, key=lambda s: (severity_rank(s), s))
 
 
 def dataset_card(counts: Counts, gen: GenerateConfig, seed: int, checkpoint: dict[str, Any], n_identity_rejects: int,

@@ -20,11 +20,10 @@ import re
 from pathlib import Path
 
 from fpsynth.config import ConfigError
-from fpsynth.data.scores import Severity
+from fpsynth.data.scores import SEVERITY_ORDER
 from fpsynth.device import Precision
 from fpsynth.diffusion.config import SamplerConfig
 
-SEVERITIES = tuple(s.value for s in Severity)
 GENERATE_PRECISIONS = (Precision.BF16, Precision.FP32)
 
 
@@ -58,9 +57,9 @@ class PlanConfig:
     shard_size: int = 1000  # images per folder shards/NNNNN/ and per metadata part
 
     def __post_init__(self) -> None:
-        unknown = sorted(set(self.severity_weights) - set(SEVERITIES))
+        unknown = sorted(set(self.severity_weights) - set(SEVERITY_ORDER))
         if unknown:
-            raise ConfigError(f"severity_weights: unknown categor(ies) {unknown}; valid: {', '.join(SEVERITIES)}")
+            raise ConfigError(f"severity_weights: unknown categor(ies) {unknown}; valid: {', '.join(SEVERITY_ORDER)}")
         bad = {k: v for k, v in {**self.severity_weights, **self.expression_weights}.items() if v < 0}
         if bad:
             raise ConfigError(f"weights must be >= 0, got {bad}")

@@ -38,7 +38,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from fpsynth.data.dataset import EmptySelectionError, read_manifest
-from fpsynth.generate.config import SEVERITIES, PlanConfig, StyleSplit
+from fpsynth.data.scores import severity_rank
+from fpsynth.generate.config import PlanConfig, StyleSplit
 from fpsynth.generate.identities import Identities
 from fpsynth.seeds import derive, rng
 from fpsynth.stage import atomic_path
@@ -122,10 +123,9 @@ def _strata(pool: StylePool, cfg: PlanConfig, seed: int, n_identities: int) -> l
             f"generate.plan.expression_weights names expression(s) {unknown} that no style frame has; "
             f"the pool's expressions: {', '.join(expressions)}"
         )
-    order = {s: i for i, s in enumerate(SEVERITIES)}
     strata = []
     groups = frames.groupby(["severity", "expression"], sort=False).indices
-    for i, (sev, expr) in enumerate(sorted(groups, key=lambda g: (order.get(g[0], len(order)), g[1]))):
+    for i, (sev, expr) in enumerate(sorted(groups, key=lambda g: (severity_rank(g[0]), g[1]))):
         weight = cfg.severity_weights.get(sev, 1.0) * cfg.expression_weights.get(expr, 1.0)
         rows = np.sort(groups[(sev, expr)])
         frames = rows[rng(seed, "generate-frames", i).permutation(len(rows))].tolist()

@@ -10,6 +10,7 @@ from typing import Any
 
 import pandas as pd
 
+from fpsynth.data.scores import eface_bands_text
 from fpsynth.diffusion.config import SamplerKind
 from fpsynth.diffusion.samplers import sampler_class
 from fpsynth.metrics.expression import Asymmetry
@@ -165,8 +166,8 @@ def breakdowns(report: dict[str, Any]) -> str:
             body = [[esc(r[by]), num(r["n"]), *[num(r[c]) for c in columns]] for r in rows]
             parts.append(f"<h3>{esc(SET_LABELS[name])}: per {by}</h3>"
                          + table([by, "n", *[_column_label(c) for c in columns]], body, cls="numbers"))
-    intro = ("Means per severity category (from the style subject's eFACE: normal 96-100, near-normal 91-95, "
-             "mild 80-90, moderate 70-79, severe 60-69, complete &lt;60) and per expression.")
+    intro = (f"Means per severity category (from the style subject's eFACE: {eface_bands_text('&lt;')}) "
+             "and per expression.")
     return section("breakdowns", "Per-severity and per-expression breakdowns", "".join(parts) or "<p>No images.</p>", intro)
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from fpsynth.data.dataset import read_manifest
-from fpsynth.data.scores import Severity
+from fpsynth.data.scores import SEVERITY_ORDER, severity_rank
 from fpsynth.errors import FpsynthError
 from fpsynth.generate.dataset import GENERATE_COMMAND
 from fpsynth.generate.merge import METADATA_FILE
@@ -25,7 +25,6 @@ from fpsynth.stages import TRAIN
 from fpsynth.train.checkpoint import latest_checkpoint
 
 TRAIN_COMMAND = TRAIN.usage  # declared with the stage (fpsynth.stages)
-SEVERITY_ORDER = tuple(s.value for s in Severity)  # normal ... complete, unknown
 
 
 class NothingToEvaluateError(FpsynthError, FileNotFoundError):
@@ -177,5 +176,4 @@ def seeded_subset(df: pd.DataFrame, n: int, seed: int, stream: str) -> pd.DataFr
 
 def severity_sort_key(values: pd.Series) -> pd.Series:
     """Sort key putting severity categories in clinical order (normal first, unknown last)."""
-    order = {s: i for i, s in enumerate(SEVERITY_ORDER)}
-    return values.map(lambda v: order.get(v, len(order)))
+    return values.map(severity_rank)

@@ -17,7 +17,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from fpsynth.utility.tasks import SEVERITY_ORDER, Kind
+from fpsynth.data.scores import GRADED
+from fpsynth.utility.tasks import Kind
 
 METRICS = {
     Kind.BINARY: ("macro_f1", "balanced_accuracy", "auroc", "sensitivity", "specificity"),
@@ -26,7 +27,7 @@ METRICS = {
 }
 HIGHER_IS_BETTER = {"macro_f1": True, "balanced_accuracy": True, "auroc": True, "sensitivity": True,
                     "specificity": True, "qwk": True, "mae_categories": False, "mae": False}
-_K = len(SEVERITY_ORDER)
+_K = len(GRADED)
 
 
 def _class_scores(y: np.ndarray, pred: np.ndarray, classes: np.ndarray) -> tuple[float, float]:

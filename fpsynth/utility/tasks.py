@@ -14,7 +14,7 @@ import enum
 import numpy as np
 import pandas as pd
 
-SEVERITY_ORDER = ("normal", "near-normal", "mild", "moderate", "severe", "complete")  # ordinal 0..5
+from fpsynth.data.scores import GRADED
 
 
 class Kind(str, enum.Enum):
@@ -33,8 +33,7 @@ class Task:
 
 TASKS = {
     "palsy": Task("palsy", Kind.BINARY, "palsy (any category above normal) vs normal, from severity", "balanced_accuracy"),
-    "severity": Task("severity", Kind.ORDINAL, "severity category normal < near-normal < mild < moderate < severe < complete",
-                     "qwk"),
+    "severity": Task("severity", Kind.ORDINAL, "severity category " + " < ".join(GRADED), "qwk"),
     "eface": Task("eface", Kind.REGRESSION, "eFACE score (0-100) where known", "mae"),
     "side": Task("side", Kind.BINARY, "affected side (1 = left) of palsy rows where the side is known", "balanced_accuracy"),
 }
@@ -43,7 +42,7 @@ TASKS = {
 def labels(table: pd.DataFrame, task: Task) -> np.ndarray:
     """(N,) float labels of ``table``'s rows for ``task``; NaN where the row has none."""
     sev = table["severity"].astype("string").fillna("unknown").to_numpy() if "severity" in table else np.full(len(table), "unknown")
-    rank = np.array([SEVERITY_ORDER.index(s) if s in SEVERITY_ORDER else -1 for s in sev], np.float64)
+    rank = np.array([GRADED.index(s) if s in GRADED else -1 for s in sev], np.float64)  # ordinal 0..5
     rank[rank < 0] = np.nan
     if task.name == "palsy":
         return np.where(np.isnan(rank), np.nan, (rank > 0).astype(np.float64))
