@@ -85,23 +85,58 @@ def prepared(raw, tmp_path_factory):
     return record, out, read["frames"], read["rejects"], pseudonym
 
 
-def test_movements_found_at_the_true_boundaries(raw):
-    """The segmentation alone, on the landmarks of the real frames: one movement per clip, each
-    starting and ending within TOL frames of its clip, none in the still frames."""
+@pytest.fixture(scope="module")
+def analysed(raw):
+    """{participant: (landmarks (N, 68, 2), frame index (N,))} of the usable frames analysed at stride 2."""
     from fpsynth.data.clip import analyse
-    from fpsynth.data.movements import segment
     from fpsynth.data.jobs import Context
     from fpsynth.data.video import VideoDecoder
 
     ctx = Context(PrepareConfig(), raw["meei"])
-    for key, spans in raw["spans"].items():
+    out = {}
+    for key in raw["spans"]:
         a = analyse(VideoDecoder(raw["meei"] / f"{key}.mp4"), ctx, lambda i: i % 2 == 0)
-        seg = segment(np.stack([c.face.landmarks for c in a.candidates]), np.array([c.index for c in a.candidates]),
-                      30.0, MovementsConfig())
-        found = [(m.start, m.end) for m in seg.movements]
-        assert len(found) == len(spans), (key, found, spans)
-        for (start, end), (true_start, true_end) in zip(found, spans):
-            assert abs(start - true_start) <= TOL and abs(end - true_end) <= TOL, (key, found, spans)
+        out[key] = (np.stack([c.face.landmarks for c in a.candidates]).astype(np.float64),
+                    np.array([c.index for c in a.candidates]))
+    return out
+
+
+def _assert_at_truth(seg, spans, key, what=""):
+    found = [(m.start, m.end) for m in seg.movements]
+    assert len(found) == len(spans), (key, what, found, spans)
+    for (start, end), (true_start, true_end) in zip(found, spans):
+        assert abs(start - true_start) <= TOL and abs(end - true_end) <= TOL, (key, what, found, spans)
+
+
+def test_movements_found_at_the_true_boundaries(raw, analysed):
+    """The segmentation alone, on the landmarks of the real frames: one movement per clip, each
+    starting and ending within TOL frames of its clip, none in the still frames."""
+    from fpsynth.data.movements import segment
+
+    for key, spans in raw["spans"].items():
+        lms, index = analysed[key]
+        _assert_at_truth(segment(lms, index, 30.0, MovementsConfig()), spans, key)
+
+
+# Landmark jitter the segmentation must ride out: 0.5% of the inter-ocular distance per point and
+# per frame, plus as much again as a shift of the whole face (a detector box that moves) -- about
+# what a different detection schedule or landmark model changes. A guard, not a margin: on clips
+# that pause near active_at inside (the benchmark's lp_d6) this much jitter does change the count
+# (BENCHMARKS.md, issue 12); a variant with a mean-pose reference and time-averaged shifts that
+# steadied those failed here (a slow drift's start 28 frames late) and was not kept.
+JITTER = 0.005
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_movements_survive_landmark_jitter(raw, analysed, seed):
+    from fpsynth.data.movements import _interocular, segment
+
+    rng = np.random.default_rng(seed)
+    for key, spans in raw["spans"].items():
+        lms, index = analysed[key]
+        sd = JITTER * float(np.median(_interocular(lms)))
+        noisy = lms + rng.normal(0, sd, lms.shape) + rng.normal(0, sd, (len(lms), 1, 2))
+        _assert_at_truth(segment(noisy, index, 30.0, MovementsConfig()), spans, key, f"jitter seed {seed}")
 
 
 def test_every_movement_gives_32_frames_within_its_clip(prepared, raw):
