@@ -25,7 +25,7 @@ import os
 import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fpsynth.config import to_dict, to_toml
 from fpsynth.errors import FpsynthError
@@ -34,6 +34,9 @@ from fpsynth.outputs import (
 )
 from fpsynth.stages import STAGES, StageSpec
 from fpsynth.version import __version__
+
+if TYPE_CHECKING:  # pipeline.py sits above every stage
+    from fpsynth.pipeline import PipelineConfig
 
 # Files up to this size are fingerprinted by content; larger ones (raw videos) by size and mtime,
 # which is what make does and keeps a re-run over a 100 GB video tree instant.
@@ -244,7 +247,7 @@ class Stage:
         cls,
         spec: StageSpec,
         workspace: Path,
-        cfg: Any,
+        cfg: PipelineConfig,
         *,
         force: bool = False,
         folder: Path | None = None,
@@ -341,7 +344,7 @@ class Stage:
         rec = self.record()
         return None if rec is None else outputs_problem(self.dir, rec)
 
-    def begin(self, pipeline_cfg: Any) -> None:
+    def begin(self, pipeline_cfg: PipelineConfig) -> None:
         """Create the stage folder and write the resolved pipeline config beside the outputs.
 
         The record says "running" from here to :meth:`finish`: a later stage refuses the folder

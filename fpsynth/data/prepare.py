@@ -170,8 +170,11 @@ def _write_manifests(stage: Stage, pc: PrepareConfig, seed: int, ps: Pseudonymis
 
 
 def _discovery_rejects(ps: Pseudonymised) -> pd.DataFrame:
-    rows = [{"input": input_id, "dataset": f.dataset, "subject": None, "frame_start": None, "frame_end": None,
-             "reason": f.reason.value, "detail": f.detail} for input_id, f in ps.unusable]
+    rows = []
+    for input_id, f in ps.unusable:
+        assert f.reason is not None  # unusable: discovery said why
+        rows.append({"input": input_id, "dataset": f.dataset, "subject": None, "frame_start": None, "frame_end": None,
+                     "reason": f.reason.value, "detail": f.detail})
     return pd.DataFrame(rows, columns=REJECTS.names)
 
 
@@ -211,7 +214,7 @@ def _rejects_with_paths(rejects: pd.DataFrame, mapping: pd.DataFrame) -> pd.Data
     out = rejects.copy()
     if "subject_original" not in out.columns:
         out["subject_original"] = None
-    paths = []
+    paths: list[str | None] = []
     for row in out.itertuples(index=False):
         listed = files.get(row.input)
         if listed is None:  # a scores row: its subject_original says which

@@ -63,7 +63,7 @@ def run(cfg: PipelineConfig, workspace: Path, *, videos: Path | None = None, for
             atomic_write_text(workspace / name / "SYNTHETIC-DEMO.txt", SYNTHETIC_NOTE)
         return results[name]
 
-    if synthetic:
+    if videos is None:
         t0 = time.perf_counter()
         data = demo_data(cfg, workspace, force=force)
         timings["demo-data"] = round(time.perf_counter() - t0, 1)

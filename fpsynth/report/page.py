@@ -14,6 +14,7 @@ import pandas as pd
 from fpsynth.report import grids, sections, utility_section
 from fpsynth.report.config import PageConfig
 from fpsynth.report.markup import CSS, definition_list, esc, num, section
+from fpsynth.stages import GENERATE, TRAIN
 from fpsynth.version import __version__
 
 TOC = (("provenance", "Data and what was evaluated"), ("table1", "Table 1"), ("missing", "Missing metrics"),
@@ -113,7 +114,7 @@ def _provenance(report: dict[str, Any]) -> str:
                       f"sampler {esc(', '.join(map(str, dataset['samplers'])))} with {esc(', '.join(map(str, dataset['steps'])))} "
                       f"steps; checkpoint {esc(', '.join(c[:12] for c in map(str, dataset['checkpoints'])))}"))
     else:
-        items.append(("generated dataset", "none (run <code>fpsynth generate --ids DIR</code>)"))
+        items.append(("generated dataset", f"none (run <code>{esc(GENERATE.usage)}</code>)"))
     if model:
         random = ", ".join(model["random_init"]) or "none"
         items.append(("trained model", f"<code>{esc(model['path'])}</code>: step {num(model['step'])}, "
@@ -123,5 +124,5 @@ def _provenance(report: dict[str, Any]) -> str:
                       + "; networks with random "
                       f"weights in it: {esc(random)}"))
     else:
-        items.append(("trained model", "none (run <code>fpsynth train</code>): no aFID"))
+        items.append(("trained model", f"none (run <code>{esc(TRAIN.usage)}</code>): no aFID"))
     return section("provenance", "Data and what was evaluated", definition_list(items))

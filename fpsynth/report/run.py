@@ -34,6 +34,7 @@ from fpsynth.generate.merge import METADATA_FILE
 from fpsynth.generate.sampling import Synthesizer
 from fpsynth.metrics.fid import FeatureStats, extract_features, fid
 from fpsynth.metrics.table1 import describe_convention
+from fpsynth.nets.loading import MissingNetwork
 from fpsynth.outputs import require_upstream
 from fpsynth.report import page, utility_section
 from fpsynth.report.afid import AFID_DIR, afid_of, plan_afid, run_transfers
@@ -187,6 +188,7 @@ def _model(inputs: Inputs, rc: ReportConfig, seed: int, nets: Networks, ref_stat
     """The checkpoint evaluated: aFID, and every per-image metric on aFID's first-pass images."""
     from fpsynth.train.checkpoint import load_checkpoint
 
+    assert inputs.checkpoint is not None  # the caller evaluates a model only when one was found
     loaded = load_checkpoint(inputs.checkpoint, ema=True, device=nets.device)
     info = _model_info(loaded)
     plan, skipped = plan_afid(inputs.prepared, rc.afid, rc.split, seed)
@@ -199,10 +201,10 @@ def _model(inputs: Inputs, rc: ReportConfig, seed: int, nets: Networks, ref_stat
     plan = run_transfers(plan, synth, rc.afid.batch_size, stage.dir / AFID_DIR, stage.items("afid"), timings)
     items = plan.rename(columns={"first_image": "image", "patient": "style_subject"}).assign(identity=plan["id_subject"])
     result = evaluate_set(items, nets, rc.metrics, rc.batch_size, timings)
-    if nets.available("fid"):
-        block = {"status": "ok", **afid_of(plan, nets, rc.metrics.fid.batch_size, rc.metrics.fid.eps, timings).to_dict(), **base}
-    else:
+    if isinstance(nets.fid, MissingNetwork):
         block = {**nets.fid.to_dict(), **base}
+    else:
+        block = {"status": "ok", **afid_of(plan, nets, rc.metrics.fid.batch_size, rc.metrics.fid.eps, timings).to_dict(), **base}
     return ModelEvaluation(info, block, plan, _evaluated(result, nets, ref_stats, rc, timings, None))
 
 
@@ -236,7 +238,7 @@ def _feature_stats(nets: Networks, paths: list[str], batch_size: int, timings: T
         return None
     with timings("reference_features"):
         batches = (load_images(paths[sl]).to(nets.device) for sl in batched(len(paths), batch_size))
-        return extract_features(nets.fid.net, batches)
+        return extract_features(nets.net("fid"), batches)
 
 
 def _evaluated(result: SetResult, nets: Networks, ref_stats: FeatureStats | None, rc: ReportConfig, timings: Timings,
@@ -268,7 +270,7 @@ def plain_json(obj: Any) -> Any:
         obj = obj.item()
     if isinstance(obj, float) and not math.isfinite(obj):
         return None
-    if dataclasses.is_dataclass(obj):
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return plain_json(dataclasses.asdict(obj))
     if isinstance(obj, (str, int, float, bool)) or obj is None:
         return obj

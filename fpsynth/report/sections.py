@@ -18,6 +18,7 @@ from fpsynth.metrics.table1 import PAIR_METRICS, REFERENCES, TABLE1_COLUMNS
 from fpsynth.report import svg
 from fpsynth.report.markup import definition_list, esc, is_ok, missing_cell, note, num, pct, section, table
 from fpsynth.report.summary import EXPRESSION_UNIT
+from fpsynth.stages import REPORT
 from fpsynth.train.logs import LOSS_TERMS
 
 TOTALS = ("loss", "first", "second")
@@ -101,7 +102,7 @@ def missing(report: dict[str, Any]) -> str:
     intro = ("A metric is <b>missing</b> when the pretrained network it is defined with is not available here. "
              "It is not computed and never replaced by another network, so the figures that are shown keep "
              "their published meaning. To compute it, supply the file and set the config key (in the pipeline "
-             "TOML or with <code>--set KEY=PATH</code>), then run <code>fpsynth report --force</code>.")
+             f"TOML or with <code>--set KEY=PATH</code>), then run <code>{REPORT.command} --force</code>.")
     return section("missing", "Missing metrics",
                    table(["metric", "network", "why", "config key", "file", "where to get it"], body), intro)
 
