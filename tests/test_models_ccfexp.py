@@ -153,6 +153,24 @@ def test_condition_tokens_of_each_variant(changes, n_tokens):
     assert model.has_landmarks == (cfg.variant is Variant.CCFEXP and cfg.use_landmarks)
 
 
+@pytest.mark.parametrize(
+    "changes, streams, ring",
+    [({}, ("id", "exp", "lm"), (("lm", "id"), ("id", "exp"), ("exp", "lm"))),
+     ({"use_landmarks": False}, ("id", "exp"), (("exp", "id"), ("id", "exp"))),
+     ({"cross_fusion": False}, ("id", "exp", "lm"), None),
+     ({"variant": Variant.DCFACE}, ("id", "style"), None)],
+)
+def test_the_variant_composes_streams_and_the_ring_follows_their_order(changes, streams, ring):
+    model = CCFExp(tiny_model_config(**changes))
+    assert tuple(s.name for s in model.streams) == streams
+    assert getattr(model.fusion, "ring", None) == ring
+    # every module of a stream is on the model under its attribute, frozen or handed to the optimizer
+    for part in model.parts:
+        assert getattr(model, part.attribute) is part.module
+        frozen, trainable = part.attribute in model.frozen_modules(), part.attribute in model.trainable_modules()
+        assert frozen == part.frozen != trainable
+
+
 @pytest.mark.slow
 def test_frozen_networks_run_once_per_batch_and_stay_frozen():
     model = CCFExp(tiny_model_config())

@@ -3,10 +3,10 @@
 Data flow for a batch of (style image x0, identity image x_id), all (B, 3, 112, 112) RGB [-1, 1]:
 
     frozen (no grad, once per batch)        trainable
-    F_ID(x0), F_Face(x0) -> deviation  -----> ExpressionAdapter -> exp tokens (B, 49, E) --+
-    E_LM(x0) 7x7x512 map -> lm tokens (B, 49, 512) ----------------------------------------+--> fusion -> tokens (B, 147, D)
-                                             E_ID(x_id) -> id tokens (B, 49, E) ------------+        |
-                                                       -> scaled f_ID (B, 4*base) ---+      context_proj (1x1 Conv1d D -> 2C)
+    F_ID(x0), F_Face(x0) -> deviation -> ExpressionAdapter -> exp tokens (B, 49, E) ---+
+    E_LM(x0) 7x7x512 map -> lm tokens (B, 49, 512) ------------------------------------+--> fusion -> (B, 147, D)
+                                       E_ID(x_id) -> id tokens (B, 49, E) -------------+        |
+                                                  -> scaled f_ID (B, 4*base) ---+   context_proj (Conv1d D -> 2C)
     U-Net(x_t, t, context (B, 2C, 147), f_ID added to the time embedding) -> eps (B, 3, 112, 112)
                                                               [+ learned-range variance (B, 3, 112, 112)]
 
@@ -14,8 +14,11 @@ Module names follow the authors' where they have a counterpart, so published che
 rename table (``fpsynth.published.mapping``); the switches of ``ModelConfig`` that differ between
 the paper and the authors' code are set together by a profile (``fpsynth.models.profiles``).
 
-The DCFace variant replaces the expression and landmark streams by the patch statistics of the
-frozen ir50-id's early map of x0. The frozen networks also serve the losses: ``recognize`` is the
+The conditions are a list of condition streams (``fpsynth.models.streams``: a frozen extractor
+and/or a trainable adapter -> tokens), composed by the variant: identity, expression, landmarks
+for CCFExp (landmarks dropped by ``use_landmarks = false``); identity and the patch statistics of
+the frozen ir50-id's early map of x0 for DCFace. The fused tokens, and the cross-fusion ring,
+follow the streams' order. The frozen networks also serve the losses: ``recognize`` is the
 identity-loss network f (ir50-id), ``detect_landmarks`` is D_LM (the same MobileFaceNet as E_LM).
 
 Typical use (training step; see ``fpsynth.diffusion.objective`` for the whole of Algorithm 1):
@@ -34,27 +37,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from fpsynth.models.config import ModelConfig, Variant
-from fpsynth.models.dcface import PatchStatEncoder
-from fpsynth.models.expression import ExpressionAdapter, expression_deviation
-from fpsynth.models.fusion import RING_WITH_LANDMARKS, RING_WITHOUT_LANDMARKS, ConcatFusion, CrossFusion
+from fpsynth.models.config import ModelConfig
+from fpsynth.models.fusion import ConcatFusion, CrossFusion, ring_of
 from fpsynth.models.identity import IdentityEncoder
-from fpsynth.models.tokens import map_to_tokens
+from fpsynth.models.streams import LANDMARK_MAP_CHANNELS, VARIANTS, LandmarkStream, Part, StyleFeatures, streams_of
 from fpsynth.models.unet import UNet
-from fpsynth.nets.ir50 import IR50_EXPRESSION, IR50_ID, IResNet
-from fpsynth.nets.mobilefacenet import MOBILEFACENET_68, MobileFaceNet
+from fpsynth.nets.ir50 import IResNet
 from fpsynth.weights import LoadRecord, WeightsConfig, WeightsError, WeightSpec, load_into
-
-LANDMARK_MAP_CHANNELS = 512  # MobileFaceNet's conv_6_sep width
-
-
-@dataclasses.dataclass
-class StyleFeatures:
-    """What the frozen networks extract from the style image x0 (no grad)."""
-
-    deviation: torch.Tensor | None  # (B, E) F_Face(x0) - F_ID(x0)            [ccfexp]
-    landmark_tokens: torch.Tensor | None  # (B, 49, 512) E_LM(x0), laid out by cfg.landmark_tokens [ccfexp with landmarks]
-    early_map: torch.Tensor | None  # (B, C1, 56, 56) ir50-id first stage        [dcface]
 
 
 @dataclasses.dataclass
@@ -91,33 +80,26 @@ class Prediction:
 
 
 class CCFExp(nn.Module):
-    FROZEN = ("id_net", "face_net", "landmark_net")
-    TRAINABLE = ("unet", "id_encoder", "exp_adapter", "style_encoder", "fusion", "context_proj")
+    # The identity stream is every variant's first (fpsynth.models.streams): these two are always there.
+    id_encoder: IdentityEncoder  # E_ID, trainable
+    id_net: IResNet  # frozen: F_ID, the identity-loss f, DCFace's style map
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        emb, c_last = cfg.identity_ir.embedding_dim, cfg.identity_ir.stage_channels[-1]
         self.unet = UNet(cfg.unet)
-        self.id_encoder = IdentityEncoder(cfg.identity_ir, cfg.id_scale_init)
-        self.id_net = IResNet(cfg.identity_ir)  # frozen: F_ID, the identity-loss f, DCFace's style map
-        if cfg.variant is Variant.CCFEXP:
-            self.exp_adapter = ExpressionAdapter(cfg.expression_tokens)
-            self.face_net = IResNet(cfg.expression_ir)  # frozen F_Face
-            streams = {"id": c_last, "exp": emb}
-            if cfg.use_landmarks:
-                self.landmark_net = MobileFaceNet(cfg.landmark_input)  # frozen E_LM and D_LM
-                streams["lm"] = LANDMARK_MAP_CHANNELS
-            ring = RING_WITH_LANDMARKS if cfg.use_landmarks else RING_WITHOUT_LANDMARKS
-            self.fusion: nn.Module = (
-                CrossFusion(streams, ring, cfg.fusion) if cfg.cross_fusion else ConcatFusion(streams, cfg.fusion.dim)
-            )
+        # The streams' modules, created in stream order (seeded init) and registered under their
+        # attribute names (state-dict keys): unet, id_encoder, id_net, exp_adapter, face_net, landmark_net.
+        # The landmark width through this module's name: the reduced reference test sets it to its lookups' 128.
+        self.streams = streams_of(cfg, {LandmarkStream.name: LANDMARK_MAP_CHANNELS})
+        self.parts: tuple[Part, ...] = tuple(part for stream in self.streams for part in stream.parts())
+        for part in self.parts:
+            self.add_module(part.attribute, part.module)
+        widths = {stream.name: stream.width() for stream in self.streams}  # in fused-token order
+        if VARIANTS[cfg.variant].cross_fusion and cfg.cross_fusion:
+            self.fusion: nn.Module = CrossFusion(widths, ring_of(tuple(widths)), cfg.fusion)
         else:
-            self.style_encoder = PatchStatEncoder(
-                cfg.identity_ir.stage_channels[0], cfg.fusion.dim, cfg.dcface_grid,
-                stats=cfg.dcface_stats, style_dropout=cfg.dcface_style_dropout,
-            )
-            self.fusion = ConcatFusion({"id": c_last, "style": cfg.fusion.dim}, cfg.fusion.dim)
+            self.fusion = ConcatFusion(widths, cfg.fusion.dim)
         # ONE projection of the fused tokens for every attention layer (the authors' cross_attn_adapter)
         self.context_proj = nn.Conv1d(cfg.fusion.dim, 2 * cfg.unet.attention_width, 1)
         for module in self.frozen_modules().values():
@@ -132,11 +114,14 @@ class CCFExp(nn.Module):
         return hasattr(self, "landmark_net")
 
     def frozen_modules(self) -> dict[str, nn.Module]:
-        return {name: getattr(self, name) for name in self.FROZEN if hasattr(self, name)}
+        """The streams' frozen networks, in stream order (id_net, face_net, landmark_net)."""
+        return {part.attribute: part.module for part in self.parts if part.frozen}
 
     def trainable_modules(self) -> dict[str, nn.Module]:
-        """Every module the optimizer must see (U-Net, E_ID with its scale and positions, adapters, fusion)."""
-        return {name: getattr(self, name) for name in self.TRAINABLE if hasattr(self, name)}
+        """Every module the optimizer must see, in this order (parameter order, checkpoint keys): the
+        U-Net, the streams' adapters (E_ID with its scale and positions first), fusion, context_proj."""
+        adapters = {part.attribute: part.module for part in self.parts if not part.frozen}
+        return {"unet": self.unet, **adapters, "fusion": self.fusion, "context_proj": self.context_proj}
 
     def trainable_parameters(self) -> list[nn.Parameter]:
         return [p for m in self.trainable_modules().values() for p in m.parameters()]
@@ -150,7 +135,9 @@ class CCFExp(nn.Module):
         own = self.trainable_state_dict()
         missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
         if missing or unexpected:
-            raise WeightsError(f"checkpoint does not fit this model config: missing {missing[:5]}, unexpected {unexpected[:5]}")
+            raise WeightsError(
+                f"checkpoint does not fit this model config: missing {missing[:5]}, unexpected {unexpected[:5]}"
+            )
         for name, module in self.trainable_modules().items():
             prefix = f"{name}."
             module.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
@@ -182,14 +169,13 @@ class CCFExp(nn.Module):
         return FrozenFeatures(style, targets)
 
     def _frozen_on_style(self, x0: torch.Tensor) -> tuple[StyleFeatures, torch.Tensor, torch.Tensor | None]:
-        dcface = self.cfg.variant is Variant.DCFACE
-        ident = self.id_net(x0, keep_early=dcface)
-        deviation = None if dcface else expression_deviation(self.face_net, ident.embedding, x0)
-        landmarks = lm_tokens = None
-        if self.has_landmarks:
-            landmarks, lm_map = self.landmark_net(x0)
-            lm_tokens = map_to_tokens(lm_map, self.cfg.landmark_tokens)  # (B, 49, 512)
-        return StyleFeatures(deviation, lm_tokens, ident.early_map), ident.embedding, landmarks
+        """One pass of F_ID over x0, shared by the streams' extractors (each frozen network runs once)."""
+        ident = self.id_net(x0, keep_early=any(stream.uses_early_map for stream in self.streams))
+        found: dict[str, torch.Tensor] = {}
+        for stream in self.streams:
+            found.update(stream.extract(self, x0, ident))
+        style = StyleFeatures(**{field.name: found.get(field.name) for field in dataclasses.fields(StyleFeatures)})
+        return style, ident.embedding, style.landmarks
 
     # ------------------------------------------------------------------ trainable conditions and denoising
 
@@ -198,15 +184,11 @@ class CCFExp(nn.Module):
         id_embedding, id_tokens = self.id_encoder(x_id)  # (B, E), (B, 49, E)
         return self.conditions_from_tokens(id_embedding, id_tokens, style)
 
-    def conditions_from_tokens(self, id_embedding: torch.Tensor, id_tokens: torch.Tensor, style: StyleFeatures) -> Conditions:
+    def conditions_from_tokens(
+        self, id_embedding: torch.Tensor, id_tokens: torch.Tensor, style: StyleFeatures
+    ) -> Conditions:
         """E_ID's outputs (B, E), (B, 49, E) + frozen style features -> fused tokens and U-Net context."""
-        streams = {"id": id_tokens}
-        if self.cfg.variant is Variant.DCFACE:
-            streams["style"] = self.style_encoder(style.early_map)
-        else:
-            streams["exp"] = self.exp_adapter(style.deviation)
-            if self.has_landmarks:
-                streams["lm"] = style.landmark_tokens
+        streams = {stream.name: stream.tokens(self, id_tokens, style) for stream in self.streams}
         tokens = self.fusion(streams)  # (B, L, D)
         context = self.context_proj(tokens.transpose(1, 2))  # (B, 2C, L)
         return Conditions(tokens=tokens, context=context, id_embedding=id_embedding)
@@ -231,7 +213,7 @@ class CCFExp(nn.Module):
         """D_LM (frozen MobileFaceNet): (B, 3, 112, 112) -> (B, 68, 2) in [0, 1]; grads reach x."""
         if not self.has_landmarks:
             raise ValueError("this model has no landmark network (use_landmarks is off or the variant is dcface)")
-        return self.landmark_net(x)[0]
+        return self.get_submodule("landmark_net")(x)[0]
 
 
 # ---------------------------------------------------------------------- building with pretrained weights
@@ -260,10 +242,10 @@ def build_model(cfg: ModelConfig, weights: WeightsConfig) -> tuple[CCFExp, list[
         f"If the file is an IR-50 of the other published layout, set "
         f"train.model.identity_ir.layout (and expression_ir.layout) to '{other}'"
     )
-    records = [_load(model.id_net, IR50_ID, weights.ir50_id, weights, hint)]
+    records = []
+    for part in model.parts:  # the streams' pretrained networks, in stream order
+        if part.weights is not None:
+            path = getattr(weights, part.weights.config_key.removeprefix("weights."))
+            records.append(_load(part.module, part.weights, path, weights, hint if part.ir_layout_hint else ""))
     model.id_encoder.backbone.load_state_dict(model.id_net.state_dict())  # E_ID starts from the same weights
-    if cfg.variant is Variant.CCFEXP:
-        records.append(_load(model.face_net, IR50_EXPRESSION, weights.ir50_expression, weights, hint))
-        if model.has_landmarks:
-            records.append(_load(model.landmark_net, MOBILEFACENET_68, weights.mobilefacenet, weights))
     return model, records

@@ -13,6 +13,7 @@ DCFace baseline); "no cycle" is a loss setting (``fpsynth.diffusion.config.LossC
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 from fpsynth.models.profiles import profile_mismatches
 from fpsynth.models.switches import FusionQuery, PatchStats, TokenLayout, Variant
@@ -126,7 +127,7 @@ class ModelConfig:
             )
 
 
-def tiny_model_config(**changes: object) -> ModelConfig:
+def tiny_model_config(**changes: Any) -> ModelConfig:
     """The small configuration of tests and the demo (about 10M parameters in all).
 
     Same structure as the paper's (six levels, 7x7 attention with condition tokens, three token

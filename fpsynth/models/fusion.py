@@ -27,9 +27,15 @@ from torch import nn
 
 from fpsynth.models.config import FusionConfig, FusionQuery
 
-# (query stream, key/value stream) pairs, in output order (the order of the key/value streams).
-RING_WITH_LANDMARKS = (("lm", "id"), ("id", "exp"), ("exp", "lm"))
-RING_WITHOUT_LANDMARKS = (("exp", "id"), ("id", "exp"))
+
+def ring_of(names: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    """The ring along the streams' order: (query stream, key/value stream) pairs in output order (the
+    key/value streams' order); each stream's queries attend to the next stream (the last's to the first)."""
+    return tuple((names[i - 1], names[i]) for i in range(len(names)))
+
+
+RING_WITH_LANDMARKS = ring_of(("id", "exp", "lm"))  # (lm, id), (id, exp), (exp, lm)
+RING_WITHOUT_LANDMARKS = ring_of(("id", "exp"))  # (exp, id), (id, exp)
 
 
 class RingAttention(nn.Module):

@@ -94,6 +94,8 @@ class ResBlock(TimestepBlock):
             nn.GroupNorm(norm_groups, channels), nn.SiLU(), nn.Conv2d(channels, out_channels, 3, padding=1)
         )
         self.updown = up or down
+        self.h_upd: nn.Module
+        self.x_upd: nn.Module
         if up:
             self.h_upd, self.x_upd = nn.Upsample(scale_factor=2, mode="nearest"), nn.Upsample(scale_factor=2, mode="nearest")
         elif down:
