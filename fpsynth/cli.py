@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import inspect
 import json
 import sys
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Annotated, Any, Callable, Optional
 import typer
 from rich.console import Console
 
+from fpsynth.data.input_sources import INPUT_SOURCES
 from fpsynth.errors import FpsynthError
 from fpsynth.lock import folder_lock
 from fpsynth.outputs import os_write_error
@@ -79,22 +81,34 @@ def _print_result(result: Any) -> None:
         console.print(f"[yellow]nothing changed, skipping[/] (use --force to redo): {result.get('stage', '')}")
 
 
+def _input_source_flags(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """One ``--<name> DIR`` option per input source (``fpsynth.data.input_sources``), put ahead of
+    the command's own options in the signature Typer reads; the command gets them in ``**roots``."""
+    own = [p for p in inspect.signature(fn, eval_str=True).parameters.values() if p.kind is not p.VAR_KEYWORD]
+    flags = [
+        inspect.Parameter(s.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None,
+                          annotation=Annotated[Optional[Path], typer.Option(help=s.flag_help)])
+        for s in INPUT_SOURCES
+    ]
+    fn.__signature__ = inspect.Signature([*flags, *own])  # type: ignore[attr-defined]
+    return fn
+
+
 @app.command()
 @_user_errors
+@_input_source_flags
 def prepare(
-    meei: Annotated[Optional[Path], typer.Option(help="MEEI-style tree: per-subject folders of videos and photos.")] = None,
-    aflfp: Annotated[Optional[Path], typer.Option(help="AFLFP-style images with 68-point .pts files.")] = None,
-    images: Annotated[Optional[Path], typer.Option(help="Plain folder of face photos.")] = None,
     scores: Annotated[Optional[Path], typer.Option(help="Grades table, CSV or XLSX: subject, eFACE[, House-Brackmann, Sunnybrook].")] = None,
     workspace: Workspace = DEFAULT_WORKSPACE,
     config: ConfigOpt = DEFAULT_CONFIG,
     set_: SetOpt = None,
     force: ForceOpt = False,
+    **roots: Optional[Path],
 ) -> None:
     """Frames and photos -> aligned 112x112 crops + frames/pairs/rejects Parquet manifests."""
     from fpsynth.data.prepare import run
 
-    cfg = with_section(_load(config, set_), "prepare", meei=meei, aflfp=aflfp, images=images, scores=scores)
+    cfg = with_section(_load(config, set_), "prepare", **roots, scores=scores)
     with _stage_lock(workspace, PREPARE):
         _print_result(run(cfg, workspace, force=force))
 

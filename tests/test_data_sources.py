@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
+from pathlib import Path
+
 import pytest
 
-from fpsynth.data.config import SourcesConfig
+from fpsynth.data.config import PrepareConfig, SourcesConfig
+from fpsynth.data.input_sources import INPUT_SOURCES, flags_text, given_roots
+from fpsynth.data.meei import discover_meei
 from fpsynth.data.privacy import pseudonymise, subject_pseudonyms
 from fpsynth.data.reasons import Reason
-from fpsynth.data.meei import discover_meei
 from fpsynth.data.sources import Kind, SourceError, check_root, discover_aflfp, discover_images
 
 
@@ -103,3 +107,19 @@ def test_colliding_ids_get_suffixes(tmp_path):
     ps = pseudonymise(discover_meei(tmp_path, SourcesConfig()), 1)
     ids = sorted(j.input for j in ps.jobs)
     assert len(set(ids)) == 4 and sum(i.endswith("-2") for i in ids) == 2
+
+
+def test_every_input_source_has_a_config_root_and_nothing_else_does():
+    roots = [f.name for f in dataclasses.fields(PrepareConfig) if f.type == "Path | None" and f.name != "scores"]
+    assert roots == [s.name for s in INPUT_SOURCES]
+    assert flags_text() == "--meei DIR, --aflfp DIR and/or --images DIR"
+    pc = PrepareConfig(images=Path("b"), meei=Path("a"))
+    assert given_roots(pc) == {"meei": Path("a"), "images": Path("b")}  # registry order
+
+
+def test_each_registered_source_discovers_its_layout(tmp_path):
+    touch(tmp_path, "meei/Pat01/smile_l.mp4", "aflfp/S1/smile/001_onset.png", "images/S2/a.jpg")
+    pc = PrepareConfig()
+    for source in INPUT_SOURCES:
+        (found,) = source.discover(tmp_path / source.name, pc)
+        assert found.dataset == source.name and found.kind is not None

@@ -29,17 +29,17 @@ from fpsynth.data.config import PrepareConfig
 from fpsynth.data.crop_checks import damaged_jobs, with_crop_checks, write_crop_checks
 from fpsynth.data.faces import check_backend
 from fpsynth.data.grades import merge, read_scores, read_sheet
+from fpsynth.data.input_sources import BY_NAME, flags_text, given_roots
 from fpsynth.data.jobs import CROPS_DIR, Context
 from fpsynth.data.manifests import (
     FRAMES, PAIRS, REJECTS, add_subject_columns, assign_splits, build_pairs, sort_frames, sort_rejects, to_table,
 )
-from fpsynth.data.meei import discover_meei
 from fpsynth.data.privacy import Pseudonymised, pseudonymise
 from fpsynth.data.provenance import source_provenance
 from fpsynth.data.reasons import Reason
 from fpsynth.data.runner import console, execute
 from fpsynth.data.scores import Problem, ScoreTable, norm
-from fpsynth.data.sources import Kind, SourceError, check_roots, discover_aflfp, discover_images, files_below
+from fpsynth.data.sources import Kind, SourceError, check_roots, files_below
 from fpsynth.data.standard_set import find_sheets, parse_key
 from fpsynth.stage import Input, ItemStore, Stage, atomic_write_parquet
 from fpsynth.stages import PREPARE  # its params, outputs and verified files (CHECKS_FILE the list)
@@ -47,20 +47,13 @@ from fpsynth.stages import PREPARE  # its params, outputs and verified files (CH
 if TYPE_CHECKING:  # pipeline.py sits above the stage packages
     from fpsynth.pipeline import PipelineConfig
 
-_DISCOVER = {"meei": discover_meei, "aflfp": discover_aflfp, "images": discover_images}
-_LAYOUT = {
-    "meei": "<subject>/<expression>[_<side>].mp4|avi|mov|jpg|png, or the MEEI standard set (<key>.mp4, photos, XLSX)",
-    "aflfp": "<subject>/<expression>/<NNN>[_<phase>].png|jpg with a .pts beside each",
-    "images": "image files (jpg, png, ...), in sub-folders or not",
-}
-
 
 def run(cfg: PipelineConfig, workspace: Path, force: bool = False) -> dict[str, Any]:
     """Run the stage for ``cfg``; returns the stage record."""
     pc = cfg.prepare
-    roots = {name: getattr(pc, name) for name in _DISCOVER if getattr(pc, name) is not None}
+    roots = given_roots(pc)  # the input sources' folders, in registry order
     if not roots:
-        raise SourceError("prepare needs input: pass --meei DIR, --aflfp DIR and/or --images DIR")
+        raise SourceError(f"prepare needs input: pass {flags_text()}")
     roots = check_roots(roots, workspace)  # also refuses a workspace inside an input folder
     if pc.scores is not None and not Path(pc.scores).is_file():
         raise SourceError(f"--scores {pc.scores}: file does not exist")
@@ -78,9 +71,9 @@ def run(cfg: PipelineConfig, workspace: Path, force: bool = False) -> dict[str, 
 
     found = []
     for name, root in roots.items():
-        items = discover_meei(root, pc.sources, pc.movements) if name == "meei" else _DISCOVER[name](root, pc.sources)
+        items = BY_NAME[name].discover(root, pc)
         if not items:
-            raise SourceError(f"--{name} {root}: no files found; expected {_LAYOUT[name]}")
+            raise SourceError(f"--{name} {root}: no files found; expected {BY_NAME[name].layout}")
         found.extend(items)
     scores, notes, graded = _score_tables(pc, roots.get("meei"))
     ps = pseudonymise(found, cfg.seed)

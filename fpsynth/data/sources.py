@@ -110,7 +110,7 @@ def walk(root: Path) -> Walk:
     files, special, stage_folders = [], [], []
     frontier, depth = [root], 0
     while frontier:
-        links = []  # folder links met at this depth: followed at the next
+        links: list[Path] = []  # folder links met at this depth: followed at the next
         stack = sorted(frontier, reverse=True)
         while stack:
             folder = stack.pop()
@@ -199,7 +199,8 @@ def take_once(found: list[Found]) -> list[Found]:
         if f.kind is None:
             out.append(f)
             continue
-        keep, dups = [], []
+        keep: list[int] = []
+        dups: list[int] = []
         for i, path in enumerate(f.files):
             try:
                 st = os.stat(path)

@@ -112,7 +112,7 @@ def discover_standard_set(root: Path, files: list[Path], cfg: SourcesConfig,
         if suffix in cfg.video_extensions:
             folder = path.parent.name if path.parent != root else None
             generic = folder and not looks_like_key(path.stem) and looks_like_key(folder)
-            key = folder if generic else path.stem
+            key = folder if generic and folder else path.stem
             keys.setdefault(norm(key), key)
             videos.append((path, key))
         elif suffix in cfg.image_extensions:
