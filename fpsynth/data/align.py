@@ -3,6 +3,11 @@
 Five points are derived from the 68 (eye centres, nose tip, mouth corners), a least-squares
 similarity (Umeyama: rotation, uniform scale, translation; no reflection) maps them onto the
 template, and the image is warped. Landmarks are carried into crop coordinates by the same matrix.
+
+The Umeyama least-squares similarity lives here in its two shapes: :func:`umeyama`, one point set
+onto another as a (2, 3) matrix (the crop warp, motion's stabilisation), and
+:func:`similarity_align_batch`, a batch of shapes moved onto a batch of others (the expression
+metric, ``fpsynth.metrics.expression``).
 """
 
 from __future__ import annotations
@@ -11,6 +16,8 @@ import dataclasses
 
 import cv2
 import numpy as np
+
+from fpsynth.data.ibug68 import LEFT_MOUTH, NOSE_TIP, RIGHT_MOUTH, eye_centres
 
 CROP_SIZE = 112
 # ArcFace / insightface 112x112 template: image-left eye, image-right eye, nose tip, mouth corners.
@@ -30,7 +37,7 @@ class Aligned:
 def five_points(lm68: np.ndarray) -> np.ndarray:
     """(5, 2): eye centres (mean of 36-41 and 42-47), nose tip 30, mouth corners 48 and 54."""
     lm = np.asarray(lm68, np.float64)
-    return np.stack([lm[36:42].sum(0) / 6, lm[42:48].sum(0) / 6, lm[30], lm[48], lm[54]])  # sum / 6 == mean, less overhead
+    return np.stack([*eye_centres(lm), lm[NOSE_TIP], lm[RIGHT_MOUTH], lm[LEFT_MOUTH]])
 
 
 def umeyama(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
@@ -48,6 +55,26 @@ def umeyama(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     a = complex(((w - mu_w) * zc.conj()).sum() / var) if var > 0 else 1.0 + 0j
     b = mu_w - a * mu_z
     return np.array([[a.real, -a.imag, b.real], [a.imag, a.real, b.imag]])
+
+
+def similarity_align_batch(src: np.ndarray, dst: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Shapes ``src`` (N, P, 2) each moved by the similarity (Umeyama 1991, reflections excluded)
+    that best fits its ``points`` onto those of ``dst`` (N, P, 2); float64 (N, P, 2).
+
+    Umeyama's SVD form, batched. It differs from :func:`umeyama`'s closed form only in the last
+    bits (~1e-14), and is kept so that the expression metric's values of earlier versions
+    reproduce bit for bit.
+    """
+    a, b = src[:, points], dst[:, points]  # (N, k, 2)
+    ma, mb = a.mean(1, keepdims=True), b.mean(1, keepdims=True)
+    ac, bc = a - ma, b - mb
+    cov = np.einsum("nki,nkj->nij", bc, ac) / len(points)  # (N, 2, 2)
+    u, s, vt = np.linalg.svd(cov)
+    d = np.sign(np.linalg.det(u) * np.linalg.det(vt))  # forbid reflections (Umeyama 1991)
+    fix = np.stack([np.ones_like(d), d], axis=1)  # (N, 2)
+    rot = u @ (fix[:, :, None] * vt)
+    scale = (s * fix).sum(1) / (ac**2).sum((1, 2)) * len(points)
+    return scale[:, None, None] * np.einsum("nij,nkj->nki", rot, src - ma) + mb
 
 
 def transform_points(matrix: np.ndarray, pts: np.ndarray) -> np.ndarray:

@@ -13,6 +13,7 @@ import numpy as np
 
 from fpsynth.data.config import QualityConfig
 from fpsynth.data.faces import Face
+from fpsynth.data.ibug68 import eye_centres
 from fpsynth.data.reasons import Reason, Rejected
 
 
@@ -21,11 +22,6 @@ class Quality:
     blur: float  # variance of the Laplacian of the grey crop (higher = sharper)
     interocular: float  # eye-centre distance in source pixels
     yaw: float  # degrees; positive = face turned towards the image's right
-
-
-def eye_centres(lm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Image-left and image-right eye centres (means of points 36-41 and 42-47)."""
-    return lm[36:42].sum(0) / 6, lm[42:48].sum(0) / 6  # sum / 6: np.mean's overhead is per call
 
 
 def interocular(lm: np.ndarray) -> float:

@@ -21,6 +21,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from fpsynth.data import ibug68
 from fpsynth.data.ibug68 import MIRROR
 
 CENTRE_X = 0.5
@@ -31,8 +32,8 @@ MIDLINE = np.flatnonzero(MIRROR == np.arange(68))  # 8, 27-30, 33, 51, 57, 62, 6
 IMAGE_LEFT = np.array(list(range(0, 8)) + [17, 18, 19, 20, 21, 31, 32] + list(range(36, 42))
                       + [48, 49, 50, 58, 59, 60, 61, 67])
 
-RIGHT_EYE = np.arange(36, 42)  # the subject's right eye, on the image's left
-LEFT_EYE = np.arange(42, 48)  # the subject's left eye, on the image's right
+RIGHT_EYE = ibug68.indices(ibug68.RIGHT_EYE)  # the subject's right eye, on the image's left
+LEFT_EYE = ibug68.indices(ibug68.LEFT_EYE)  # the subject's left eye, on the image's right
 
 
 class HairStyle(str, enum.Enum):
@@ -168,7 +169,7 @@ def neutral_landmarks(idt: Identity) -> np.ndarray:
     u = np.linspace(0.0, 1.0, 5)
     bx = np.linspace(ex - 0.85 * w, ex + 0.72 * w, 5)
     by = ey - idt.brow_gap - idt.brow_arch * np.sin(np.pi * (0.15 + 0.75 * u)) + 0.01 * (1 - u) ** 2
-    p[17:22] = np.stack([bx, by], axis=1)
+    p[ibug68.RIGHT_BROW] = np.stack([bx, by], axis=1)
     # Nose: bridge 27-30 from between the eyes to the tip; base 31 (ala) .. 33 (subnasale).
     base = ey + idt.nose_len  # subnasale 33; the tip 30 sits above the nostrils
     p[27:31, 0] = cx

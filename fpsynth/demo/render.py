@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from fpsynth.data.align import transform_points
+from fpsynth.data.ibug68 import BROWS, INNER_LIP, JAW, LEFT_BROW, OUTER_LIP, RIGHT_BROW, indices
 from fpsynth.demo.face import CENTRE_X, JAW_TOP, LEFT_EYE, RIGHT_EYE, HairStyle, Identity, auxiliary_outline
 from fpsynth.demo.movements import FaceState
 from fpsynth.demo.paint import Canvas, ellipse, spline
@@ -106,7 +107,7 @@ class _Renderer:
     def head(self) -> None:
         """Skin of face and skull, darkening toward the outline; blush and cheekbone light."""
         c = self.canvas
-        outline = np.concatenate([spline(self.px[0:17], per_segment=6), self.T(self.aux["skull"])])
+        outline = np.concatenate([spline(self.px[JAW], per_segment=6), self.T(self.aux["skull"])])
         got = c.coverage([outline])
         if got is None:
             return
@@ -141,7 +142,7 @@ class _Renderer:
                          self.u(0.012), 0.3 * depth, self.u(0.006))
             lines = self.st.forehead[k]
             if lines > 0.01:
-                brow_y = lm[17:22, 1].mean() if k == 0 else lm[22:27, 1].mean()
+                brow_y = lm[RIGHT_BROW, 1].mean() if k == 0 else lm[LEFT_BROW, 1].mean()
                 x = CENTRE_X + sign * np.linspace(0.0, 0.16, 9)
                 for j, off in enumerate((0.022, 0.038, 0.054)):
                     y = brow_y - off - 0.01 * ((x - CENTRE_X) / 0.16) ** 2
@@ -205,7 +206,7 @@ class _Renderer:
         c, lm = self.canvas, self.lm
         colour = np.array(self.idt.brows, np.float32)
         t = self.idt.brow_thick
-        for idx in (np.arange(17, 22), np.arange(26, 21, -1)):  # outer -> inner on both sides
+        for idx in (indices(RIGHT_BROW), indices(LEFT_BROW)[::-1]):  # outer -> inner on both sides
             mid = spline(lm[idx], per_segment=6)
             d = np.gradient(mid, axis=0)
             normal = np.stack([d[:, 1], -d[:, 0]], 1) / (np.linalg.norm(d, axis=1, keepdims=True) + 1e-9)
@@ -217,7 +218,7 @@ class _Renderer:
     def mouth(self) -> None:
         c, lm, px = self.canvas, self.lm, self.px
         lips = np.array(self.idt.lips, np.float32)
-        outer = spline(px[48:60], closed=True, per_segment=5)
+        outer = spline(px[OUTER_LIP], closed=True, per_segment=5)
         c.fill(outer, lips, lit=True)
         upper = np.concatenate([spline(px[48:55], per_segment=5), spline(px[[64, 63, 62, 61, 60]], per_segment=5)])
         c.fill(upper, lips * 0.82, 0.8)
@@ -227,7 +228,7 @@ class _Renderer:
         # so the hair-thin gap of closed lips never shows as a line of teeth.
         gap = float(np.max(lm[[67, 66, 65], 1] - lm[[61, 62, 63], 1]))
         opened = min(max((gap - 0.003) / 0.006, 0.0), 1.0)
-        hole = c.coverage([spline(px[60:68], closed=True, per_segment=5)]) if opened > 0 else None
+        hole = c.coverage([spline(px[INNER_LIP], closed=True, per_segment=5)]) if opened > 0 else None
         if hole is not None:
             c.paint(hole[0], hole[1] * opened, _MOUTH)
             shown = 0.95 * min(max((gap - 0.006) / 0.01, 0.0), 1.0)
@@ -255,7 +256,7 @@ class _Renderer:
         style = idt.hair_style
         hairline = self.aux["hairline"].copy()
         if style is HairStyle.FRINGE:  # bangs: a jagged edge just above the brows
-            fringe_y = min(lm[17:27, 1].min() - 0.025, hairline[:, 1].min() + 0.07)
+            fringe_y = min(lm[BROWS, 1].min() - 0.025, hairline[:, 1].min() + 0.07)
             central = np.abs(hairline[:, 0] - CENTRE_X) < 0.8 * idt.face_w
             hairline[central, 1] = fringe_y + 0.008 * (np.arange(central.sum()) % 2)
         cap = self._cap(1.02, 1.03) if style is HairStyle.BUZZ else self._cap()

@@ -37,11 +37,8 @@ import dataclasses
 
 import numpy as np
 
-from fpsynth.data.ibug68 import STABLE_POINTS
-
-RIGHT_BROW, LEFT_BROW = slice(17, 22), slice(22, 27)
-RIGHT_EYE, LEFT_EYE = slice(36, 42), slice(42, 48)
-RIGHT_MOUTH, LEFT_MOUTH = 48, 54
+from fpsynth.data.align import similarity_align_batch
+from fpsynth.data.ibug68 import LEFT_BROW, LEFT_EYE, LEFT_MOUTH, RIGHT_BROW, RIGHT_EYE, RIGHT_MOUTH, STABLE_POINTS
 
 
 def _check(lm: np.ndarray) -> np.ndarray:
@@ -110,17 +107,7 @@ def asymmetry_error(generated: np.ndarray, style: np.ndarray) -> Asymmetry:
 
 def similarity_align(src: np.ndarray, dst: np.ndarray, points: np.ndarray = STABLE_POINTS) -> np.ndarray:
     """``src`` (N, 68, 2) moved by the similarity transform that best fits its ``points`` onto ``dst``'s."""
-    src, dst = _check(src), _check(dst)
-    a, b = src[:, points], dst[:, points]  # (N, k, 2)
-    ma, mb = a.mean(1, keepdims=True), b.mean(1, keepdims=True)
-    ac, bc = a - ma, b - mb
-    cov = np.einsum("nki,nkj->nij", bc, ac) / len(points)  # (N, 2, 2)
-    u, s, vt = np.linalg.svd(cov)
-    d = np.sign(np.linalg.det(u) * np.linalg.det(vt))  # forbid reflections (Umeyama 1991)
-    fix = np.stack([np.ones_like(d), d], axis=1)  # (N, 2)
-    rot = u @ (fix[:, :, None] * vt)
-    scale = (s * fix).sum(1) / (ac**2).sum((1, 2)) * len(points)
-    return scale[:, None, None] * np.einsum("nij,nkj->nki", rot, src - ma) + mb
+    return similarity_align_batch(_check(src), _check(dst), points)
 
 
 def expression_displacement(expressive: np.ndarray, rest: np.ndarray) -> np.ndarray:
