@@ -1,8 +1,9 @@
 """Run jobs in worker processes (joblib loky) with a progress bar, handing each result to a sink.
 
 The sink runs in the parent as each job finishes (in completion order), so it can persist the
-job's rows at once: a kill loses only the jobs in flight. Clips go first: they are the long jobs,
-and starting them early keeps both workers busy to the end.
+job's rows at once: a kill loses only the jobs in flight. Videos go first, the largest file first
+(longest-processing-time-first: the last job to start is a short one, so no worker idles through
+the end of a set of whole-sequence videos of unequal length while another finishes a long one).
 
 Workers die with their parent: a SIGKILLed ``prepare`` otherwise leaves its loky workers running
 (seen alive 7 minutes later). At its first job a worker asks Linux for SIGKILL when its parent
@@ -68,9 +69,19 @@ def _work(job: Job, ctx: Context, parent: int | None = None) -> tuple[Job, Resul
     return job, run_job(job, ctx)
 
 
+def _order(job: Job) -> tuple[bool, int]:
+    """Videos before other jobs, the largest file first (its size stands for its decoding and analysis)."""
+    if job.kind is not Kind.VIDEO:
+        return True, 0
+    try:
+        return False, -os.stat(job.files[0]).st_size
+    except OSError:  # unreadable: the job itself says so, early
+        return False, 0
+
+
 def execute(jobs: Sequence[Job], ctx: Context, n_jobs: int, sink: Sink, done: int = 0, label: str = "prepare") -> None:
     """Run ``jobs`` (``done`` more were finished by an earlier, interrupted run)."""
-    jobs = sorted(jobs, key=lambda j: j.kind is not Kind.VIDEO)  # stable: clips first, order kept
+    jobs = sorted(jobs, key=_order)  # stable: videos first, the largest first; then the rest in order
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn(), TimeRemainingColumn())
     with Progress(*columns, console=console, transient=False) as progress:
