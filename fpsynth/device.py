@@ -127,5 +127,5 @@ class Amp:
 
     @property
     def name(self) -> str:
-        """"fp32", "bf16" or "fp16": what the outputs' records say they were made in."""
+        """The precision's name ("fp32", "bf16" or "fp16"), as the outputs' records give it."""
         return _NAMES[self.dtype]

@@ -72,7 +72,8 @@ def folder_lock(folder: Path, what: str = "") -> Iterator[None]:
         return
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
-        raise FolderBusyError(f"{folder} is a file, not a folder: give a folder for the outputs (it is created when absent)")
+        raise FolderBusyError(f"{folder} is a file, not a folder: give a folder for the outputs "
+                              "(it is created when absent)")
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:  # read-only filesystem, a file on the way, no permission
@@ -91,7 +92,7 @@ def folder_lock(folder: Path, what: str = "") -> Iterator[None]:
                 f"{' (' + what + ')' if what else ''}. Two runs never write one stage folder at once"
             ) from None
         info = {"pid": os.getpid(), "command": " ".join(sys.argv) or sys.executable,
-                "started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+                "started": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")}
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(info).encode(), 0)
         remove_temporaries(folder)  # the sole writer now: what an earlier, killed run left half-written

@@ -88,7 +88,8 @@ def merge(grades: ScoreTable, scores: ScoreTable) -> tuple[ScoreTable, list[Prob
         out.scores[key] = Score(**merged)
         if said:
             line = grades.lines.get(key, 0)
-            notes.append(Problem(line, key[1], key[0], "in both tables: " + "; ".join(said) + "; the XLSX values are used",
+            notes.append(Problem(line, key[1], key[0],
+                                 "in both tables: " + "; ".join(said) + "; the XLSX values are used",
                                  grades.source, grades.unit))
     out.lines.update(grades.lines)
     return out, notes

@@ -87,8 +87,8 @@ def check_size(data: bytes, max_pixels: int) -> None:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as im:
                 width, height = im.size
-    except Image.DecompressionBombError:  # Pillow's own header bound (2 x Image.MAX_IMAGE_PIXELS)
-        raise Rejected(Reason.IMAGE_TOO_LARGE, f"its header states more than {2 * Image.MAX_IMAGE_PIXELS} "
+    except Image.DecompressionBombError:  # Pillow's own header bound (2 x Image.MAX_IMAGE_PIXELS, set when raised)
+        raise Rejected(Reason.IMAGE_TOO_LARGE, f"its header states more than {2 * (Image.MAX_IMAGE_PIXELS or 0)} "
                        "pixels (Pillow's bound): not decoded") from None
     except Exception:  # not a format Pillow reads, or a damaged header: decoding decides
         return

@@ -18,6 +18,7 @@ import dataclasses
 import enum
 import math
 import re
+from collections.abc import Sequence
 
 from fpsynth.errors import FpsynthError
 
@@ -63,8 +64,8 @@ def severity_rank(value: str) -> int:
 
 
 def eface_bands_text(below: str = "< ") -> str:
-    """"normal 96-100, near-normal 91-95, ..., complete < 60": the bands as prose (``below`` before
-    the last bound: "&lt;" in HTML)."""
+    """The bands as prose, "normal 96-100, near-normal 91-95, ..., complete < 60" (``below`` goes
+    before the last bound: "&lt;" in HTML)."""
     uppers = [100] + [int(lower) - 1 for _, lower in EFACE_BANDS[:-1]]
     bands = [f"{s.value} {int(lower)}-{upper}" for (s, lower), upper in zip(EFACE_BANDS, uppers)]
     return ", ".join([*bands, f"{Severity.COMPLETE.value} {below}{int(EFACE_BANDS[-1][1])}"])
@@ -172,12 +173,12 @@ def column_map(header: list[str]) -> dict[str, int]:
     return found
 
 
-def header_text(header: list[object]) -> str:
+def header_text(header: Sequence[object]) -> str:
     """The non-empty cells of a header row, quoted, for error messages."""
     return ", ".join(repr(str(c).strip()) for c in header if c is not None and str(c).strip()) or "(none)"
 
 
-def check_columns(cols: dict[str, int], header: list[object], what: str) -> None:
+def check_columns(cols: dict[str, int], header: Sequence[object], what: str) -> None:
     """:class:`ScoresError` naming the columns found when the subject or eFACE column is missing."""
     if "eface_choices" in cols:
         raise ScoresError(f"{what}: several eFACE columns and none is the total or composite; rename the "
@@ -216,7 +217,8 @@ def _read_row(row: list[str], line: int, cols: dict[str, int], table: ScoreTable
         table.problems.append(Problem(line, subject, dataset, detail, table.source, table.unit))
     score, key = Score(eface, hb, sunnybrook), (dataset, subject)
     if key in table.scores and table.scores[key] != score:
-        table.problems.append(Problem(line, subject, dataset, "subject listed again with other scores; the first row is used",
+        table.problems.append(Problem(line, subject, dataset,
+                                      "subject listed again with other scores; the first row is used",
                                       table.source, table.unit))
         return
     table.scores.setdefault(key, score)

@@ -98,7 +98,8 @@ class RuntimeConfig:
         if not 0 <= self.png_compression <= 9:
             raise ConfigError(f"png_compression must be in 0..9, got {self.png_compression}")
         if self.precision not in GENERATE_PRECISIONS:  # the training-only settings (auto, fp16)
-            raise ConfigError(f"precision: {self.precision.value!r} is not one of {[p.value for p in GENERATE_PRECISIONS]}")
+            valid = [p.value for p in GENERATE_PRECISIONS]
+            raise ConfigError(f"precision: {self.precision.value!r} is not one of {valid}")
 
 
 @dataclasses.dataclass(frozen=True)

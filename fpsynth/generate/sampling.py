@@ -70,7 +70,8 @@ class Synthesizer:
         self.cuda = device.type == "cuda"
         self.amp = Amp.resolve(runtime.precision, device, on_cpu=False)  # a CPU samples in fp32
         self.memory_format = torch.channels_last if self.cuda and runtime.channels_last else torch.contiguous_format
-        self.model = model.to(device).eval().to(memory_format=self.memory_format)
+        # nn.Module.to takes memory_format (4-D parameters and buffers); torch's stubs leave it out
+        self.model = model.to(device).eval().to(memory_format=self.memory_format)  # type: ignore[call-overload]
         self.compiled = self.cuda and runtime.compile
         self.network = compiled(self.model) if self.compiled else self.model  # the denoiser the sampler calls
         self.schedule = schedule
