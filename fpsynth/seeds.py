@@ -13,8 +13,9 @@ How a stream derives its numbers (:class:`Recipe`):
 
 - ``SEQUENCE``, the default: numpy ``SeedSequence([seed, tag, *keys])``, where ``tag`` is the
   stream's integer; a stream added today leaves ``tag`` out and gets :func:`text_int` of its
-  name. Text keys are turned into integers by :func:`text_int`. The integer seed (``derive``) is
-  the sequence's first 64-bit word shifted right by one (63 bits, a valid torch seed).
+  name (as the report's streams always did). Text keys are turned into integers by
+  :func:`text_int`. The integer seed (``derive``) is the sequence's first 64-bit word shifted
+  right by one (63 bits, a valid torch seed).
 - ``GIVEN``: the seed handed in is already this purpose's own (drawn from another stream, or a
   network recipe's seed): numpy ``SeedSequence([seed, *keys])``, torch seeded with the seed itself.
 
@@ -76,7 +77,8 @@ class Stream:
     name: str
     drives: str  # where its numbers go (the module and the draw)
     recipe: Recipe = Recipe.SEQUENCE
-    tag: int | None = None  # SEQUENCE: the integer after the seed; None = text_int(name)
+    tag: int | None = None  # SEQUENCE: the integer after the seed; None = text_int(name). The older
+    # streams' integers are kept so that outputs of earlier versions reproduce.
     text: str | None = None  # the *_TEXT recipes: the text hashed with the seed; None = the name
 
     @property
