@@ -106,6 +106,7 @@ class _Tracker:
             self.since += 1
             if self.face is None:
                 raise self.lost or Rejected(Reason.NO_FACE)
+            assert self.anchor is not None  # set with every detected face
             bbox = box_from_landmarks(self.face.landmarks, self.anchor)
             points = self.backend.landmarks(rgb, bbox)
             if _jump(self.face.landmarks, points) <= REDETECT_AT:

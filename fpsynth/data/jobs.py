@@ -91,7 +91,7 @@ def write_crop(ctx: Context, rel: str, crop: np.ndarray) -> None:
         atomic_write_bytes(path, data)
     except OSError as exc:  # never a reject row: the input is fine, and the rerun must retry it
         what = errno.errorcode.get(exc.errno or 0, type(exc).__name__)
-        advice = _WRITE_ADVICE.get(exc.errno, "fix the cause")
+        advice = _WRITE_ADVICE.get(exc.errno or 0, "fix the cause")
         raise CropWriteError(f"prepare stopped: cannot write the crop {path} ({exc.strerror or exc}, {what}); "
                              f"{advice}, then run the same command again: it redoes only the unfinished inputs") from None
 

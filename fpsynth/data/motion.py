@@ -80,6 +80,11 @@ def smooth(x: np.ndarray, window: int) -> np.ndarray:
     return np.convolve(padded, np.ones(window) / window, mode="valid")
 
 
+def unlabelled(labels: np.ndarray) -> np.ndarray:
+    """(N,) bool: which entries of an (N,) object array of phase labels are None (not yet labelled)."""
+    return np.fromiter((v is None for v in labels), bool, len(labels))
+
+
 def label_phases(curve: np.ndarray, cfg: VideoConfig) -> np.ndarray:
     """(N,) object array of :class:`Phase` values for a motion curve; None for frames of other events.
 
@@ -136,7 +141,7 @@ def level_phases(curve: np.ndarray, labels: np.ndarray, cfg: VideoConfig) -> np.
         return out
     top = float(np.max(curve))
     slope = np.gradient(curve) if len(curve) > 1 else np.zeros(1)
-    for i in np.flatnonzero(np.equal(labels, None)):
+    for i in np.flatnonzero(unlabelled(labels)):
         if curve[i] >= cfg.peak_at * top:
             out[i] = Phase.PEAK.value
         elif curve[i] >= cfg.development_at * top:
@@ -183,7 +188,7 @@ def pick_frames(labels: np.ndarray, quota: PhaseQuota, fallback: np.ndarray | No
     chosen = [positions[p][evenly(len(positions[p]), take[p])] for p in take if take[p] > 0]
     missing = quota.total - sum(take.values())
     if fallback is not None and missing > 0:
-        spare = np.equal(labels, None)
+        spare = unlabelled(labels)
         extra = {p.value: np.flatnonzero(spare & (fallback == p.value)) for p in Phase}
         want, left = {}, missing  # each phase's own deficit first (a phase may hold more than its quota)
         for p in Phase:

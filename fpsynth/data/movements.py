@@ -153,6 +153,7 @@ def segment(lms: np.ndarray, index: np.ndarray, fps: float, cfg: MovementsConfig
         # new pose of the head, or the detector refitting a still face; within a movement, only a big one.
         if p > 0 and (gap[p] or (isolated[p] and (at_rest or step[p] >= cfg.cut_at) and held(p))):
             if not at_rest:
+                assert move_from is not None  # not at rest: a movement is open
                 close("move", move_from, (quiet_from if quiet_from is not None else p) - 1, ref)
                 rest_from = quiet_from if quiet_from is not None else p
             close("rest", rest_from, p - 1, ref)

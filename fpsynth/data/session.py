@@ -24,7 +24,7 @@ import numpy as np
 from fpsynth.data.clip import Analysis, Candidate, analyse, decode_rows, shortfall_rows, write_crops
 from fpsynth.data.config import MovementsConfig, VideoConfig
 from fpsynth.data.jobs import Context, Result, frame_row, reject_row
-from fpsynth.data.motion import Phase, label_phases, level_phases, pick_frames, smooth
+from fpsynth.data.motion import Phase, label_phases, level_phases, pick_frames, smooth, unlabelled
 from fpsynth.data.movements import Segmentation, regional_motion, segment
 from fpsynth.data.privacy import Job
 from fpsynth.data.reasons import Reason
@@ -64,7 +64,7 @@ def process_session(job: Job, ctx: Context) -> Result:
         # this movement's too (a second peak, speech), phased by level; the rest either side is neutral.
         phases = label_phases(curve, vc)
         pads = (index[span] < m.start) | (index[span] > m.end)
-        phases[pads & np.equal(phases, None)] = Phase.NEUTRAL.value
+        phases[pads & unlabelled(phases)] = Phase.NEUTRAL.value
         phases = level_phases(curve, phases, vc)
         keep = pick_frames(phases, vc.quota)
         rows += _rows(job, a, label, [(span[k], phases[k], curve[k]) for k in keep], crops)

@@ -167,10 +167,13 @@ def join_clips(parts: list[tuple[Path, int, int]], out: Path, still_s: float = 3
     Returns each part's (first, last) frame number in the written video: the true movement
     boundaries of a test or benchmark "participant".
     """
-    writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"mp4v"), fps, (side, side))
+    writer = cv2.VideoWriter(str(out), cv2.VideoWriter.fourcc(*"mp4v"), fps, (side, side))
     if not writer.isOpened():
         raise RuntimeError(f"OpenCV cannot write {out} with the mp4v codec")
-    still, blank, spans, n, first = round(still_s * fps), round(blank_s * fps), [], 0, None
+    if not parts:
+        raise ValueError("join_clips needs at least one part")
+    still, blank, spans, n = round(still_s * fps), round(blank_s * fps), [], 0
+    first: np.ndarray | None = None  # the last part's first frame
     try:
         for path, a, b in parts:
             cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
@@ -194,6 +197,7 @@ def join_clips(parts: list[tuple[Path, int, int]], out: Path, still_s: float = 3
                 writer.write(f)
             spans.append((n + cut + still, n + cut + still + len(frames) - 1))
             n += cut + still + len(frames)
+        assert first is not None  # there was a part
         for f in [np.zeros_like(first)] * blank + [first] * still:
             writer.write(f)
     finally:
