@@ -30,7 +30,13 @@ from typing import TYPE_CHECKING, Any
 from fpsynth.config import to_dict, to_toml
 from fpsynth.errors import FpsynthError
 from fpsynth.outputs import (
-    RECORD_FILE, UpstreamError, file_check, outputs_problem, read_record, sha256_file, upstream_problem,
+    RECORD_FILE,
+    UpstreamError,
+    file_check,
+    outputs_problem,
+    read_record,
+    sha256_file,
+    upstream_problem,
 )
 from fpsynth.stages import STAGES, StageSpec
 from fpsynth.version import __version__

@@ -59,24 +59,34 @@ _FRAMES = Dep("prepare/frames.parquet", "prepare")
 _NETWORKS = ("ir50_id", "ir50_expression", "mobilefacenet", "inception", "vgg16", "lpips")
 
 DEMO_DATA = StageSpec(
-    "demo-data", "fpsynth demo",
+    "demo-data",
+    "fpsynth demo",
     params=("seed", "demo"),
     outs=("demo.json",),
 )
 
 PREPARE = StageSpec(
-    "prepare", "fpsynth prepare", "--meei DIR (or --aflfp / --images)",
+    "prepare",
+    "fpsynth prepare",
+    "--meei DIR (or --aflfp / --images)",
     # its inputs are the user's folders (``--meei`` ...), named by the run from the input sources
     params=("seed", "prepare", "weights.dlib_models"),
     ignore=("prepare.n_jobs",),  # workers do not change results
     outs=("frames.parquet", "pairs.parquet", "rejects.parquet", "private/mapping.parquet"),
-    verified=("frames.parquet", "pairs.parquet", "rejects.parquet", "private/mapping.parquet",
-              "private/rejects.parquet", "checks.parquet"),
+    verified=(
+        "frames.parquet",
+        "pairs.parquet",
+        "rejects.parquet",
+        "private/mapping.parquet",
+        "private/rejects.parquet",
+        "checks.parquet",
+    ),
     verified_lists=("checks.parquet",),  # size, mtime, sha256 of every crop
 )
 
 TRAIN = StageSpec(
-    "train", "fpsynth train",
+    "train",
+    "fpsynth train",
     deps={"pairs": Dep("prepare/pairs.parquet", "prepare"), "frames": _FRAMES},
     # plus ``train.init_from`` by content when set (fpsynth.train.run)
     params=("seed", "train", "weights.random_init"),
@@ -85,19 +95,28 @@ TRAIN = StageSpec(
 )
 
 GENERATE = StageSpec(
-    "generate", "fpsynth generate", "--ids DIR",
+    "generate",
+    "fpsynth generate",
+    "--ids DIR",
     # plus the identity photos (``--ids``); the checkpoint is absent only for ``generate.plan_only``
     deps={"frames": _FRAMES, "checkpoint": Dep("train/checkpoints/latest", "train", optional=True)},
     # identity photos are aligned with prepare's face settings
     params=("seed", "generate", "weights.dlib_models", "prepare.faces", "prepare.quality"),
-    ignore=("generate.ids", "generate.checkpoint", "generate.out", "generate.shard", "generate.plan_only",
-            "generate.runtime"),  # where and how fast the run goes, which changes no image
+    ignore=(
+        "generate.ids",
+        "generate.checkpoint",
+        "generate.out",
+        "generate.shard",
+        "generate.plan_only",
+        "generate.runtime",
+    ),  # where and how fast the run goes, which changes no image
     outs=("metadata.parquet", "README.md"),
     verified=("metadata.parquet", "README.md"),
 )
 
 UTILITY = StageSpec(
-    "utility", "fpsynth utility",
+    "utility",
+    "fpsynth utility",
     deps={"frames": _FRAMES, "dataset": Dep("generate/metadata.parquet", "generate")},
     params=("seed", "utility", "weights.dlib_models", "weights.random_init"),
     weights=("ir50_id",),  # read by the ir50 grader only
@@ -105,7 +124,8 @@ UTILITY = StageSpec(
 )
 
 REPORT = StageSpec(
-    "report", "fpsynth report",
+    "report",
+    "fpsynth report",
     deps={
         "frames": _FRAMES,
         "dataset": Dep("generate/metadata.parquet", "generate", optional=True),

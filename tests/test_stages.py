@@ -83,18 +83,23 @@ def test_changing_weights_invalidates_train_and_every_stage_that_reads_them(tmp_
     files = {name: tmp_path / f"{name}.pth" for name in ("ir50_id", "ir50_expression", "mobilefacenet", "inception")}
     for path in files.values():
         path.write_bytes(b"first")
-    sets = [f"weights.{name}={path}" for name, path in files.items()] + ["utility.graders=[\"ir50\"]"]
+    sets = [f"weights.{name}={path}" for name, path in files.items()] + ['utility.graders=["ir50"]']
 
     def fingerprints(*overrides):
         cfg = load_pipeline("tiny", [*sets, *overrides])
-        return {"train": train_stage(cfg, tmp_path / "ws")[0].fingerprint,
-                **{s.name: Stage.declared(s, tmp_path / "ws", cfg).fingerprint for s in (UTILITY, REPORT, GENERATE)}}
+        return {
+            "train": train_stage(cfg, tmp_path / "ws")[0].fingerprint,
+            **{s.name: Stage.declared(s, tmp_path / "ws", cfg).fingerprint for s in (UTILITY, REPORT, GENERATE)},
+        }
 
     base = fingerprints()
     changed = fingerprints("weights.random_init=[]")
     assert {k for k in base if base[k] != changed[k]} == {"train", "utility", "report"}
-    for name, readers in {"ir50_id": {"train", "utility", "report"}, "mobilefacenet": {"train", "report"},
-                          "inception": {"report"}}.items():
+    for name, readers in {
+        "ir50_id": {"train", "utility", "report"},
+        "mobilefacenet": {"train", "report"},
+        "inception": {"report"},
+    }.items():
         files[name].write_bytes(b"second")  # same path, other content
         now = fingerprints()
         assert {k for k in base if base[k] != now[k]} == readers, name

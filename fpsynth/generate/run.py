@@ -124,8 +124,8 @@ def _checkpoint_path(given: Path | None, workspace: Path) -> Path:
     return latest
 
 
-def produce(cfg: PipelineConfig, out: Path, identities: Identities, pool: StylePool, checkpoint: Path | None, loader: Loader,
-            *, stage: Stage | None = None, force: bool = False, worker: Worker | None = None) -> dict[str, Any]:
+def produce(cfg: PipelineConfig, out: Path, identities: Identities, pool: StylePool, checkpoint: Path | None,
+            loader: Loader, *, stage: Stage | None = None, force: bool = False, worker: Worker | None = None) -> dict[str, Any]:
     """Plan, sample this process's shards, and merge when the whole run is done (see the module docstring)."""
     gen, out = cfg.generate, Path(out)
     plan = Plan(gen.count, gen.plan, cfg.seed, identities, pool)

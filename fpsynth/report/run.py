@@ -38,13 +38,13 @@ from fpsynth.nets.loading import MissingNetwork
 from fpsynth.outputs import require_upstream
 from fpsynth.report import page, utility_section
 from fpsynth.report.afid import AFID_DIR, afid_of, plan_afid, run_transfers
+from fpsynth.report.config import ReportConfig
 from fpsynth.report.dataset import read_generated
 from fpsynth.report.evaluate import SetResult, Timings, evaluate_set
 from fpsynth.report.figures import SetSummary
 from fpsynth.report.images import batched, load_images
 from fpsynth.report.networks import Networks, open_networks
 from fpsynth.report.privacy import audit
-from fpsynth.report.config import ReportConfig
 from fpsynth.report.sources import Inputs, Prepared, locate, provenance, read_train_log, seeded_subset
 from fpsynth.report.summary import set_summary, table1_row
 from fpsynth.stage import Stage, atomic_write_json, atomic_write_parquet, atomic_write_text
@@ -204,7 +204,8 @@ def _model(inputs: Inputs, rc: ReportConfig, seed: int, nets: Networks, ref_stat
     if isinstance(nets.fid, MissingNetwork):
         block = {**nets.fid.to_dict(), **base}
     else:
-        block = {"status": "ok", **afid_of(plan, nets, rc.metrics.fid.batch_size, rc.metrics.fid.eps, timings).to_dict(), **base}
+        afid = afid_of(plan, nets, rc.metrics.fid.batch_size, rc.metrics.fid.eps, timings)
+        block = {"status": "ok", **afid.to_dict(), **base}
     return ModelEvaluation(info, block, plan, _evaluated(result, nets, ref_stats, rc, timings, None))
 
 
