@@ -59,16 +59,16 @@ _FRAMES = Dep("prepare/frames.parquet", "prepare")
 _NETWORKS = ("ir50_id", "ir50_expression", "mobilefacenet", "inception", "vgg16", "lpips")
 
 DEMO_DATA = StageSpec(
-    "demo-data",
-    "fpsynth demo",
+    name="demo-data",
+    command="fpsynth demo",
     params=("seed", "demo"),
     outs=("demo.json",),
 )
 
 PREPARE = StageSpec(
-    "prepare",
-    "fpsynth prepare",
-    "--meei DIR (or --aflfp / --images)",
+    name="prepare",
+    command="fpsynth prepare",
+    args="--meei DIR (or --aflfp / --images)",
     # its inputs are the user's folders (``--meei`` ...), named by the run from the input sources
     params=("seed", "prepare", "weights.dlib_models"),
     ignore=("prepare.n_jobs",),  # workers do not change results
@@ -85,8 +85,8 @@ PREPARE = StageSpec(
 )
 
 TRAIN = StageSpec(
-    "train",
-    "fpsynth train",
+    name="train",
+    command="fpsynth train",
     deps={"pairs": Dep("prepare/pairs.parquet", "prepare"), "frames": _FRAMES},
     # plus ``train.init_from`` by content when set (fpsynth.train.run)
     params=("seed", "train", "weights.random_init"),
@@ -95,9 +95,9 @@ TRAIN = StageSpec(
 )
 
 GENERATE = StageSpec(
-    "generate",
-    "fpsynth generate",
-    "--ids DIR",
+    name="generate",
+    command="fpsynth generate",
+    args="--ids DIR",
     # plus the identity photos (``--ids``); the checkpoint is absent only for ``generate.plan_only``
     deps={"frames": _FRAMES, "checkpoint": Dep("train/checkpoints/latest", "train", optional=True)},
     # identity photos are aligned with prepare's face settings
@@ -115,8 +115,8 @@ GENERATE = StageSpec(
 )
 
 UTILITY = StageSpec(
-    "utility",
-    "fpsynth utility",
+    name="utility",
+    command="fpsynth utility",
     deps={"frames": _FRAMES, "dataset": Dep("generate/metadata.parquet", "generate")},
     params=("seed", "utility", "weights.dlib_models", "weights.random_init"),
     weights=("ir50_id",),  # read by the ir50 grader only
@@ -124,8 +124,8 @@ UTILITY = StageSpec(
 )
 
 REPORT = StageSpec(
-    "report",
-    "fpsynth report",
+    name="report",
+    command="fpsynth report",
     deps={
         "frames": _FRAMES,
         "dataset": Dep("generate/metadata.parquet", "generate", optional=True),
