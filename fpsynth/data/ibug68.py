@@ -14,6 +14,7 @@ BROWS = slice(17, 27)
 NOSE = slice(27, 36)  # bridge 27-30, then the lower edge 31-35
 # p1..p6 each: a corner, two upper-lid points, the other corner, two lower-lid points (clockwise)
 RIGHT_EYE, LEFT_EYE = slice(36, 42), slice(42, 48)
+EYELIDS = np.array([37, 38, 40, 41, 43, 44, 46, 47])  # both eyes' lid points, corners left out
 OUTER_LIP, INNER_LIP = slice(48, 60), slice(60, 68)
 MOUTH = slice(48, 68)
 NOSE_TIP = 30

@@ -32,11 +32,10 @@ import dataclasses
 import numpy as np
 
 from fpsynth.data.config import MovementsConfig
-from fpsynth.data.ibug68 import STABLE_POINTS
+from fpsynth.data.ibug68 import BROWS, EYELIDS, LEFT_EYE, MOUTH, RIGHT_EYE, STABLE_POINTS, indices
 from fpsynth.data.motion import smooth
 
-EYELIDS = np.array([37, 38, 40, 41, 43, 44, 46, 47])  # the eye corners are stable points: they do not move
-REGIONS = (np.arange(17, 27), EYELIDS, np.arange(48, 68))  # brows, eyelids, mouth
+REGIONS = (indices(BROWS), EYELIDS, indices(MOUTH))  # brows, eyelids (the corners are stable points), mouth
 SMOOTH = 3  # analysed frames averaged in the scan's signal (one-frame landmark glitches do not start a movement)
 
 
@@ -56,7 +55,7 @@ def aligned_onto(lms: np.ndarray, ref: np.ndarray) -> np.ndarray:
 
 def _interocular(lms: np.ndarray) -> np.ndarray:
     """(...,) eye-centre distance of (..., 68, 2) landmarks."""
-    return np.linalg.norm(lms[..., 42:48, :].mean(-2) - lms[..., 36:42, :].mean(-2), axis=-1)
+    return np.linalg.norm(lms[..., LEFT_EYE, :].mean(-2) - lms[..., RIGHT_EYE, :].mean(-2), axis=-1)
 
 
 def regional_motion(lms: np.ndarray, ref: np.ndarray) -> np.ndarray:
