@@ -90,7 +90,8 @@ class Walk:
         return ([Found(dataset, (p,), reason=Reason.SPECIAL_FILE,
                        detail="a FIFO, socket or device, not a regular file: never opened") for p in self.special]
                 + [Found(dataset, (p,), reason=Reason.DUPLICATE,
-                         detail="the same file as another input below this folder (a link): taken once") for p in self.duplicates]
+                         detail="the same file as another input below this folder (a link): taken once")
+                   for p in self.duplicates]
                 + [Found(dataset, (p,), reason=Reason.STAGE_FOLDER,
                          detail="a folder of fpsynth outputs (it holds a stage.json): its files are not inputs")
                    for p in self.stage_folders])
@@ -230,7 +231,8 @@ def discover_aflfp(root: Path, cfg: SourcesConfig) -> list[Found]:
             continue
         parts = path.relative_to(root).parts
         if suffix not in cfg.image_extensions:
-            found.append(Found("aflfp", (path,), reason=Reason.UNSUPPORTED, detail=f"extension '{suffix}' is not an image"))
+            found.append(Found("aflfp", (path,), reason=Reason.UNSUPPORTED,
+                               detail=f"extension '{suffix}' is not an image"))
         elif len(parts) != 3:
             found.append(Found("aflfp", (path,), reason=Reason.PATH_PATTERN,
                                detail="expected <subject>/<expression>/<NNN>[_<phase>].<image>"))
@@ -257,7 +259,8 @@ def discover_images(root: Path, cfg: SourcesConfig) -> list[Found]:
         if suffix == ".pts":
             continue
         if suffix not in cfg.image_extensions:
-            found.append(Found("images", (path,), reason=Reason.UNSUPPORTED, detail=f"extension '{suffix}' is not an image"))
+            found.append(Found("images", (path,), reason=Reason.UNSUPPORTED,
+                               detail=f"extension '{suffix}' is not an image"))
             continue
         parts = path.relative_to(root).parts
         subject = parts[0] if len(parts) > 1 else path.stem

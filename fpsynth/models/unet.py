@@ -97,7 +97,8 @@ class ResBlock(TimestepBlock):
         self.h_upd: nn.Module
         self.x_upd: nn.Module
         if up:
-            self.h_upd, self.x_upd = nn.Upsample(scale_factor=2, mode="nearest"), nn.Upsample(scale_factor=2, mode="nearest")
+            self.h_upd = nn.Upsample(scale_factor=2, mode="nearest")
+            self.x_upd = nn.Upsample(scale_factor=2, mode="nearest")
         elif down:
             self.h_upd, self.x_upd = nn.AvgPool2d(2), nn.AvgPool2d(2)
         else:
@@ -166,7 +167,8 @@ class UNet(nn.Module):
             if level != last:
                 # The block exists even where the resampling is skipped (DCFace's layout), and ds
                 # doubles regardless, so the two 7x7 levels are ds=16 and ds=32.
-                self.input_blocks.append(TimestepEmbedSequential(res(ch, ch, down=level not in cfg.skip_resample_levels)))
+                down = level not in cfg.skip_resample_levels
+                self.input_blocks.append(TimestepEmbedSequential(res(ch, ch, down=down)))
                 skip_chans.append(ch)
                 ds *= 2
 
