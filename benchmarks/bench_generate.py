@@ -49,6 +49,7 @@ import cv2
 import numpy as np
 import pandas as pd
 import torch
+from bench_model import RANDOM_WEIGHTS, unet_forward_flops  # noqa: E402 (a sibling script: run this file as a script)
 from torch.utils.flop_counter import FlopCounterMode
 
 from fpsynth.data.manifests import FRAMES, to_table
@@ -60,13 +61,11 @@ from fpsynth.generate.config import GenerateConfig, PlanConfig, RuntimeConfig
 from fpsynth.generate.identities import Identities
 from fpsynth.generate.plan import StylePool
 from fpsynth.generate.run import produce
-from fpsynth.generate.sampling import Synthesizer
+from fpsynth.generate.synthesizer import Synthesizer
 from fpsynth.models.ccfexp import CCFExp, build_model
 from fpsynth.models.config import ModelConfig, tiny_model_config
 from fpsynth.pipeline import PipelineConfig
 from fpsynth.stage import atomic_write_parquet
-
-from bench_model import RANDOM_WEIGHTS, unet_forward_flops  # noqa: E402 (a sibling script: run this file as a script)
 
 CONFIGS = {"tiny": tiny_model_config, "paper": ModelConfig}
 SEVERITIES = ("normal", "near-normal", "mild", "moderate", "severe", "complete")
@@ -90,10 +89,21 @@ def synthetic_workspace(prepare_dir: Path, frames_per_stratum: int = 4) -> None:
                 path = f"crops/P{s:04d}/{expression}/{j:05d}.png"
                 (prepare_dir / path).parent.mkdir(parents=True, exist_ok=True)
                 cv2.imwrite(str(prepare_dir / path), smooth_crop(rng))
-                rows.append({"frame_id": f"P{s:04d}-{expression}-{j:05d}", "path": path, "subject": f"P{s:04d}",
-                             "expression": expression, "phase": "peak", "severity": severity, "eface": 50.0 + 8 * s,
-                             "landmarks": np.zeros(136), "bbox": np.zeros(4), "affine": np.zeros(6),
-                             "split": "test"})
+                rows.append(
+                    {
+                        "frame_id": f"P{s:04d}-{expression}-{j:05d}",
+                        "path": path,
+                        "subject": f"P{s:04d}",
+                        "expression": expression,
+                        "phase": "peak",
+                        "severity": severity,
+                        "eface": 50.0 + 8 * s,
+                        "landmarks": np.zeros(136),
+                        "bbox": np.zeros(4),
+                        "affine": np.zeros(6),
+                        "split": "test",
+                    }
+                )
     atomic_write_parquet(prepare_dir / "frames.parquet", to_table(pd.DataFrame(rows), FRAMES))
 
 
@@ -109,8 +119,12 @@ def build(config: str, device: torch.device) -> CCFExp:
 
 
 def pipeline(count: int, steps: int, batch: int | str, shard_size: int, device: str) -> PipelineConfig:
-    gen = GenerateConfig(count=count, sampler=SamplerConfig(steps=steps), plan=PlanConfig(shard_size=shard_size),
-                         runtime=RuntimeConfig(device=device, batch_size=batch))
+    gen = GenerateConfig(
+        count=count,
+        sampler=SamplerConfig(steps=steps),
+        plan=PlanConfig(shard_size=shard_size),
+        runtime=RuntimeConfig(device=device, batch_size=batch),
+    )
     return dataclasses.replace(PipelineConfig(), generate=gen)
 
 
@@ -138,8 +152,10 @@ def time_plain(synth: Synthesizer, count: int, batch: int) -> float:
     """
     model, network, device = synth.model, synth.network, synth.device
     g = torch.Generator().manual_seed(0)
-    x_id, x_style = [(torch.rand(batch, 3, 112, 112, generator=g) * 2 - 1).to(device)
-                     .contiguous(memory_format=synth.memory_format) for _ in range(2)]
+    x_id, x_style = [
+        (torch.rand(batch, 3, 112, 112, generator=g) * 2 - 1).to(device).contiguous(memory_format=synth.memory_format)
+        for _ in range(2)
+    ]
     amp = torch.autocast("cuda", dtype=torch.bfloat16, enabled=synth.autocast)
     _sync(device)
     start = time.perf_counter()
@@ -148,7 +164,7 @@ def time_plain(synth: Synthesizer, count: int, batch: int) -> float:
             with amp:
                 cond = model.conditions(x_id, model.style_features(x_style))
 
-            def eps_fn(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            def eps_fn(x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor = cond) -> torch.Tensor:
                 with amp:
                     return network(x.contiguous(memory_format=synth.memory_format), t, cond).float()
 
@@ -187,13 +203,23 @@ def bench_speed(args: argparse.Namespace, device: torch.device) -> dict:
             times["plain"].append(time_plain(synth, args.count, batch))
             times["fpsynth"].append(time_fpsynth(model, root, cfg, r))
         unet = time_unet_only(synth, args.count, batch) if device.type == "cuda" else None
-        hashes = [pd.read_parquet(root / f"out{r}" / "metadata.parquet")["image_sha256"].tolist()
-                  for r in range(args.repeats)]
-    result = {"config": args.config, "device": str(device), "precision": synth.precision,
-              "compiled": synth.compiled, "count": args.count,
-              "steps": args.steps, "batch": batch, "repeats": args.repeats,
-              "plain_s": statistics.median(times["plain"]), "fpsynth_s": statistics.median(times["fpsynth"]),
-              "all_times": times, "repeats_identical_bytes": all(h == hashes[0] for h in hashes)}
+        hashes = [
+            pd.read_parquet(root / f"out{r}" / "metadata.parquet")["image_sha256"].tolist() for r in range(args.repeats)
+        ]
+    result = {
+        "config": args.config,
+        "device": str(device),
+        "precision": synth.precision,
+        "compiled": synth.compiled,
+        "count": args.count,
+        "steps": args.steps,
+        "batch": batch,
+        "repeats": args.repeats,
+        "plain_s": statistics.median(times["plain"]),
+        "fpsynth_s": statistics.median(times["fpsynth"]),
+        "all_times": times,
+        "repeats_identical_bytes": all(h == hashes[0] for h in hashes),
+    }
     result["plain_images_per_s"] = args.count / result["plain_s"]
     result["fpsynth_images_per_s"] = args.count / result["fpsynth_s"]
     result["ratio"] = result["fpsynth_images_per_s"] / result["plain_images_per_s"]
@@ -226,11 +252,18 @@ def bench_io(args: argparse.Namespace) -> list[dict]:
                     runtime = RuntimeConfig(device="cpu", batch_size=args.io_batch, overlap=overlap)
                     cfg = dataclasses.replace(cfg, generate=dataclasses.replace(cfg.generate, runtime=runtime))
                     seconds[count] = statistics.median(
-                        time_fpsynth(model, root, cfg, f"io-{overlap}-{count}-{r}") for r in range(args.repeats))
+                        time_fpsynth(model, root, cfg, f"io-{overlap}-{count}-{r}") for r in range(args.repeats)
+                    )
                 (lo, t_lo), (hi, t_hi) = min(seconds.items()), max(seconds.items())
                 per_image = (t_hi - t_lo) / (hi - lo)
-                results.append({"overlap": overlap, "seconds": seconds, "ms_per_image": 1000 * per_image,
-                                "fixed_s": t_lo - lo * per_image})
+                results.append(
+                    {
+                        "overlap": overlap,
+                        "seconds": seconds,
+                        "ms_per_image": 1000 * per_image,
+                        "fixed_s": t_lo - lo * per_image,
+                    }
+                )
     finally:
         Synthesizer.__call__ = real_call
     return results
@@ -254,8 +287,15 @@ def memory_child(count: int, config: str) -> None:
 def bench_memory(args: argparse.Namespace) -> list[dict]:
     results = []
     for count in args.memory_counts:
-        cmd = [sys.executable, __file__, "--memory-child", str(count), "--config", args.config,
-               *(["--threads", str(args.threads)] if args.threads else [])]
+        cmd = [
+            sys.executable,
+            __file__,
+            "--memory-child",
+            str(count),
+            "--config",
+            args.config,
+            *(["--threads", str(args.threads)] if args.threads else []),
+        ]
         out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
         results.append(json.loads(out.strip().splitlines()[-1]))
     return results
@@ -280,9 +320,15 @@ def bench_flops(args: argparse.Namespace) -> dict:
     unet, cond = unet_forward_flops(cfg), condition_flops(cfg)
     per_image = cond + args.paper_steps * unet
     floor_s = per_image * 100_000 / (args.peak_tflops * 1e12)
-    return {"unet_forward_gflops": unet / 1e9, "conditions_gflops": cond / 1e9, "steps": args.paper_steps,
-            "gflops_per_image": per_image / 1e9, "peak_tflops": args.peak_tflops,
-            "floor_s_100k": floor_s, "floor_images_per_s": 100_000 / floor_s}
+    return {
+        "unet_forward_gflops": unet / 1e9,
+        "conditions_gflops": cond / 1e9,
+        "steps": args.paper_steps,
+        "gflops_per_image": per_image / 1e9,
+        "peak_tflops": args.peak_tflops,
+        "floor_s_100k": floor_s,
+        "floor_images_per_s": 100_000 / floor_s,
+    }
 
 
 # --------------------------------------------------------------------------- report
@@ -293,36 +339,59 @@ def markdown(result: dict) -> str:
     if "speed" in result:
         s = result["speed"]
         compiled = ", compiled" if s["compiled"] else ""
-        lines += [f"**speed** ({s['config']} model, {s['device']} {s['precision']}{compiled}, {s['count']} images, "
-                  f"{s['steps']} steps, batch {s['batch']}, median of {s['repeats']})", "",
-                  "| loop | images/s |", "|---|---|",
-                  f"| plain sampling loop | {s['plain_images_per_s']:.2f} |",
-                  "| fpsynth generate (plan, load, sample, PNG, hash, shards, merge) | "
-                  f"{s['fpsynth_images_per_s']:.2f} |"]
+        lines += [
+            f"**speed** ({s['config']} model, {s['device']} {s['precision']}{compiled}, {s['count']} images, "
+            f"{s['steps']} steps, batch {s['batch']}, median of {s['repeats']})",
+            "",
+            "| loop | images/s |",
+            "|---|---|",
+            f"| plain sampling loop | {s['plain_images_per_s']:.2f} |",
+            f"| fpsynth generate (plan, load, sample, PNG, hash, shards, merge) | {s['fpsynth_images_per_s']:.2f} |",
+        ]
         if "unet_only_images_per_s" in s:
             lines.append(f"| U-Net forwards alone | {s['unet_only_images_per_s']:.2f} |")
-        lines += [f"| **ratio fpsynth / plain** (target >= 0.95) | **{s['ratio']:.3f}** |", "",
-                  f"fpsynth's {s['repeats']} runs wrote identical bytes: {s['repeats_identical_bytes']}", ""]
+        lines += [
+            f"| **ratio fpsynth / plain** (target >= 0.95) | **{s['ratio']:.3f}** |",
+            "",
+            f"fpsynth's {s['repeats']} runs wrote identical bytes: {s['repeats_identical_bytes']}",
+            "",
+        ]
     if "io" in result:
-        lines += ["**fpsynth's own work** (sampling replaced by an instant stand-in; fit over --count "
-                  f"{', '.join(str(c) for c in result['io'][0]['seconds'])})", "",
-                  "| I/O | seconds per count | per image (ms) | per run (s) |", "|---|---|---|---|"]
-        lines += [f"| {r['overlap']} | {', '.join(f'{s:.2f}' for s in r['seconds'].values())} | "
-                  f"{r['ms_per_image']:.2f} | {r['fixed_s']:.2f} |" for r in result["io"]]
+        lines += [
+            "**fpsynth's own work** (sampling replaced by an instant stand-in; fit over --count "
+            f"{', '.join(str(c) for c in result['io'][0]['seconds'])})",
+            "",
+            "| I/O | seconds per count | per image (ms) | per run (s) |",
+            "|---|---|---|---|",
+        ]
+        lines += [
+            f"| {r['overlap']} | {', '.join(f'{s:.2f}' for s in r['seconds'].values())} | "
+            f"{r['ms_per_image']:.2f} | {r['fixed_s']:.2f} |"
+            for r in result["io"]
+        ]
         lines.append("")
     if "memory" in result:
-        lines += ["**peak RSS** (whole run, 1 step, shards of 100)", "", "| --count | peak RSS (MiB) | seconds |",
-                  "|---|---|---|"]
+        lines += [
+            "**peak RSS** (whole run, 1 step, shards of 100)",
+            "",
+            "| --count | peak RSS (MiB) | seconds |",
+            "|---|---|---|",
+        ]
         lines += [f"| {m['count']} | {m['peak_rss_mib']:.0f} | {m['seconds']:.1f} |" for m in result["memory"]]
         lines.append("")
     if "flops" in result:
         f = result["flops"]
-        lines += ["**paper configuration, FLOPs and floor**", "", "| figure | value |", "|---|---|",
-                  f"| U-Net forward (GFLOP / image) | {f['unet_forward_gflops']:.1f} |",
-                  f"| conditions, once per image (GFLOP) | {f['conditions_gflops']:.1f} |",
-                  f"| one image, {f['steps']} steps (GFLOP) | {f['gflops_per_image']:.0f} |",
-                  f"| floor for 100,000 images at {f['peak_tflops']:.0f} TFLOP/s (s) | {f['floor_s_100k']:.0f} |",
-                  f"| floor rate (images/s) | {f['floor_images_per_s']:.0f} |"]
+        lines += [
+            "**paper configuration, FLOPs and floor**",
+            "",
+            "| figure | value |",
+            "|---|---|",
+            f"| U-Net forward (GFLOP / image) | {f['unet_forward_gflops']:.1f} |",
+            f"| conditions, once per image (GFLOP) | {f['conditions_gflops']:.1f} |",
+            f"| one image, {f['steps']} steps (GFLOP) | {f['gflops_per_image']:.0f} |",
+            f"| floor for 100,000 images at {f['peak_tflops']:.0f} TFLOP/s (s) | {f['floor_s_100k']:.0f} |",
+            f"| floor rate (images/s) | {f['floor_images_per_s']:.0f} |",
+        ]
         if "speed" in result and result["speed"]["config"] == "paper" and result["speed"]["steps"] == f["steps"]:
             s = result["speed"]
             lines.append(f"| measured fpsynth / floor | {s['fpsynth_images_per_s'] / f['floor_images_per_s']:.3f} |")
@@ -363,9 +432,15 @@ def main() -> None:
     args.batch = batch if batch == "auto" else int(batch)
 
     parts = set(args.parts.split(","))
-    result: dict = {"machine": {"device": str(device), "torch": torch.__version__, "threads": torch.get_num_threads(),
-                                "cpu": platform.processor() or platform.machine(),
-                                "gpu": torch.cuda.get_device_name(device) if cuda else None}}
+    result: dict = {
+        "machine": {
+            "device": str(device),
+            "torch": torch.__version__,
+            "threads": torch.get_num_threads(),
+            "cpu": platform.processor() or platform.machine(),
+            "gpu": torch.cuda.get_device_name(device) if cuda else None,
+        }
+    }
     if "speed" in parts:
         result["speed"] = bench_speed(args, device)
     if "io" in parts:

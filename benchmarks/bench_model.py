@@ -47,8 +47,12 @@ def unet_forward_flops(cfg: ModelConfig) -> int:
     """FLOPs of one U-Net forward for one image with its condition tokens (meta device: no compute)."""
     with torch.device("meta"):
         unet = UNet(cfg.unet)
-        args = (torch.empty(1, 3, 112, 112), torch.zeros(1, dtype=torch.long),
-                torch.empty(1, 2 * cfg.unet.attention_width, 147), torch.empty(1, cfg.unet.time_embed_dim))
+        args = (
+            torch.empty(1, 3, 112, 112),
+            torch.zeros(1, dtype=torch.long),
+            torch.empty(1, 2 * cfg.unet.attention_width, 147),
+            torch.empty(1, cfg.unet.time_embed_dim),
+        )
     counter = FlopCounterMode(display=False)
     with counter:
         unet(*args)
@@ -64,7 +68,9 @@ def _batch(n: int, device: torch.device, seed: int = 0) -> tuple[torch.Tensor, .
     return tuple(v.to(device) for v in (x0, x_id, t, eps))
 
 
-def _step(objective: CycleObjective, optimizer: torch.optim.Optimizer, batch: tuple[torch.Tensor, ...], autocast: bool) -> None:
+def _step(
+    objective: CycleObjective, optimizer: torch.optim.Optimizer, batch: tuple[torch.Tensor, ...], autocast: bool
+) -> None:
     optimizer.zero_grad(set_to_none=True)
     with torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
         losses = objective(*batch)
@@ -88,8 +94,10 @@ def time_steps(model: CCFExp, batch_size: int, repeats: int, device: torch.devic
     One warm-up step of each first; then the two kinds alternate, so that a change in the
     machine's load during the run (a shared CPU) falls on both alike.
     """
-    objectives = {label: CycleObjective(model, NoiseSchedule(), LossConfig(cycle=cycle))
-                  for label, cycle in (("plain", False), ("cycle", True))}
+    objectives = {
+        label: CycleObjective(model, NoiseSchedule(), LossConfig(cycle=cycle))
+        for label, cycle in (("plain", False), ("cycle", True))
+    }
     optimizer = torch.optim.AdamW(model.trainable_parameters(), lr=1e-4)
     batch = _batch(batch_size, device)
     autocast = device.type == "cuda"
@@ -131,16 +139,24 @@ def bench_config(name: str, batch_size: int, repeats: int, device: torch.device,
     result["cycle_over_plain"] = result["cycle_step_s"] / result["plain_step_s"]
     result["cycle_over_plain_flops"] = result["cycle_step_gflops_per_image"] / result["plain_step_gflops_per_image"]
     # Generation floor: 100k images x 50 DDIM steps x one U-Net forward, at the peak rate.
-    result["generation_floor_s_100k_50steps"] = result["unet_forward_gflops"] * 1e9 * 50 * 100_000 / (peak_tflops * 1e12)
+    result["generation_floor_s_100k_50steps"] = (
+        result["unet_forward_gflops"] * 1e9 * 50 * 100_000 / (peak_tflops * 1e12)
+    )
     return result
 
 
 def markdown(results: list[dict], device: str) -> str:
     rows = [
-        ("parameters (total / trainable, M)", lambda r: f"{r['params_total'] / 1e6:.1f} / {r['params_trainable'] / 1e6:.1f}"),
+        (
+            "parameters (total / trainable, M)",
+            lambda r: f"{r['params_total'] / 1e6:.1f} / {r['params_trainable'] / 1e6:.1f}",
+        ),
         ("U-Net forward, batch 1 (GFLOP)", lambda r: f"{r['unet_forward_gflops']:.2f}"),
         ("generation floor, 100k images x 50 steps (s)", lambda r: f"{r['generation_floor_s_100k_50steps']:.0f}"),
-        ("train step per image, plain / cycle (GFLOP)", lambda r: f"{r['plain_step_gflops_per_image']:.1f} / {r['cycle_step_gflops_per_image']:.1f}"),
+        (
+            "train step per image, plain / cycle (GFLOP)",
+            lambda r: f"{r['plain_step_gflops_per_image']:.1f} / {r['cycle_step_gflops_per_image']:.1f}",
+        ),
         ("batch", lambda r: str(r["batch"])),
         (f"plain step on {device} (s)", lambda r: f"{r['plain_step_s']:.3f}"),
         (f"cycle step on {device} (s)", lambda r: f"{r['cycle_step_s']:.3f}"),
@@ -149,10 +165,13 @@ def markdown(results: list[dict], device: str) -> str:
         ("images/s, plain / cycle", lambda r: f"{r['plain_images_per_s']:.2f} / {r['cycle_images_per_s']:.2f}"),
     ]
     if any("plain_fraction_of_peak" in r for r in results):
-        rows.append(("fraction of peak FLOP rate, plain / cycle",
-                     lambda r: f"{r['plain_fraction_of_peak']:.1%} / {r['cycle_fraction_of_peak']:.1%}"))
-    lines = ["| figure | " + " | ".join(r["config"] for r in results) + " |",
-             "|---|" + "---|" * len(results)]
+        rows.append(
+            (
+                "fraction of peak FLOP rate, plain / cycle",
+                lambda r: f"{r['plain_fraction_of_peak']:.1%} / {r['cycle_fraction_of_peak']:.1%}",
+            )
+        )
+    lines = ["| figure | " + " | ".join(r["config"] for r in results) + " |", "|---|" + "---|" * len(results)]
     lines += ["| " + label + " | " + " | ".join(fmt(r) for r in results) + " |" for label, fmt in rows]
     return "\n".join(lines)
 
@@ -173,8 +192,12 @@ def main() -> None:
     for name in args.configs.split(","):
         batch = args.batch_tiny if name == "tiny" else args.batch_paper
         results.append(bench_config(name, batch, args.repeats, device, args.peak_tflops))
-    machine = {"device": str(device), "torch": torch.__version__, "threads": torch.get_num_threads(),
-               "cpu": platform.processor() or platform.machine()}
+    machine = {
+        "device": str(device),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "cpu": platform.processor() or platform.machine(),
+    }
     if device.type == "cuda":
         machine["gpu"] = torch.cuda.get_device_name(device)
     print(f"machine: {machine}\n")

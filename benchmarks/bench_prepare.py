@@ -122,7 +122,11 @@ def fit_bound(videos: list[Path], n_jobs: int, config: str, layout: str) -> tupl
     run = Parallel(n_jobs=n_jobs, backend="loky") if n_jobs > 1 else None
     for _ in range(2):
         t0 = time.perf_counter()
-        counts = run(delayed(_fits_only)(v, config, layout) for v in videos) if run else [_fits_only(v, config, layout) for v in videos]
+        counts = (
+            run(delayed(_fits_only)(v, config, layout) for v in videos)
+            if run
+            else [_fits_only(v, config, layout) for v in videos]
+        )
         seconds = time.perf_counter() - t0
     return sum(counts), seconds
 
@@ -168,10 +172,10 @@ def prepare_speed(videos: list[Path], n_jobs: int, config: str, work: Path, layo
 def job_cpu(videos: list[Path], config: str, work: Path, layout: str) -> list[dict]:
     """CPU seconds of each prepare job run in this process, the face models loaded beforehand:
     the work itself, robust to other jobs sharing the cores (wall time is not)."""
-    from fpsynth.data.privacy import pseudonymise
     from fpsynth.data.jobs import Context
-    from fpsynth.data.process import run_job
     from fpsynth.data.meei import discover_meei
+    from fpsynth.data.process import run_job
+    from fpsynth.data.pseudonyms import pseudonymise
 
     cfg = load_pipeline(config, [])
     pc = cfg.prepare
@@ -192,16 +196,26 @@ def main() -> None:
     ap.add_argument("--videos", type=Path, default=DEFAULT_VIDEOS, help="folder of videos (default: the fixtures)")
     ap.add_argument("--n-jobs", default="1,2", help="comma-separated worker counts to measure")
     ap.add_argument("--config", default="paper", help="pipeline config whose [prepare] section is used")
-    ap.add_argument("--layout", choices=("clips", "standard-set"), default="clips",
-                    help="one clip per video (default) or the videos joined into two whole-sequence videos")
+    ap.add_argument(
+        "--layout",
+        choices=("clips", "standard-set"),
+        default="clips",
+        help="one clip per video (default) or the videos joined into two whole-sequence videos",
+    )
     ap.add_argument("--side", type=int, default=480, help="standard-set layout: frame size of the joined videos")
     ap.add_argument("--repeats", type=int, default=1, help="alternate the two measurements this often; medians")
     ap.add_argument("--json", type=Path, help="write the figures here")
-    ap.add_argument("--fit-bound", action="store_true",
-                    help="also time decoding + the 68-point fits alone at prepare's analysis rate (the most "
-                         "prepare could reach with everything else free), as a ratio to decode-only")
-    ap.add_argument("--job-cpu", action="store_true",
-                    help="instead: CPU seconds of each job in this process (models loaded first), --repeats times")
+    ap.add_argument(
+        "--fit-bound",
+        action="store_true",
+        help="also time decoding + the 68-point fits alone at prepare's analysis rate (the most "
+        "prepare could reach with everything else free), as a ratio to decode-only",
+    )
+    ap.add_argument(
+        "--job-cpu",
+        action="store_true",
+        help="instead: CPU seconds of each job in this process (models loaded first), --repeats times",
+    )
     args = ap.parse_args()
 
     videos = sorted(p for p in args.videos.iterdir() if p.suffix.lower() in EXTENSIONS)
@@ -214,14 +228,19 @@ def main() -> None:
         if args.job_cpu:
             runs = [job_cpu(videos, args.config, Path(tmp) / f"cpu-{n}", args.layout) for n in range(args.repeats)]
             for jobs in runs:
-                print(" ".join(f"{j['job']} {j['cpu_s']:.2f} s ({j['crops']} crops)" for j in jobs),
-                      f"| total {sum(j['cpu_s'] for j in jobs):.2f} CPU s")
+                print(
+                    " ".join(f"{j['job']} {j['cpu_s']:.2f} s ({j['crops']} crops)" for j in jobs),
+                    f"| total {sum(j['cpu_s'] for j in jobs):.2f} CPU s",
+                )
             totals = [sum(j["cpu_s"] for j in jobs) for jobs in runs]
-            print(f"median total {statistics.median(totals):.2f} CPU s, longest job (median) "
-                  f"{statistics.median(max(j['cpu_s'] for j in jobs) for jobs in runs):.2f} CPU s")
+            print(
+                f"median total {statistics.median(totals):.2f} CPU s, longest job (median) "
+                f"{statistics.median(max(j['cpu_s'] for j in jobs) for jobs in runs):.2f} CPU s"
+            )
             if args.json:
-                args.json.write_text(json.dumps({"benchmark": "prepare-job-cpu", "layout": args.layout,
-                                                 "runs": runs}, indent=2) + "\n")
+                args.json.write_text(
+                    json.dumps({"benchmark": "prepare-job-cpu", "layout": args.layout, "runs": runs}, indent=2) + "\n"
+                )
             return
         for n_jobs in (int(v) for v in args.n_jobs.split(",")):
             decode, prepare, ratios, bounds = [], [], [], []
@@ -234,29 +253,57 @@ def main() -> None:
                 prepare.append(prepare_s)
                 ratios.append(decode_s / prepare_s)
             decode_s, prepare_s = statistics.median(decode), statistics.median(prepare)
-            rows.append({
-                "n_jobs": n_jobs, "videos": len(videos), "frames": frames, "repeats": args.repeats,
-                "decode_s": round(decode_s, 3), "decode_fps": round(frames / decode_s, 1),
-                "prepare_s": round(prepare_s, 3), "prepare_fps": round(frames / prepare_s, 1),
-                "ratio": round(statistics.median(ratios), 4), "ratios": [round(r, 4) for r in ratios],
-                "crops": summary["frames"], "rejects": summary["rejects"],
-                "fit_bound": round(statistics.median(bounds), 4) if bounds else None,
-            })
-    machine = f"{platform.machine()}, {os.cpu_count()} CPU threads, {platform.python_implementation()} {platform.python_version()}, OpenCV {cv2.__version__}"
+            rows.append(
+                {
+                    "n_jobs": n_jobs,
+                    "videos": len(videos),
+                    "frames": frames,
+                    "repeats": args.repeats,
+                    "decode_s": round(decode_s, 3),
+                    "decode_fps": round(frames / decode_s, 1),
+                    "prepare_s": round(prepare_s, 3),
+                    "prepare_fps": round(frames / prepare_s, 1),
+                    "ratio": round(statistics.median(ratios), 4),
+                    "ratios": [round(r, 4) for r in ratios],
+                    "crops": summary["frames"],
+                    "rejects": summary["rejects"],
+                    "fit_bound": round(statistics.median(bounds), 4) if bounds else None,
+                }
+            )
+    machine = (
+        f"{platform.machine()}, {os.cpu_count()} CPU threads, {platform.python_implementation()} "
+        f"{platform.python_version()}, OpenCV {cv2.__version__}"
+    )
     print(f"\nprepare vs decode-only on {len(videos)} videos, layout {args.layout} ({machine})\n")
     print("| workers | videos | frames | decode-only frames/s | prepare frames/s | prepare / decode speed | crops |")
     print("|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['n_jobs']} | {r['videos']} | {r['frames']} | {r['decode_fps']:.0f} | {r['prepare_fps']:.0f} "
-              f"| {r['ratio']:.3f} ({1 / r['ratio']:.1f}x slower) | {r['crops']} |")
+        print(
+            f"| {r['n_jobs']} | {r['videos']} | {r['frames']} | {r['decode_fps']:.0f} | {r['prepare_fps']:.0f} "
+            f"| {r['ratio']:.3f} ({1 / r['ratio']:.1f}x slower) | {r['crops']} |"
+        )
     if any(r["fit_bound"] for r in rows):
-        print("\ndecode + 68-point fits alone (no detection, alignment, gates, crops) / decode-only: "
-              + ", ".join(f"{r['n_jobs']} workers {r['fit_bound']:.3f}" for r in rows if r["fit_bound"]))
+        print(
+            "\ndecode + 68-point fits alone (no detection, alignment, gates, crops) / decode-only: "
+            + ", ".join(f"{r['n_jobs']} workers {r['fit_bound']:.3f}" for r in rows if r["fit_bound"])
+        )
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"benchmark": "prepare", "machine": machine, "config": args.config,
-                                         "layout": args.layout, "side": args.side if args.layout != "clips" else None,
-                                         "videos": [v.name for v in videos], "results": rows}, indent=2) + "\n")
+        args.json.write_text(
+            json.dumps(
+                {
+                    "benchmark": "prepare",
+                    "machine": machine,
+                    "config": args.config,
+                    "layout": args.layout,
+                    "side": args.side if args.layout != "clips" else None,
+                    "videos": [v.name for v in videos],
+                    "results": rows,
+                },
+                indent=2,
+            )
+            + "\n"
+        )
 
 
 if __name__ == "__main__":

@@ -44,8 +44,16 @@ FIXTURES = Path(__file__).resolve().parent.parent.parent / "shared" / "fixtures"
 TARGET = 10_000  # generated images
 PAPER_TRAIN_FRAMES, PAPER_TEST_FRAMES, PAPER_STEPS = 80_288, 10_880, 50
 # Parts whose work grows with the number of generated (or reference) images.
-PER_IMAGE = ("load_images", "psnr_ssim", "lpips", "perceptual", "fid_features", "identity", "landmarks",
-             "reference_features")
+PER_IMAGE = (
+    "load_images",
+    "psnr_ssim",
+    "lpips",
+    "perceptual",
+    "fid_features",
+    "identity",
+    "landmarks",
+    "reference_features",
+)
 
 
 def make_workspace(root: Path, n_images: int) -> Path:
@@ -67,14 +75,32 @@ def make_workspace(root: Path, n_images: int) -> Path:
         shard, ident = k // 1000, ids.table.iloc[k % len(ids)]
         style = frames.iloc[k % len(frames)]
         name = f"shards/{shard:05d}/{k:08d}.png"
-        blend = cv2.addWeighted(cv2.cvtColor(crops[k % len(crops)], cv2.COLOR_RGB2BGR), 0.6,
-                                cv2.imread(str(ws / "prepare" / style["path"])), 0.4, 0)
+        blend = cv2.addWeighted(
+            cv2.cvtColor(crops[k % len(crops)], cv2.COLOR_RGB2BGR),
+            0.6,
+            cv2.imread(str(ws / "prepare" / style["path"])),
+            0.4,
+            0,
+        )
         (out / name).parent.mkdir(exist_ok=True)
         cv2.imwrite(str(out / name), blend)
-        rows.append({"item_id": f"{k:08d}", "file_name": name, "identity_id": ident["identity_id"],
-                     "style_frame": style["frame_id"], "style_subject": style["subject"], "severity": style["severity"],
-                     "eface": style["eface"], "expression": style["expression"], "phase": style["phase"],
-                     "sampler": "ddim", "steps": 50, "checkpoint": "0" * 64, "synthetic": True})
+        rows.append(
+            {
+                "item_id": f"{k:08d}",
+                "file_name": name,
+                "identity_id": ident["identity_id"],
+                "style_frame": style["frame_id"],
+                "style_subject": style["subject"],
+                "severity": style["severity"],
+                "eface": style["eface"],
+                "expression": style["expression"],
+                "phase": style["phase"],
+                "sampler": "ddim",
+                "steps": 50,
+                "checkpoint": "0" * 64,
+                "synthetic": True,
+            }
+        )
     pd.DataFrame(rows).to_parquet(out / "metadata.parquet")
     return ws
 
@@ -83,14 +109,26 @@ def bench_stage(ws: Path, args: argparse.Namespace) -> dict:
     from fpsynth.report.run import run
 
     lpips = FIXTURES / "weights" / "lpips-v0.1" / "vgg.pth"
-    cfg = load_pipeline("paper", ["weights.random_init=['inception-v3-fid', 'vgg16']", f"weights.lpips='{lpips}'",
-                                  f"report.device='{args.device}'", f"report.batch_size={args.batch_size}"])
+    cfg = load_pipeline(
+        "paper",
+        [
+            "weights.random_init=['inception-v3-fid', 'vgg16']",
+            f"weights.lpips='{lpips}'",
+            f"report.device='{args.device}'",
+            f"report.batch_size={args.batch_size}",
+        ],
+    )
     t0 = time.perf_counter()
     run(cfg, ws, force=True)
     total = time.perf_counter() - t0
     report = json.loads((ws / "report" / "report.json").read_text())
-    return {"total_s": total, "timings_s": report["timings_s"], "n_generated": report["sets"]["dataset"]["n"],
-            "n_reference": report["reference"]["n"], "n_training": report["sets"]["dataset"]["privacy"]["training"]["frames"]}
+    return {
+        "total_s": total,
+        "timings_s": report["timings_s"],
+        "n_generated": report["sets"]["dataset"]["n"],
+        "n_reference": report["reference"]["n"],
+        "n_training": report["sets"]["dataset"]["privacy"]["training"]["frames"],
+    }
 
 
 def bench_privacy_search(n_generated: int, n_training: int, dims: int = 128) -> float:
@@ -136,41 +174,94 @@ def extrapolate(stage: dict, privacy_search_s: float, unet_s: float) -> list[dic
     for part, seconds in sorted(timings.items()):
         if part == "privacy":
             per = seconds / n_train
-            rows.append({"part": "privacy: embed training frames", "measured_s": seconds, "on": f"{n_train} training frames",
-                         "per_image_ms": 1e3 * per, "estimate_s": per * PAPER_TRAIN_FRAMES,
-                         "estimate_on": f"{PAPER_TRAIN_FRAMES:,} training frames (paper), linear"})
+            rows.append(
+                {
+                    "part": "privacy: embed training frames",
+                    "measured_s": seconds,
+                    "on": f"{n_train} training frames",
+                    "per_image_ms": 1e3 * per,
+                    "estimate_s": per * PAPER_TRAIN_FRAMES,
+                    "estimate_on": f"{PAPER_TRAIN_FRAMES:,} training frames (paper), linear",
+                }
+            )
         elif part in PER_IMAGE:
             count = n_ref if part == "reference_features" else n
             per = seconds / count
-            rows.append({"part": part, "measured_s": seconds, "on": f"{count} images", "per_image_ms": 1e3 * per,
-                         "estimate_s": per * TARGET, "estimate_on": f"{TARGET:,} images, linear"})
+            rows.append(
+                {
+                    "part": part,
+                    "measured_s": seconds,
+                    "on": f"{count} images",
+                    "per_image_ms": 1e3 * per,
+                    "estimate_s": per * TARGET,
+                    "estimate_on": f"{TARGET:,} images, linear",
+                }
+            )
         else:
-            rows.append({"part": part, "measured_s": seconds, "on": "fixed", "per_image_ms": None,
-                         "estimate_s": seconds, "estimate_on": "fixed (once per FID)" if part == "fid_distance" else "fixed"})
+            rows.append(
+                {
+                    "part": part,
+                    "measured_s": seconds,
+                    "on": "fixed",
+                    "per_image_ms": None,
+                    "estimate_s": seconds,
+                    "estimate_on": "fixed (once per FID)" if part == "fid_distance" else "fixed",
+                }
+            )
     other = stage["total_s"] - sum(timings.values())
-    rows.append({"part": "other (network loading, tables, page, files)", "measured_s": other, "on": "fixed",
-                 "per_image_ms": None, "estimate_s": other, "estimate_on": "fixed (measured; the page grows little)"})
-    rows.append({"part": "privacy: nearest-subject search", "measured_s": privacy_search_s,
-                 "on": f"{TARGET:,} x {PAPER_TRAIN_FRAMES:,} embeddings", "per_image_ms": None,
-                 "estimate_s": privacy_search_s, "estimate_on": "measured at full size"})
+    rows.append(
+        {
+            "part": "other (network loading, tables, page, files)",
+            "measured_s": other,
+            "on": "fixed",
+            "per_image_ms": None,
+            "estimate_s": other,
+            "estimate_on": "fixed (measured; the page grows little)",
+        }
+    )
+    rows.append(
+        {
+            "part": "privacy: nearest-subject search",
+            "measured_s": privacy_search_s,
+            "on": f"{TARGET:,} x {PAPER_TRAIN_FRAMES:,} embeddings",
+            "per_image_ms": None,
+            "estimate_s": privacy_search_s,
+            "estimate_on": "measured at full size",
+        }
+    )
     afid = unet_s * 2 * PAPER_STEPS * PAPER_TEST_FRAMES
-    rows.append({"part": "aFID transfers (paper model; not per generated image)", "measured_s": unet_s,
-                 "on": "1 U-Net forward per image", "per_image_ms": 1e3 * unet_s, "estimate_s": afid,
-                 "estimate_on": f"2 passes x {PAPER_STEPS} steps x {PAPER_TEST_FRAMES:,} test images, linear"})
+    rows.append(
+        {
+            "part": "aFID transfers (paper model; not per generated image)",
+            "measured_s": unet_s,
+            "on": "1 U-Net forward per image",
+            "per_image_ms": 1e3 * unet_s,
+            "estimate_s": afid,
+            "estimate_on": f"2 passes x {PAPER_STEPS} steps x {PAPER_TEST_FRAMES:,} test images, linear",
+        }
+    )
     return rows
 
 
 def markdown(rows: list[dict], stage: dict, device: str) -> str:
-    lines = [f"report on {stage['n_generated']} generated images ({device}); total {stage['total_s']:.1f} s", "",
-             "| part | measured (s) | measured on | per image (ms) | estimate (s) | estimate for |",
-             "|---|---:|---|---:|---:|---|"]
+    lines = [
+        f"report on {stage['n_generated']} generated images ({device}); total {stage['total_s']:.1f} s",
+        "",
+        "| part | measured (s) | measured on | per image (ms) | estimate (s) | estimate for |",
+        "|---|---:|---|---:|---:|---|",
+    ]
     for r in rows:
         per = "" if r["per_image_ms"] is None else f"{r['per_image_ms']:.2f}"
-        lines.append(f"| {r['part']} | {r['measured_s']:.2f} | {r['on']} | {per} | {r['estimate_s']:.0f} | {r['estimate_on']} |")
+        lines.append(
+            f"| {r['part']} | {r['measured_s']:.2f} | {r['on']} | {per} | {r['estimate_s']:.0f} | {r['estimate_on']} |"
+        )
     per_dataset = sum(r["estimate_s"] for r in rows if not r["part"].startswith(("privacy", "aFID")))
     privacy = sum(r["estimate_s"] for r in rows if r["part"].startswith("privacy"))
-    lines += ["", f"10,000 generated images, every metric but privacy and aFID: about {per_dataset / 60:.1f} min "
-                  f"(extrapolated); privacy audit against the paper's training set: about {privacy / 60:.1f} min more."]
+    lines += [
+        "",
+        f"10,000 generated images, every metric but privacy and aFID: about {per_dataset / 60:.1f} min "
+        f"(extrapolated); privacy audit against the paper's training set: about {privacy / 60:.1f} min more.",
+    ]
     return "\n".join(lines)
 
 
@@ -184,8 +275,13 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
-                          "cpu" if args.device == "auto" else args.device)
+    device = torch.device(
+        "cuda"
+        if args.device == "auto" and torch.cuda.is_available()
+        else "cpu"
+        if args.device == "auto"
+        else args.device
+    )
     with tempfile.TemporaryDirectory(prefix="bench-report-") as tmp:
         ws = make_workspace(Path(tmp), args.images)
         stage = bench_stage(ws, args)
@@ -194,9 +290,19 @@ def main() -> None:
     rows = extrapolate(stage, search, unet)
     print(markdown(rows, stage, str(device)))
     if args.json:
-        args.json.write_text(json.dumps({"machine": platform.platform(), "processor": platform.processor(),
-                                         "torch_threads": torch.get_num_threads(), "device": str(device),
-                                         "stage": stage, "rows": rows}, indent=2))
+        args.json.write_text(
+            json.dumps(
+                {
+                    "machine": platform.platform(),
+                    "processor": platform.processor(),
+                    "torch_threads": torch.get_num_threads(),
+                    "device": str(device),
+                    "stage": stage,
+                    "rows": rows,
+                },
+                indent=2,
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -36,9 +36,9 @@ import pyarrow.parquet as pq
 import torch
 
 from fpsynth.data.manifests import FRAMES, PAIRS, to_table
+from fpsynth.device import resolve_device
 from fpsynth.models.ccfexp import build_model
 from fpsynth.pipeline import load_pipeline
-from fpsynth.device import resolve_device
 from fpsynth.train.distributed import DistContext
 from fpsynth.train.loop import Amp, train
 
@@ -56,7 +56,9 @@ def _crops(n: int) -> list[np.ndarray]:
         from fpsynth.data.images import read_image
         from fpsynth.data.pts import read_pts
 
-        faces = [align(read_image(FIXTURE_FACES / f), read_pts(FIXTURE_FACES / f"{Path(f).stem}.pts")).crop for f in names]
+        faces = [
+            align(read_image(FIXTURE_FACES / f), read_pts(FIXTURE_FACES / f"{Path(f).stem}.pts")).crop for f in names
+        ]
         return [np.roll(faces[i % 4], i // 4, axis=1) for i in range(n)]
     rng = np.random.default_rng(0)
     return [rng.integers(0, 256, (112, 112, 3), dtype=np.uint8) for _ in range(n)]
@@ -71,30 +73,69 @@ def make_workspace(root: Path, num_pairs: int) -> Path:
         path = f"crops/{subject}/{frame_id}.png"
         (prepare / path).parent.mkdir(parents=True, exist_ok=True)
         cv2.imwrite(str(prepare / path), np.ascontiguousarray(crop[:, :, ::-1]))
-        frames.append({"frame_id": frame_id, "path": path, "subject": subject, "dataset": "images", "kind": "photo",
-                       "clip": frame_id, "expression": "unknown", "frame_index": 0, "severity": "unknown",
-                       "landmarks": np.zeros(136, np.float32), "bbox": np.zeros(4, np.float32),
-                       "affine": np.zeros(6, np.float32), "split": "train", "blur": 100.0, "interocular": 40.0,
-                       "yaw": 0.0, "width": 112, "height": 112, "landmark_source": "annotation"})
+        frames.append(
+            {
+                "frame_id": frame_id,
+                "path": path,
+                "subject": subject,
+                "dataset": "images",
+                "kind": "photo",
+                "clip": frame_id,
+                "expression": "unknown",
+                "frame_index": 0,
+                "severity": "unknown",
+                "landmarks": np.zeros(136, np.float32),
+                "bbox": np.zeros(4, np.float32),
+                "affine": np.zeros(6, np.float32),
+                "split": "train",
+                "blur": 100.0,
+                "interocular": 40.0,
+                "yaw": 0.0,
+                "width": 112,
+                "height": 112,
+                "landmark_source": "annotation",
+            }
+        )
     for i, f in enumerate(frames):
         other = frames[i ^ 1]
-        pairs.append({"pair_id": f"{f['frame_id']}~0", "subject": f["subject"], "split": "train",
-                      "id_frame": other["frame_id"], "id_path": other["path"], "style_frame": f["frame_id"],
-                      "style_path": f["path"], "expression": "unknown", "severity": "unknown"})
+        pairs.append(
+            {
+                "pair_id": f"{f['frame_id']}~0",
+                "subject": f["subject"],
+                "split": "train",
+                "id_frame": other["frame_id"],
+                "id_path": other["path"],
+                "style_frame": f["frame_id"],
+                "style_path": f["path"],
+                "expression": "unknown",
+                "severity": "unknown",
+            }
+        )
     pq.write_table(to_table(pd.DataFrame(frames), FRAMES), prepare / "frames.parquet")
     pq.write_table(to_table(pd.DataFrame(pairs), PAIRS), prepare / "pairs.parquet")
     return prepare
 
 
-def time_loop(config: str, cycle: bool, batch: int, warmup: int, steps: int, workers: int, device: str,
-              prepare: Path, out: Path) -> dict:
+def time_loop(
+    config: str, cycle: bool, batch: int, warmup: int, steps: int, workers: int, device: str, prepare: Path, out: Path
+) -> dict:
     """Median seconds per step of the real loop after ``warmup`` steps (from its per-step log rows)."""
-    cfg = load_pipeline(config, [
-        f"train.loss.cycle={str(cycle).lower()}", f"train.data.batch_size={batch}", f"train.data.num_workers={workers}",
-        f"train.max_steps={warmup + steps}", "train.log.every=1", "train.log.sample_pairs=0",
-        "train.log.tensorboard=false", "train.log.progress=false", f"train.checkpoint.every={warmup + steps}",
-        f"train.device={device}", 'weights.random_init=["ir50-id", "ir50-expression", "mobilefacenet-68"]',
-    ])
+    cfg = load_pipeline(
+        config,
+        [
+            f"train.loss.cycle={str(cycle).lower()}",
+            f"train.data.batch_size={batch}",
+            f"train.data.num_workers={workers}",
+            f"train.max_steps={warmup + steps}",
+            "train.log.every=1",
+            "train.log.sample_pairs=0",
+            "train.log.tensorboard=false",
+            "train.log.progress=false",
+            f"train.checkpoint.every={warmup + steps}",
+            f"train.device={device}",
+            'weights.random_init=["ir50-id", "ir50-expression", "mobilefacenet-68"]',
+        ],
+    )
     ctx = DistContext(device=resolve_device(device))
     start = time.perf_counter()
     train(cfg, out, prepare, ctx, resume=None)
@@ -105,8 +146,9 @@ def time_loop(config: str, cycle: bool, batch: int, warmup: int, steps: int, wor
     return {"step_s": step_s, "wall_s": wall, "precision": Amp.resolve(cfg.train.precision, ctx.device).name}
 
 
-def bench_config(config: str, batch: int, warmup: int, steps: int, workers: int, device: str, peak_tflops: float,
-                 repeats: int) -> dict:
+def bench_config(
+    config: str, batch: int, warmup: int, steps: int, workers: int, device: str, peak_tflops: float, repeats: int
+) -> dict:
     """Plain and cycle runs alternate ``repeats`` times (a shared machine's load falls on both alike);
     the figures are the medians over the repeats."""
     dev = resolve_device(device)
@@ -120,8 +162,13 @@ def bench_config(config: str, batch: int, warmup: int, steps: int, workers: int,
                 runs[label].append(time_loop(config, cycle, batch, warmup, steps, workers, device, prepare, out))
     for label, timings in runs.items():
         step_s = statistics.median(t["step_s"] for t in timings)
-        result.update({f"{label}_step_s": step_s, f"{label}_images_per_s": batch / step_s,
-                       f"{label}_precision": timings[0]["precision"]})
+        result.update(
+            {
+                f"{label}_step_s": step_s,
+                f"{label}_images_per_s": batch / step_s,
+                f"{label}_precision": timings[0]["precision"],
+            }
+        )
     torch.manual_seed(0)
     model, _ = build_model(load_pipeline(config).train.model, RANDOM_WEIGHTS)
     model = model.to(dev).train()
@@ -145,15 +192,25 @@ def markdown(results: list[dict], device: str) -> str:
         (f"cycle step, real loop on {device} (s)", lambda r: f"{r['cycle_step_s']:.3f}"),
         ("cycle / plain, time (target <= 2.1)", lambda r: f"{r['cycle_over_plain']:.2f}"),
         ("images/s, plain / cycle", lambda r: f"{r['plain_images_per_s']:.2f} / {r['cycle_images_per_s']:.2f}"),
-        ("train step per image, plain / cycle (GFLOP)",
-         lambda r: f"{r['plain_step_gflops_per_image']:.1f} / {r['cycle_step_gflops_per_image']:.1f}"),
-        ("achieved TFLOP/s, plain / cycle", lambda r: f"{r['plain_achieved_tflops']:.3f} / {r['cycle_achieved_tflops']:.3f}"),
+        (
+            "train step per image, plain / cycle (GFLOP)",
+            lambda r: f"{r['plain_step_gflops_per_image']:.1f} / {r['cycle_step_gflops_per_image']:.1f}",
+        ),
+        (
+            "achieved TFLOP/s, plain / cycle",
+            lambda r: f"{r['plain_achieved_tflops']:.3f} / {r['cycle_achieved_tflops']:.3f}",
+        ),
     ]
     if any("cycle_fraction_of_peak" in r for r in results):
         rows += [
-            ("fraction of peak, plain / cycle", lambda r: f"{r['plain_fraction_of_peak']:.1%} / {r['cycle_fraction_of_peak']:.1%}"),
-            ("FLOP floor images/s, plain / cycle",
-             lambda r: f"{r['plain_floor_images_per_s']:.0f} / {r['cycle_floor_images_per_s']:.0f}"),
+            (
+                "fraction of peak, plain / cycle",
+                lambda r: f"{r['plain_fraction_of_peak']:.1%} / {r['cycle_fraction_of_peak']:.1%}",
+            ),
+            (
+                "FLOP floor images/s, plain / cycle",
+                lambda r: f"{r['plain_floor_images_per_s']:.0f} / {r['cycle_floor_images_per_s']:.0f}",
+            ),
         ]
     lines = ["| figure | " + " | ".join(r["config"] for r in results) + " |", "|---|" + "---|" * len(results)]
     lines += ["| " + label + " | " + " | ".join(fmt(r) for r in results) + " |" for label, fmt in rows]
@@ -175,10 +232,25 @@ def main() -> None:
     args = parser.parse_args()
 
     device = str(resolve_device(args.device))
-    results = [bench_config(name, args.batch_tiny if name == "tiny" else args.batch_paper, args.warmup, args.steps,
-                            args.workers, device, args.peak_tflops, args.repeats) for name in args.configs.split(",")]
-    machine = {"device": device, "torch": torch.__version__, "threads": torch.get_num_threads(),
-               "cpu": platform.processor() or platform.machine()}
+    results = [
+        bench_config(
+            name,
+            args.batch_tiny if name == "tiny" else args.batch_paper,
+            args.warmup,
+            args.steps,
+            args.workers,
+            device,
+            args.peak_tflops,
+            args.repeats,
+        )
+        for name in args.configs.split(",")
+    ]
+    machine = {
+        "device": device,
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "cpu": platform.processor() or platform.machine(),
+    }
     if device.startswith("cuda"):
         machine["gpu"] = torch.cuda.get_device_name(0)
     print(f"machine: {machine}\n")

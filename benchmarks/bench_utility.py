@@ -61,8 +61,13 @@ def _render(n: int, subjects: int, prefix: str, seed: int) -> tuple[pd.DataFrame
         left = n - done
         if left <= 0:
             break
-        s = rendered_samples([SEVERITIES[k % len(SEVERITIES)]], seed=seed * 100_003 + k, prefix=f"{prefix}{k:04d}-",
-                             movements=movements, frames=frames)
+        s = rendered_samples(
+            [SEVERITIES[k % len(SEVERITIES)]],
+            seed=seed * 100_003 + k,
+            prefix=f"{prefix}{k:04d}-",
+            movements=movements,
+            frames=frames,
+        )
         keep = min(len(s), -(-left // (subjects - k)))  # spread over every subject
         table = s.table.iloc[:keep]
         if k % 2:  # one subject per call draws a left palsy: label every other subject right (timing only)
@@ -93,8 +98,11 @@ def make_workspace(ws: Path, scale: float) -> dict:
     names = [f"shards/{i // 1000:05d}/{i:08d}.png" for i in range(len(gen))]
     _write(ws / "generate", names, gen_img)
     gen.drop(columns=["subject", "frame_id"]).assign(
-        item_id=[f"{i:08d}" for i in range(len(gen))], file_name=names, style_frame=style["frame_id"].to_numpy(),
-        style_subject=style["subject"].to_numpy(), identity_source=[f"ids/id{i % 500:04d}.png" for i in range(len(gen))],
+        item_id=[f"{i:08d}" for i in range(len(gen))],
+        file_name=names,
+        style_frame=style["frame_id"].to_numpy(),
+        style_subject=style["subject"].to_numpy(),
+        identity_source=[f"ids/id{i % 500:04d}.png" for i in range(len(gen))],
     ).to_parquet(ws / "generate" / "metadata.parquet")
     return {"scale": scale, "n_train": len(train), "n_test": len(test), "n_generated": len(gen)}
 
@@ -126,7 +134,12 @@ def bench_direct_generated(root: Path) -> dict:
     geometry_features(s.landmarks)
     t2 = time.perf_counter()
     cnn_forward(s.images)
-    return {"n": len(table), "read_landmarks_s": t1 - t0, "features_s": t2 - t1, "cnn_forward_s": time.perf_counter() - t2}
+    return {
+        "n": len(table),
+        "read_landmarks_s": t1 - t0,
+        "features_s": t2 - t1,
+        "cnn_forward_s": time.perf_counter() - t2,
+    }
 
 
 def cnn_forward(images: np.ndarray) -> None:
@@ -138,7 +151,7 @@ def cnn_forward(images: np.ndarray) -> None:
     net = SmallCNN(cfg.width, IN_CHANNELS[cfg.input]).eval()
     with torch.no_grad():
         for i in range(0, len(images), 256):
-            net(cnn_input(images[i:i + 256], cfg.input, torch.device("cpu"), cfg.side))
+            net(cnn_input(images[i : i + 256], cfg.input, torch.device("cpu"), cfg.side))
 
 
 def scale_up(point: dict, direct: dict | None, stage_repeats: int = 3) -> list[dict]:
@@ -156,8 +169,14 @@ def scale_up(point: dict, direct: dict | None, stage_repeats: int = 3) -> list[d
             fwd_here = fwd_full * sc * point["stage"]["runs"]["appearance"]
             steps = max(sec - fwd_here, 0.0)
             rows.append(("appearance_training: optimizer steps", steps, steps * r, f"x {r:g} (repeats); steps capped"))
-            rows.append(("appearance_training: test predictions", fwd_here, fwd_full * point["stage"]["runs"]["appearance"] * r,
-                         f"timed at full size x runs x {r:g}"))
+            rows.append(
+                (
+                    "appearance_training: test predictions",
+                    fwd_here,
+                    fwd_full * point["stage"]["runs"]["appearance"] * r,
+                    f"timed at full size x runs x {r:g}",
+                )
+            )
         elif part.endswith("_training") or part.endswith("_bootstrap"):
             rows.append((part, sec, sec / sc * r, f"x 1/scale x {r:g} (rows, repeats)"))
         else:
@@ -170,8 +189,12 @@ def scale_up(point: dict, direct: dict | None, stage_repeats: int = 3) -> list[d
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--scale", type=float, default=0.1)
-    ap.add_argument("--repeats", type=int, default=1, help="seeds per regime in the measured run (the stage's default: 3)")
-    ap.add_argument("--no-direct", action="store_true", help="skip the full-size measurement of the generated-image parts")
+    ap.add_argument(
+        "--repeats", type=int, default=1, help="seeds per regime in the measured run (the stage's default: 3)"
+    )
+    ap.add_argument(
+        "--no-direct", action="store_true", help="skip the full-size measurement of the generated-image parts"
+    )
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     load = [os.getloadavg()]
@@ -191,18 +214,31 @@ def main() -> None:
     print(json.dumps(point), flush=True)
     rows = scale_up(point, direct)
     total = sum(r["full_s"] for r in rows)
-    result = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch threads "
-                         f"{torch.get_num_threads()}", "load_average": load, "point": point, "direct_generated": direct,
-              "rows": rows, "full_total_min": total / 60, "report_min": REPORT_MIN, "ratio_to_report": total / 60 / REPORT_MIN}
+    result = {
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch threads "
+        f"{torch.get_num_threads()}",
+        "load_average": load,
+        "point": point,
+        "direct_generated": direct,
+        "rows": rows,
+        "full_total_min": total / 60,
+        "report_min": REPORT_MIN,
+        "ratio_to_report": total / 60 / REPORT_MIN,
+    }
     print(f"| part | measured (s), scale {args.scale:g}, {args.repeats} repeat(s) | full size, 3 repeats (s) | how |")
     print("|---|---:|---:|---|")
     for r in rows:
         print(f"| {r['part']} | {r['measured_s']:.1f} | {r['full_s']:.0f} | {r['rule']} |")
     print(f"| **total** | {stage['total_s']:.1f} | **{total:.0f}** ({total / 60:.1f} min) | |")
     if direct:
-        print(f"direct, {direct['n']:,} generated crops at full size: reading + landmarks {direct['read_landmarks_s']:.1f} s, "
-              f"geometry features {direct['features_s']:.2f} s, CNN forward {direct['cnn_forward_s']:.1f} s")
-    print(f"whole stage at full size: {total / 60:.1f} min; report {REPORT_MIN} min; ratio {total / 60 / REPORT_MIN:.2f}")
+        print(
+            f"direct, {direct['n']:,} generated crops at full size: "
+            f"reading + landmarks {direct['read_landmarks_s']:.1f} s, "
+            f"geometry features {direct['features_s']:.2f} s, CNN forward {direct['cnn_forward_s']:.1f} s"
+        )
+    print(
+        f"whole stage at full size: {total / 60:.1f} min; report {REPORT_MIN} min; ratio {total / 60 / REPORT_MIN:.2f}"
+    )
     print(f"load average before / after: {load}")
     if args.json:
         args.json.write_text(json.dumps(result, indent=1, default=str))

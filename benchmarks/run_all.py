@@ -22,10 +22,14 @@ HERE = Path(__file__).resolve().parent
 # name -> arguments on CPU / on CUDA (the commands BENCHMARKS.md gives)
 RUNS: dict[str, tuple[list[str], list[str]]] = {
     "prepare": ([], []),
-    "model": (["--configs", "tiny,paper", "--repeats", "3"], ["--device", "cuda", "--configs", "paper",
-                                                              "--batch-paper", "32"]),
-    "train": (["--configs", "tiny,paper", "--repeats", "3"], ["--device", "cuda", "--configs", "paper",
-                                                              "--batch-paper", "32", "--workers", "8"]),
+    "model": (
+        ["--configs", "tiny,paper", "--repeats", "3"],
+        ["--device", "cuda", "--configs", "paper", "--batch-paper", "32"],
+    ),
+    "train": (
+        ["--configs", "tiny,paper", "--repeats", "3"],
+        ["--device", "cuda", "--configs", "paper", "--batch-paper", "32", "--workers", "8"],
+    ),
     "generate": ([], ["--device", "cuda", "--parts", "speed,flops"]),
     "report": (["--images", "200"], ["--device", "cuda", "--images", "500"]),
     "import": ([], []),  # CPU-only work (read, map, write): the same command on both

@@ -22,8 +22,8 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-
 from bench_prepare import DEFAULT_VIDEOS, EXTENSIONS, standard_set
+
 from fpsynth.data.clip import analyse
 from fpsynth.data.jobs import Context
 from fpsynth.data.movements import _interocular, segment
@@ -49,7 +49,7 @@ def main() -> None:
             decoder = VideoDecoder(path)
             fps = decoder.info.fps
             stride = max(1, round(fps / pc.video.analyse_fps)) if pc.video.analyse_fps and fps > 0 else 1
-            a = analyse(decoder, ctx, lambda i: i % stride == 0)
+            a = analyse(decoder, ctx, lambda i, k=stride: i % k == 0)
             lms = np.stack([c.face.landmarks for c in a.candidates]).astype(np.float64)
             index = np.array([c.index for c in a.candidates])
             base = [(m.start, m.end) for m in segment(lms, index, fps, mc).movements]
@@ -63,13 +63,21 @@ def main() -> None:
                     counts.append(len(found))
                     if len(found) == len(base):
                         shifts.append(max(max(abs(s - s0), abs(e - e0)) for (s, e), (s0, e0) in zip(found, base)))
-                row = {"video": path.name, "movements": len(base), "sigma": sigma, "counts": counts,
-                       "same_count": sum(c == len(base) for c in counts), "seeds": args.seeds,
-                       "max_shift_frames": max(shifts) if shifts else None}
+                row = {
+                    "video": path.name,
+                    "movements": len(base),
+                    "sigma": sigma,
+                    "counts": counts,
+                    "same_count": sum(c == len(base) for c in counts),
+                    "seeds": args.seeds,
+                    "max_shift_frames": max(shifts) if shifts else None,
+                }
                 results.append(row)
-                print(f"{path.name}: {len(base)} movements; jitter {sigma:g} IOD: counts {counts}, "
-                      f"{row['same_count']}/{args.seeds} keep the count, boundaries move up to "
-                      f"{row['max_shift_frames']} frames among those")
+                print(
+                    f"{path.name}: {len(base)} movements; jitter {sigma:g} IOD: counts {counts}, "
+                    f"{row['same_count']}/{args.seeds} keep the count, boundaries move up to "
+                    f"{row['max_shift_frames']} frames among those"
+                )
     if args.json:
         args.json.write_text(json.dumps({"benchmark": "segment-jitter", "results": results}, indent=2) + "\n")
 

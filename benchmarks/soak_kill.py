@@ -53,17 +53,33 @@ REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(os.environ.get("FPSYNTH_FIXTURES", REPO.parent / "shared" / "fixtures"))
 PEOPLE = ("John_Salley", "John_Savage", "John_Simm")
 MICRO = [  # the tiny pipeline at half width (tests/test_train_data.py): seconds per run on 2 cores
-    "train.model.unet.model_channels=16", "train.model.unet.norm_groups=8",
-    "train.model.identity_ir.stage_channels=[8,16,32,64]", "train.model.identity_ir.embedding_dim=64",
-    "train.model.expression_ir.stage_channels=[8,16,32,64]", "train.model.expression_ir.embedding_dim=64",
+    "train.model.unet.model_channels=16",
+    "train.model.unet.norm_groups=8",
+    "train.model.identity_ir.stage_channels=[8,16,32,64]",
+    "train.model.identity_ir.embedding_dim=64",
+    "train.model.expression_ir.stage_channels=[8,16,32,64]",
+    "train.model.expression_ir.embedding_dim=64",
     "train.model.fusion.dim=64",
 ]
 SETS = {
     "prepare": ["prepare.n_jobs=2"],
-    "train": [*MICRO, "train.data.batch_size=2", "train.max_steps=4", "train.checkpoint.every=1",
-              "train.log.every=1", "train.log.sample_every=0", "train.log.sample_pairs=0"],
-    "generate": ["generate.count=8", "generate.plan.shard_size=2", "generate.sampler.steps=2",
-                 "generate.runtime.cpu_batch_size=4", "generate.plan.split=train", "prepare.n_jobs=1"],
+    "train": [
+        *MICRO,
+        "train.data.batch_size=2",
+        "train.max_steps=4",
+        "train.checkpoint.every=1",
+        "train.log.every=1",
+        "train.log.sample_every=0",
+        "train.log.sample_pairs=0",
+    ],
+    "generate": [
+        "generate.count=8",
+        "generate.plan.shard_size=2",
+        "generate.sampler.steps=2",
+        "generate.runtime.cpu_batch_size=4",
+        "generate.plan.split=train",
+        "prepare.n_jobs=1",
+    ],
 }
 UPSTREAM = {"prepare": [], "train": ["prepare"], "generate": ["prepare", "train"]}
 # One BLAS/OpenMP thread per process: on a 2-core machine shared with other jobs, torch's default
@@ -99,8 +115,10 @@ def snap_prepare(ws: Path) -> Snapshot:
     out = ws / "prepare"
     frames = pd.read_parquet(out / "frames.parquet")
     files = {p.relative_to(out).as_posix() for p in (out / "crops").rglob("*.png") if not p.name.startswith(".")}
-    items = {fid: _sha256(out / path) if (out / path).is_file() else "missing"
-             for fid, path in zip(frames["frame_id"], frames["path"])}
+    items = {
+        fid: _sha256(out / path) if (out / path).is_file() else "missing"
+        for fid, path in zip(frames["frame_id"], frames["path"])
+    }
     dup = int(frames["frame_id"].duplicated().sum()) + len(files - set(frames["path"]))
     extra = {n: pd.read_parquet(out / f"{n}.parquet").to_json() for n in ("frames", "pairs", "rejects")}
     return Snapshot(items, dup, {k: hashlib.sha256(v.encode()).hexdigest() for k, v in extra.items()})
@@ -111,27 +129,33 @@ def snap_train(ws: Path) -> Snapshot:
 
     log = pd.read_csv(ws / "train" / "log.csv")
     keep = [c for c in log.columns if c != "images_per_s"]  # the speed differs run to run; nothing else may
-    items = {str(int(r["step"])): hashlib.sha256(json.dumps([str(r[c]) for c in keep]).encode()).hexdigest()
-             for _, r in log.iterrows()}
+    items = {
+        str(int(r["step"])): hashlib.sha256(json.dumps([str(r[c]) for c in keep]).encode()).hexdigest()
+        for _, r in log.iterrows()
+    }
     latest = latest_checkpoint(ws)
     state = json.loads((latest / "state.json").read_text())
-    extra = {"step": state["step"], "model.safetensors": state["files"]["model.safetensors"],
-             "ema.safetensors": state["files"]["ema.safetensors"]}
+    extra = {
+        "step": state["step"],
+        "model.safetensors": state["files"]["model.safetensors"],
+        "ema.safetensors": state["files"]["ema.safetensors"],
+    }
     return Snapshot(items, int(log["step"].duplicated().sum()), extra)
 
 
 def snap_generate(ws: Path) -> Snapshot:
     out = ws / "generate"
     meta = pd.read_parquet(out / "metadata.parquet")
-    items = {iid: (_sha256(out / f) if (out / f).is_file() else "missing") + f"/{digest}"
-             for iid, f, digest in zip(meta["item_id"], meta["file_name"], meta["image_sha256"])}
+    items = {
+        iid: (_sha256(out / f) if (out / f).is_file() else "missing") + f"/{digest}"
+        for iid, f, digest in zip(meta["item_id"], meta["file_name"], meta["image_sha256"])
+    }
     files = {p.relative_to(out).as_posix() for p in (out / "shards").rglob("*.png") if not p.name.startswith(".")}
     dup = int(meta["item_id"].duplicated().sum()) + len(files - set(meta["file_name"]))
     return Snapshot(items, dup, {"rows": hashlib.sha256(meta.to_json().encode()).hexdigest()})
 
 
-SNAP: dict[str, Callable[[Path], Snapshot]] = {"prepare": snap_prepare, "train": snap_train,
-                                               "generate": snap_generate}
+SNAP: dict[str, Callable[[Path], Snapshot]] = {"prepare": snap_prepare, "train": snap_train, "generate": snap_generate}
 
 
 def stored(stage: str, ws: Path) -> int:
@@ -211,8 +235,13 @@ def reference(stage: str, root: Path, ref_root: Path, inputs: Path) -> dict[str,
         raise RuntimeError(f"reference {stage} failed: {' '.join(args)}")
     t_record = t_record or 0.0
     total = max(n, stored(stage, ws))
-    return {"seconds": round(wall, 2), "record_at_s": round(t_record, 2), "stored": total,
-            "gap_s": round((wall - t_record) / (total + 1), 2), "snapshot": SNAP[stage](ws)}
+    return {
+        "seconds": round(wall, 2),
+        "record_at_s": round(t_record, 2),
+        "stored": total,
+        "gap_s": round((wall - t_record) / (total + 1), 2),
+        "snapshot": SNAP[stage](ws),
+    }
 
 
 def seed_workspace(stage: str, ref_root: Path, ws: Path) -> None:
@@ -220,8 +249,9 @@ def seed_workspace(stage: str, ref_root: Path, ws: Path) -> None:
         shutil.copytree(ref_root / up / "reference" / up, ws / up, symlinks=True)
 
 
-def trial(stage: str, k: int, root: Path, ref_root: Path, inputs: Path, ref: dict[str, Any],
-          rng: random.Random) -> dict[str, Any]:
+def trial(
+    stage: str, k: int, root: Path, ref_root: Path, inputs: Path, ref: dict[str, Any], rng: random.Random
+) -> dict[str, Any]:
     ws = root / f"trial-{k:02d}"
     shutil.rmtree(ws, ignore_errors=True)
     ws.mkdir(parents=True)
@@ -264,13 +294,31 @@ def trial(stage: str, k: int, root: Path, ref_root: Path, inputs: Path, ref: dic
     changed = sorted(i for i in set(ref_snap.items) & set(snap.items) if ref_snap.items[i] != snap.items[i])
     added = sorted(set(snap.items) - set(ref_snap.items))
     result = {
-        "trial": k, "target": target, "delay_s": round(delay, 2), "kill_at_s": round(at, 2), "missed": missed, "at_kill": state, "workers_at_kill": len(kids),
-        "stray_processes": stray, "restarts": runs, "resume_s": round(seconds, 2),
-        "lost": len(lost), "duplicated": snap.duplicated + len(added), "changed": len(changed),
-        "whole_run_equal": snap.extra == ref_snap.extra, "temporaries": temporaries(ws),
+        "trial": k,
+        "target": target,
+        "delay_s": round(delay, 2),
+        "kill_at_s": round(at, 2),
+        "missed": missed,
+        "at_kill": state,
+        "workers_at_kill": len(kids),
+        "stray_processes": stray,
+        "restarts": runs,
+        "resume_s": round(seconds, 2),
+        "lost": len(lost),
+        "duplicated": snap.duplicated + len(added),
+        "changed": len(changed),
+        "whole_run_equal": snap.extra == ref_snap.extra,
+        "temporaries": temporaries(ws),
     }
-    result["survived"] = (not missed and not lost and not changed and result["duplicated"] == 0
-                          and result["whole_run_equal"] and stray == 0 and not result["temporaries"])
+    result["survived"] = (
+        not missed
+        and not lost
+        and not changed
+        and result["duplicated"] == 0
+        and result["whole_run_equal"]
+        and stray == 0
+        and not result["temporaries"]
+    )
     if result["survived"]:  # keep a failed trial's workspace for a look
         shutil.rmtree(ws, ignore_errors=True)
     return result
@@ -301,45 +349,72 @@ def main() -> None:
     inputs = prepare_inputs(a.root)
     rng = random.Random(a.seed)
     started = time.perf_counter()
-    report: dict[str, Any] = {"date": _dt.date.today().isoformat(), "machine": f"{os.cpu_count()} CPUs, {platform.machine()}",
-                              "load_before": os.getloadavg(), "n": a.n, "seed": a.seed, "stages": {}}
+    report: dict[str, Any] = {
+        "date": _dt.date.today().isoformat(),
+        "machine": f"{os.cpu_count()} CPUs, {platform.machine()}",
+        "load_before": os.getloadavg(),
+        "n": a.n,
+        "seed": a.seed,
+        "stages": {},
+    }
     for stage in a.stages.split(","):
         root = a.root / stage
         ref = reference(stage, root, a.root, inputs)
-        print(f"{stage}: reference {ref['seconds']} s (record at {ref['record_at_s']} s, {ref['stored']} "
-              f"{UNIT[stage]}, {ref['gap_s']} s apart), {len(ref['snapshot'].items)} items compared", flush=True)
+        print(
+            f"{stage}: reference {ref['seconds']} s (record at {ref['record_at_s']} s, {ref['stored']} "
+            f"{UNIT[stage]}, {ref['gap_s']} s apart), {len(ref['snapshot'].items)} items compared",
+            flush=True,
+        )
         trials: list[dict[str, Any]] = []
         k = 0
         while sum(not t["missed"] for t in trials) < a.n and k < 2 * a.n:  # N kills that landed
             t = trial(stage, k, root, a.root, inputs, ref, rng)
             k += 1
             trials.append(t)
-            print(f"  kill {t['trial']:2d} at {t['kill_at_s']:5.2f} s ({t['at_kill']}): survived={t['survived']} "
-                  f"lost={t['lost']} dup={t['duplicated']} changed={t['changed']} stray={t['stray_processes']} "
-                  f"temps={len(t['temporaries'])} restarts={t['restarts']}", flush=True)
+            print(
+                f"  kill {t['trial']:2d} at {t['kill_at_s']:5.2f} s ({t['at_kill']}): survived={t['survived']} "
+                f"lost={t['lost']} dup={t['duplicated']} changed={t['changed']} stray={t['stray_processes']} "
+                f"temps={len(t['temporaries'])} restarts={t['restarts']}",
+                flush=True,
+            )
         kills = [t for t in trials if not t["missed"]]
         report["stages"][stage] = {
-            "reference_s": ref["seconds"], "items": len(ref["snapshot"].items), "resumable": ref["stored"],
-            "kills": len(kills), "missed": len(trials) - len(kills),
+            "reference_s": ref["seconds"],
+            "items": len(ref["snapshot"].items),
+            "resumable": ref["stored"],
+            "kills": len(kills),
+            "missed": len(trials) - len(kills),
             "survived": sum(t["survived"] for t in kills),
-            "items_lost": sum(t["lost"] for t in kills), "items_duplicated": sum(t["duplicated"] for t in kills),
+            "items_lost": sum(t["lost"] for t in kills),
+            "items_duplicated": sum(t["duplicated"] for t in kills),
             "items_changed": sum(t["changed"] for t in kills),
             "stray_processes": sum(t["stray_processes"] for t in kills),
             "temporaries_left": sum(len(t["temporaries"]) for t in kills),
             "trials": trials,
         }
     leftover = [p for p in descendants(os.getpid()) if alive(p)]
-    report.update({"load_after": os.getloadavg(), "seconds": round(time.perf_counter() - started, 1),
-                   "processes_left": len(leftover)})
-    print("\n| stage | reference run | kills (missed) | survived | items lost | items duplicated | changed "
-          "| stray processes | temporaries left |")
+    report.update(
+        {
+            "load_after": os.getloadavg(),
+            "seconds": round(time.perf_counter() - started, 1),
+            "processes_left": len(leftover),
+        }
+    )
+    print(
+        "\n| stage | reference run | kills (missed) | survived | items lost | items duplicated | changed "
+        "| stray processes | temporaries left |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for stage, s in report["stages"].items():
-        print(f"| {stage} | {s['reference_s']} s, {s['items']} items | {s['kills']} ({s['missed']}) | "
-              f"{s['survived']}/{s['kills']} | {s['items_lost']} | {s['items_duplicated']} | {s['items_changed']} | "
-              f"{s['stray_processes']} | {s['temporaries_left']} |")
-    print(f"\n{report['seconds']} s in all; load average before {report['load_before']}, after "
-          f"{report['load_after']}; processes left: {report['processes_left']}")
+        print(
+            f"| {stage} | {s['reference_s']} s, {s['items']} items | {s['kills']} ({s['missed']}) | "
+            f"{s['survived']}/{s['kills']} | {s['items_lost']} | {s['items_duplicated']} | {s['items_changed']} | "
+            f"{s['stray_processes']} | {s['temporaries_left']} |"
+        )
+    print(
+        f"\n{report['seconds']} s in all; load average before {report['load_before']}, after "
+        f"{report['load_after']}; processes left: {report['processes_left']}"
+    )
     if a.json:
         a.json.write_text(json.dumps(report, indent=1, default=str))
 

@@ -82,12 +82,16 @@ class Model:
         return self.net(x_t, t, cond).float()
 
     @torch.no_grad()
-    def sample(self, id_images: Any, style_images: Any, seed: int = 0, steps: int | None = None,
-               eta: float | None = None) -> np.ndarray:
+    def sample(
+        self, id_images: Any, style_images: Any, seed: int = 0, steps: int | None = None, eta: float | None = None
+    ) -> np.ndarray:
         """Generated faces, uint8 RGB (B, 112, 112, 3): identity of ``id_images``, expression of ``style_images``."""
         x_id, x_style = self._pair(id_images, style_images)
-        cfg = dataclasses.replace(self.sampler, steps=self.sampler.steps if steps is None else steps,
-                                  eta=self.sampler.eta if eta is None else eta)
+        cfg = dataclasses.replace(
+            self.sampler,
+            steps=self.sampler.steps if steps is None else steps,
+            eta=self.sampler.eta if eta is None else eta,
+        )
         generators = item_generators([seed + i for i in range(x_id.shape[0])])
         return to_uint8(sample_conditioned(self.net, x_id, x_style, generators, self.schedule, cfg, device=self.device))
 

@@ -13,8 +13,9 @@ import functools
 import inspect
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, Callable, Optional
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -39,7 +40,7 @@ console = Console(stderr=True)
 Workspace = Annotated[Path, typer.Option("--workspace", "-w", help="Where every stage writes its outputs.")]
 ConfigOpt = Annotated[str, typer.Option("--config", "-c", help="Pipeline TOML (path, or a name in pipelines/).")]
 SetOpt = Annotated[
-    Optional[list[str]],
+    list[str] | None,
     typer.Option("--set", help="Override a config value, e.g. --set train.optim.lr=2e-4 (repeatable)."),
 ]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Redo the stage even if nothing changed.")]
@@ -86,8 +87,12 @@ def _input_source_flags(fn: Callable[..., Any]) -> Callable[..., Any]:
     the command's own options in the signature Typer reads; the command gets them in ``**roots``."""
     own = [p for p in inspect.signature(fn, eval_str=True).parameters.values() if p.kind is not p.VAR_KEYWORD]
     flags = [
-        inspect.Parameter(s.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None,
-                          annotation=Annotated[Optional[Path], typer.Option(help=s.flag_help)])
+        inspect.Parameter(
+            s.name,
+            inspect.Parameter.POSITIONAL_OR_KEYWORD,
+            default=None,
+            annotation=Annotated[Path | None, typer.Option(help=s.flag_help)],
+        )
         for s in INPUT_SOURCES
     ]
     fn.__signature__ = inspect.Signature([*flags, *own])  # type: ignore[attr-defined]
@@ -98,12 +103,14 @@ def _input_source_flags(fn: Callable[..., Any]) -> Callable[..., Any]:
 @_user_errors
 @_input_source_flags
 def prepare(
-    scores: Annotated[Optional[Path], typer.Option(help="Grades table, CSV or XLSX: subject, eFACE[, House-Brackmann, Sunnybrook].")] = None,
+    scores: Annotated[
+        Path | None, typer.Option(help="Grades table, CSV or XLSX: subject, eFACE[, House-Brackmann, Sunnybrook].")
+    ] = None,
     workspace: Workspace = DEFAULT_WORKSPACE,
     config: ConfigOpt = DEFAULT_CONFIG,
     set_: SetOpt = None,
     force: ForceOpt = False,
-    **roots: Optional[Path],
+    **roots: Path | None,
 ) -> None:
     """Frames and photos -> aligned 112x112 crops + frames/pairs/rejects Parquet manifests."""
     from fpsynth.data.prepare import run
@@ -131,11 +138,11 @@ def train(
 @app.command()
 @_user_errors
 def generate(
-    ids: Annotated[Optional[Path], typer.Option(help="Folder of identity face photos.")] = None,
-    count: Annotated[Optional[int], typer.Option(help="Number of images to generate.")] = None,
-    checkpoint: Annotated[Optional[Path], typer.Option(help="Checkpoint (default: the workspace's latest).")] = None,
-    out: Annotated[Optional[Path], typer.Option(help="Output folder (default: WORKSPACE/generate).")] = None,
-    shard: Annotated[Optional[str], typer.Option(help="i/n: this machine's share of the items.")] = None,
+    ids: Annotated[Path | None, typer.Option(help="Folder of identity face photos.")] = None,
+    count: Annotated[int | None, typer.Option(help="Number of images to generate.")] = None,
+    checkpoint: Annotated[Path | None, typer.Option(help="Checkpoint (default: the workspace's latest).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Output folder (default: WORKSPACE/generate).")] = None,
+    shard: Annotated[str | None, typer.Option(help="i/n: this machine's share of the items.")] = None,
     workspace: Workspace = DEFAULT_WORKSPACE,
     config: ConfigOpt = DEFAULT_CONFIG,
     set_: SetOpt = None,
@@ -158,7 +165,7 @@ def generate(
 @app.command()
 @_user_errors
 def report(
-    run_dir: Annotated[Optional[Path], typer.Option("--run", help="Generated dataset to evaluate.")] = None,
+    run_dir: Annotated[Path | None, typer.Option("--run", help="Generated dataset to evaluate.")] = None,
     workspace: Workspace = DEFAULT_WORKSPACE,
     config: ConfigOpt = DEFAULT_CONFIG,
     set_: SetOpt = None,
@@ -175,7 +182,9 @@ def report(
 @app.command()
 @_user_errors
 def utility(
-    run_dir: Annotated[Optional[Path], typer.Option("--run", help="Generated dataset to test (default: WORKSPACE/generate).")] = None,
+    run_dir: Annotated[
+        Path | None, typer.Option("--run", help="Generated dataset to test (default: WORKSPACE/generate).")
+    ] = None,
     workspace: Workspace = DEFAULT_WORKSPACE,
     config: ConfigOpt = DEFAULT_CONFIG,
     set_: SetOpt = None,
@@ -192,7 +201,7 @@ def utility(
 @app.command()
 @_user_errors
 def demo(
-    videos: Annotated[Optional[Path], typer.Option(help="Run on a folder of real face videos instead.")] = None,
+    videos: Annotated[Path | None, typer.Option(help="Run on a folder of real face videos instead.")] = None,
     workspace: Annotated[Path, typer.Option("--workspace", "-w")] = Path("workspace-demo"),
     config: Annotated[str, typer.Option("--config", "-c")] = "demo",
     set_: SetOpt = None,
@@ -246,10 +255,12 @@ def weights(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")]
 @weights_app.command("import")
 @_user_errors
 def weights_import(
-    file: Annotated[Path, typer.Argument(help="A published checkpoint: CCFExp.ckpt, dcface_3x3.ckpt, dcface_5x5.ckpt.")],
+    file: Annotated[
+        Path, typer.Argument(help="A published checkpoint: CCFExp.ckpt, dcface_3x3.ckpt, dcface_5x5.ckpt.")
+    ],
     kind: Annotated[str, typer.Option(help="auto, ccfexp, dcface-3x3 or dcface-5x5.")] = "auto",
     workspace: Workspace = DEFAULT_WORKSPACE,
-    out: Annotated[Optional[Path], typer.Option(help="Output folder root (default: WORKSPACE/published).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Output folder root (default: WORKSPACE/published).")] = None,
     force: ForceOpt = False,
     check: Annotated[bool, typer.Option("--check", help="Read, map and check every key; write nothing.")] = False,
 ) -> None:
@@ -259,15 +270,23 @@ def weights_import(
     root = out if out is not None else Path(workspace) / PUBLISHED_DIR
     if check:
         folder, source, reused = None, convert(file, kind).source, False
-        console.print(f"checked: {file} ({source['kind']}, sha256 {source['sha256'][:12]}...): every key "
-                      f"mapped or deliberately left; nothing written", highlight=False)
+        console.print(
+            f"checked: {file} ({source['kind']}, sha256 {source['sha256'][:12]}...): every key "
+            f"mapped or deliberately left; nothing written",
+            highlight=False,
+        )
     else:
         folder, source, reused = import_published(file, root, kind=kind, force=force)
-        console.print(f"{'already imported' if reused else 'imported'}: {file} ({source['kind']}, sha256 "
-                      f"{source['sha256'][:12]}...) -> {folder}", highlight=False)
+        console.print(
+            f"{'already imported' if reused else 'imported'}: {file} ({source['kind']}, sha256 "
+            f"{source['sha256'][:12]}...) -> {folder}",
+            highlight=False,
+        )
     console.print(f"profile: {source['profile']} (the authors' behaviour; see README, 'Profiles')", highlight=False)
-    console.print(f"mapped {source['mapped_keys']} tensors: " +
-                  ", ".join(f"{m} {n}" for m, n in source["mapped"].items()), highlight=False)
+    console.print(
+        f"mapped {source['mapped_keys']} tensors: " + ", ".join(f"{m} {n}" for m, n in source["mapped"].items()),
+        highlight=False,
+    )
     for prefix, left in source["left"].items():
         console.print(f"left {left['keys']} tensors {prefix}*: {left['reason']}", highlight=False)
     if source.get("refused_globals"):

@@ -44,9 +44,7 @@ def from_dict(cls: type, data: Mapping[str, Any], where: str = "") -> Any:
     names = [f.name for f in dataclasses.fields(cls) if f.init]
     unknown = sorted(set(data) - set(names))
     if unknown:
-        raise ConfigError(
-            f"{where or cls.__name__}: unknown key(s) {unknown}; valid keys: {', '.join(names)}"
-        )
+        raise ConfigError(f"{where or cls.__name__}: unknown key(s) {unknown}; valid keys: {', '.join(names)}")
     kwargs = {k: _coerce(hints[k], v, f"{where}.{k}" if where else k) for k, v in data.items()}
     try:
         return cls(**kwargs)
@@ -80,9 +78,7 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
         try:
             return tp(value)
         except ValueError:
-            raise ConfigError(
-                f"{where}: {value!r} is not one of {[m.value for m in tp]}"
-            ) from None
+            raise ConfigError(f"{where}: {value!r} is not one of {[m.value for m in tp]}") from None
     if tp is bool:
         if not isinstance(value, bool):
             raise ConfigError(f"{where}: expected true/false, got {value!r}")

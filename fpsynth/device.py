@@ -95,8 +95,9 @@ class Amp:
     dtype: torch.dtype | None
 
     @classmethod
-    def resolve(cls, precision: Precision, device: torch.device, *, on_cpu: bool = True,
-                setting: str = "train.precision") -> Amp:
+    def resolve(
+        cls, precision: Precision, device: torch.device, *, on_cpu: bool = True, setting: str = "train.precision"
+    ) -> Amp:
         """The autocast ``precision`` means on ``device``.
 
         ``on_cpu=False``: a CPU always computes in fp32 whatever the setting (generation: a CPU's

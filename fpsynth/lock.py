@@ -72,8 +72,9 @@ def folder_lock(folder: Path, what: str = "") -> Iterator[None]:
         return
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
-        raise FolderBusyError(f"{folder} is a file, not a folder: give a folder for the outputs "
-                              "(it is created when absent)")
+        raise FolderBusyError(
+            f"{folder} is a file, not a folder: give a folder for the outputs (it is created when absent)"
+        )
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:  # read-only filesystem, a file on the way, no permission
@@ -81,8 +82,9 @@ def folder_lock(folder: Path, what: str = "") -> Iterator[None]:
     try:
         fd = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as exc:  # an existing folder on a read-only filesystem, or without write permission
-        raise FolderBusyError(f"cannot write in {folder} ({exc.strerror or exc}): choose a folder you can "
-                              "write for the outputs") from None
+        raise FolderBusyError(
+            f"cannot write in {folder} ({exc.strerror or exc}): choose a folder you can write for the outputs"
+        ) from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -91,8 +93,11 @@ def folder_lock(folder: Path, what: str = "") -> Iterator[None]:
                 f"{folder} is being written by {_holder(fd)}; wait for it to finish or stop it"
                 f"{' (' + what + ')' if what else ''}. Two runs never write one stage folder at once"
             ) from None
-        info = {"pid": os.getpid(), "command": " ".join(sys.argv) or sys.executable,
-                "started": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")}
+        info = {
+            "pid": os.getpid(),
+            "command": " ".join(sys.argv) or sys.executable,
+            "started": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        }
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(info).encode(), 0)
         remove_temporaries(folder)  # the sole writer now: what an earlier, killed run left half-written

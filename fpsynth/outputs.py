@@ -110,8 +110,10 @@ def upstream_problem(folder: Path) -> str | None:
         return None
     stage = record.get("stage", Path(folder).name)
     if record.get("status") != "finished":
-        return (f"`{stage}` in {folder} did not finish (its record says '{record.get('status')}': it was stopped "
-                "or is still running), so its outputs may be incomplete or mixed")
+        return (
+            f"`{stage}` in {folder} did not finish (its record says '{record.get('status')}': it was stopped "
+            "or is still running), so its outputs may be incomplete or mixed"
+        )
     problem = outputs_problem(folder, record)
     return None if problem is None else f"the outputs of `{stage}` are damaged: {problem}"
 
@@ -131,8 +133,9 @@ def os_write_error(exc: OSError) -> str | None:
     where = f" {exc.filename}" if exc.filename else ""
     rerun = "then run the same command again; finished items are kept and unfinished ones are made again"
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return (f"cannot write{where} ({os.strerror(exc.errno)}): free space (or choose another "
-                f"--workspace/--out), {rerun}")
+        return (
+            f"cannot write{where} ({os.strerror(exc.errno)}): free space (or choose another --workspace/--out), {rerun}"
+        )
     if exc.errno == errno.EROFS:
         return f"cannot write{where}: the filesystem is read-only; choose a writable --workspace/--out, {rerun}"
     if exc.errno in (errno.EACCES, errno.EPERM):

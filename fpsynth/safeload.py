@@ -283,7 +283,9 @@ def _read_legacy(path: Path) -> SafeLoad:
                 f"{path}: a legacy (non-zip) pickle that cannot be read safely: it needs {needed.group(1)}, "
                 f"which is refused; re-save its state dict with torch.save or as .safetensors"
             ) from None
-        raise WeightsError(f"{path}: not a torch file, or a legacy pickle that cannot be read safely ({_torch_reason(exc)})") from None
+        raise WeightsError(
+            f"{path}: not a torch file, or a legacy pickle that cannot be read safely ({_torch_reason(exc)})"
+        ) from None
     except Exception as exc:  # empty or truncated file, bad magic number
         raise WeightsError(f"{path}: not a readable weights file ({_torch_reason(exc)})") from exc
 

@@ -91,59 +91,98 @@ class Stream:
 
 
 _S, _G = Recipe.SEQUENCE, Recipe.GIVEN
-STREAMS: dict[str, Stream] = {s.name: s for s in (
-    # prepare
-    Stream("prepare-split", "data/manifests.py: the subject order that assigns train/test", _S, 0x5B117),
-    Stream("prepare-pairs", "data/manifests.py: the identity image drawn for each style frame", _S, 0x9A125),
-    Stream("prepare-pseudonyms", "data/privacy.py: the subject shuffle behind the pseudonyms", _S, 0x5B1EC7),
-    # train
-    Stream("train-init", "train/loop.py: the seeded initialisation of the model's random parts (global RNG)",
-           _S, 0x1217),
-    Stream("train-order", "train/data.py: the pair permutation of each epoch (keys: epoch)", _S, 0x0D47A),
-    Stream("train-noise", "train/data.py: each step's timesteps and noise (keys: step)", _S, 0x40153),
-    Stream("train-dropout", "train/data.py: one seed per global micro-batch (keys: step, micro-batch)", _S, 0xD809),
-    Stream("train-dropout-mask", "train/loop.py: the global RNG of a micro-batch's dropout, from its "
-           "train-dropout seed", _G),
-    Stream("train-loader", "train/data.py: the DataLoader's generator (its workers' base seed), from the run seed",
-           _G),
-    Stream("train-grid-pick", "train/samples.py: the held-out pairs of the sample grids", _S, 0x6121D),
-    Stream("train-grid-noise", "train/samples.py: the sampling seed of each grid row (keys: row)", _S, 0x6121E),
-    # sampling (train grids, generate, report aFID)
-    Stream("item-noise", "diffusion/samplers.py: an item's initial and sampler noise, from the item's own seed "
-           "(train-grid-noise, generate-item, report-afid)", _G),
-    # generate
-    Stream("generate-item", "generate/plan.py: an item's seed (keys: item id)", Recipe.GENERATE_TEXT,
-           text="fpsynth-generate"),
-    Stream("generate-identities", "generate/plan.py: the identity order of a stratum (keys: stratum)",
-           _S, 0x1D5),
-    Stream("generate-frames", "generate/plan.py: the style-frame order of a stratum (keys: stratum)", _S, 0xF7A3E),
-    # report
-    Stream("report-dataset", "report/dataset.py: the generated images evaluated (a seeded subset)"),
-    Stream("report-reference", "report/run.py: the real reference images (a seeded subset)"),
-    Stream("report-privacy", "report/privacy.py: the training frames kept per subject"),
-    Stream("report-afid-patients", "report/afid.py: the patients evaluated when capped"),
-    Stream("report-afid", "report/afid.py: a patient's frames and pairs (keys: patient); the sampling seeds of "
-           "its pairs (keys: patient, k, pass)", Recipe.REPORT_TEXT),
-    # utility
-    Stream("utility-rows", "utility/run.py: the generated rows used (a seeded subset)", _S, 0x0717),
-    Stream("utility-draw", "utility/benchmark.py: the synthetic draw of a repeat (keys: task, regime, repeat)",
-           Recipe.UTILITY_TEXT, text="draw"),
-    Stream("utility-bootstrap", "utility/benchmark.py: the subject bootstrap (keys: task, grader); one for every "
-           "regime (paired)", Recipe.UTILITY_TEXT, text="bootstrap"),
-    Stream("utility-model", "utility/benchmark.py: a grader's seed (keys: task, grader, repeat)",
-           Recipe.UTILITY_TEXT, text="model"),
-    Stream("utility-grader", "utility/graders.py: the CNN's initialisation (global RNG) and batch order, from "
-           "its utility-model seed", _G),
-    # networks with seeded random weights
-    Stream("weights-init", "nets/loading.py: seeded random weights of a pretrained network (tests, tiny configs)",
-           _G),
-    # demo
-    Stream("demo-identity", "demo/dataset.py: a synthetic subject's face (keys: subject)", _S, 1),
-    Stream("demo-frame", "demo/dataset.py: a frame's pose and render noise (keys: subject, movement, frame)",
-           _S, 2),
-    Stream("demo-extra-identity", "demo/dataset.py: an extra identity's face (keys: identity)", _S, 3),
-    Stream("demo-rendered", "demo/rendered.py: one rendered-dataset image (keys: image)", _G),
-)}
+STREAMS: dict[str, Stream] = {
+    s.name: s
+    for s in (
+        # prepare
+        Stream("prepare-split", "data/manifests.py: the subject order that assigns train/test", _S, 0x5B117),
+        Stream("prepare-pairs", "data/manifests.py: the identity image drawn for each style frame", _S, 0x9A125),
+        Stream("prepare-pseudonyms", "data/pseudonyms.py: the subject shuffle behind the pseudonyms", _S, 0x5B1EC7),
+        # train
+        Stream(
+            "train-init",
+            "train/loop.py: the seeded initialisation of the model's random parts (global RNG)",
+            _S,
+            0x1217,
+        ),
+        Stream("train-order", "train/data.py: the pair permutation of each epoch (keys: epoch)", _S, 0x0D47A),
+        Stream("train-noise", "train/data.py: each step's timesteps and noise (keys: step)", _S, 0x40153),
+        Stream("train-dropout", "train/data.py: one seed per global micro-batch (keys: step, micro-batch)", _S, 0xD809),
+        Stream(
+            "train-dropout-mask",
+            "train/loop.py: the global RNG of a micro-batch's dropout, from its train-dropout seed",
+            _G,
+        ),
+        Stream(
+            "train-loader", "train/data.py: the DataLoader's generator (its workers' base seed), from the run seed", _G
+        ),
+        Stream("train-grid-pick", "train/grids.py: the held-out pairs of the sample grids", _S, 0x6121D),
+        Stream("train-grid-noise", "train/grids.py: the sampling seed of each grid row (keys: row)", _S, 0x6121E),
+        # sampling (train grids, generate, report aFID)
+        Stream(
+            "item-noise",
+            "diffusion/samplers.py: an item's initial and sampler noise, from the item's own seed "
+            "(train-grid-noise, generate-item, report-afid)",
+            _G,
+        ),
+        # generate
+        Stream(
+            "generate-item",
+            "generate/plan.py: an item's seed (keys: item id)",
+            Recipe.GENERATE_TEXT,
+            text="fpsynth-generate",
+        ),
+        Stream("generate-identities", "generate/plan.py: the identity order of a stratum (keys: stratum)", _S, 0x1D5),
+        Stream("generate-frames", "generate/plan.py: the style-frame order of a stratum (keys: stratum)", _S, 0xF7A3E),
+        # report
+        Stream("report-dataset", "report/dataset.py: the generated images evaluated (a seeded subset)"),
+        Stream("report-reference", "report/run.py: the real reference images (a seeded subset)"),
+        Stream("report-privacy", "report/privacy.py: the training frames kept per subject"),
+        Stream("report-afid-patients", "report/afid.py: the patients evaluated when capped"),
+        Stream(
+            "report-afid",
+            "report/afid.py: a patient's frames and pairs (keys: patient); the sampling seeds of "
+            "its pairs (keys: patient, k, pass)",
+            Recipe.REPORT_TEXT,
+        ),
+        # utility
+        Stream("utility-rows", "utility/run.py: the generated rows used (a seeded subset)", _S, 0x0717),
+        Stream(
+            "utility-draw",
+            "utility/benchmark.py: the synthetic draw of a repeat (keys: task, regime, repeat)",
+            Recipe.UTILITY_TEXT,
+            text="draw",
+        ),
+        Stream(
+            "utility-bootstrap",
+            "utility/benchmark.py: the subject bootstrap (keys: task, grader); one for every regime (paired)",
+            Recipe.UTILITY_TEXT,
+            text="bootstrap",
+        ),
+        Stream(
+            "utility-model",
+            "utility/benchmark.py: a grader's seed (keys: task, grader, repeat)",
+            Recipe.UTILITY_TEXT,
+            text="model",
+        ),
+        Stream(
+            "utility-grader",
+            "utility/graders.py: the CNN's initialisation (global RNG) and batch order, from its utility-model seed",
+            _G,
+        ),
+        # networks with seeded random weights
+        Stream(
+            "weights-init", "nets/loading.py: seeded random weights of a pretrained network (tests, tiny configs)", _G
+        ),
+        # demo
+        Stream("demo-identity", "demo/dataset.py: a synthetic subject's face (keys: subject)", _S, 1),
+        Stream(
+            "demo-frame", "demo/dataset.py: a frame's pose and render noise (keys: subject, movement, frame)", _S, 2
+        ),
+        Stream("demo-extra-identity", "demo/dataset.py: an extra identity's face (keys: identity)", _S, 3),
+        Stream("demo-rendered", "demo/rendered.py: one rendered-dataset image (keys: image)", _G),
+    )
+}
 del _S, _G
 
 

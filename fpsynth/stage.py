@@ -109,7 +109,7 @@ def atomic_write_parquet(path: Path, frame: Any) -> None:
 # --------------------------------------------------------------------------- fingerprints
 
 
-def _hash_file(path: Path, h: "hashlib._Hash") -> None:
+def _hash_file(path: Path, h: hashlib._Hash) -> None:
     st = path.stat()
     if st.st_size < _HASH_CONTENT_BELOW:
         with open(path, "rb") as fh:
@@ -180,7 +180,7 @@ def params_of(spec: StageSpec, cfg: Any) -> dict[str, Any]:
     for dotted in spec.ignore:
         owner = next(k for k in spec.params if dotted.startswith(f"{k}."))  # a typo fails here, loudly
         tree = params[owner]
-        *path, last = dotted[len(owner) + 1:].split(".")
+        *path, last = dotted[len(owner) + 1 :].split(".")
         for part in path:
             tree = tree.get(part, {})
         tree.pop(last, None)  # to_dict leaves out None fields
@@ -300,9 +300,17 @@ class Stage:
                 hashed[key] = sha256_file(path)
         found.update(inputs or {})
         folder = Path(folder) if folder is not None else workspace / spec.name
-        return cls(folder.name, folder.parent, params_of(spec, cfg), inputs=found, outputs=list(spec.outs),
-                   force=force, verified=list(spec.verified), verified_lists=list(spec.verified_lists),
-                   digests=hashed)
+        return cls(
+            folder.name,
+            folder.parent,
+            params_of(spec, cfg),
+            inputs=found,
+            outputs=list(spec.outs),
+            force=force,
+            verified=list(spec.verified),
+            verified_lists=list(spec.verified_lists),
+            digests=hashed,
+        )
 
     @property
     def record_path(self) -> Path:
@@ -317,8 +325,9 @@ class Stage:
             problem = None if folder.resolve() in checked else upstream_problem(folder)
             checked.add(folder.resolve())
             if problem is not None:
-                raise UpstreamError(f"{self.name}: {problem}; run `{inp.made_by}` again "
-                                    "(it redoes only what is unfinished or damaged)")
+                raise UpstreamError(
+                    f"{self.name}: {problem}; run `{inp.made_by}` again (it redoes only what is unfinished or damaged)"
+                )
             if not Path(inp.path).exists():
                 raise MissingInputError(
                     f"{self.name}: input '{name}' not found at {inp.path}; run `{inp.made_by}` first"
@@ -358,8 +367,14 @@ class Stage:
         self.dir.mkdir(parents=True, exist_ok=True)
         atomic_write_json(
             self.record_path,
-            {"stage": self.name, "status": "running", "fingerprint": self.fingerprint,
-             "version": __version__, "started_at": _now(), "verified_outputs": bool(self.verified)},
+            {
+                "stage": self.name,
+                "status": "running",
+                "fingerprint": self.fingerprint,
+                "version": __version__,
+                "started_at": _now(),
+                "verified_outputs": bool(self.verified),
+            },
         )
         atomic_write_text(self.dir / "config.toml", to_toml(pipeline_cfg))
 
@@ -383,13 +398,13 @@ class Stage:
         rec = self.record() or {}
         return {**rec, "skipped": True}
 
-    def items(self, kind: str = "items") -> "ItemStore":
+    def items(self, kind: str = "items") -> ItemStore:
         """Per-item resume store for this run's fingerprint (a config change starts afresh)."""
         return ItemStore(self.dir / "parts" / kind / self.fingerprint[:16])
 
 
 def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
 
 
 # --------------------------------------------------------------------------- per-item resume
@@ -441,8 +456,10 @@ class ItemStore:
         parts = sorted(p for p in self.folder.glob("*.parquet") if not p.name.startswith("."))
         damaged = [p.name for p in parts if not _readable_parquet(p)]
         if damaged:  # only outside damage does this (parts are written atomically): never a silent loss
-            raise FpsynthError(f"{self.folder}: damaged resume part(s) {', '.join(damaged)}; run the stage "
-                               f"again: it redoes the items of damaged parts")
+            raise FpsynthError(
+                f"{self.folder}: damaged resume part(s) {', '.join(damaged)}; run the stage "
+                f"again: it redoes the items of damaged parts"
+            )
         frames = [pd.read_parquet(p) for p in parts]
         frames = [f for f in frames if len(f)]
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

@@ -86,7 +86,9 @@ def read_state_dict(path: Path, *, quiet: bool = False) -> dict[str, torch.Tenso
     return tensors
 
 
-def strip_prefixes(state: Mapping[str, torch.Tensor], prefixes: tuple[str, ...], expected: tuple[str, ...]) -> dict[str, torch.Tensor]:
+def strip_prefixes(
+    state: Mapping[str, torch.Tensor], prefixes: tuple[str, ...], expected: tuple[str, ...]
+) -> dict[str, torch.Tensor]:
     """Remove the first prefix (possibly repeated, 'module.model.') that makes ``expected`` keys appear."""
     state = dict(state)
     for _ in range(3):
@@ -94,7 +96,7 @@ def strip_prefixes(state: Mapping[str, torch.Tensor], prefixes: tuple[str, ...],
             return state
         for p in prefixes:
             if any(k.startswith(p) for k in state):
-                state = {k[len(p):]: v for k, v in state.items() if k.startswith(p)}
+                state = {k[len(p) :]: v for k, v in state.items() if k.startswith(p)}
                 break
         else:
             break

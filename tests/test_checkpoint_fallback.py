@@ -9,8 +9,15 @@ import torch
 
 from fpsynth.models.ccfexp import build_model
 from fpsynth.pipeline import load_pipeline
-from fpsynth.train.checkpoint import (CHECKPOINTS, CheckpointError, CheckpointPayload, describe_run,
-                                      latest_checkpoint, load_checkpoint, save_checkpoint)
+from fpsynth.train.checkpoint import (
+    CHECKPOINTS,
+    CheckpointError,
+    CheckpointPayload,
+    describe_run,
+    latest_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -21,9 +28,13 @@ def workspace(tmp_path):
     torch.manual_seed(0)
     model, records = build_model(cfg.train.model, cfg.weights)
     names = [n for n, p in model.named_parameters() if p.requires_grad]
-    payload = CheckpointPayload(model.state_dict(), dict(model.unet.state_dict()),
-                                torch.optim.AdamW(model.trainable_parameters()).state_dict(), names,
-                                describe_run(cfg, records))
+    payload = CheckpointPayload(
+        model.state_dict(),
+        dict(model.unet.state_dict()),
+        torch.optim.AdamW(model.trainable_parameters()).state_dict(),
+        names,
+        describe_run(cfg, records),
+    )
     for step in (5, 9):
         save_checkpoint(tmp_path / "train" / CHECKPOINTS, step, payload, keep_last=3)
     return tmp_path
@@ -39,8 +50,9 @@ def _damage(path, how):
         path.write_text("{ not json")
 
 
-@pytest.mark.parametrize("how,file", [("truncate", "model.safetensors"), ("delete", "ema.safetensors"),
-                                      ("garble", "state.json")])
+@pytest.mark.parametrize(
+    "how,file", [("truncate", "model.safetensors"), ("delete", "ema.safetensors"), ("garble", "state.json")]
+)
 def test_a_damaged_newest_checkpoint_falls_back_to_the_newest_good_one(workspace, how, file):
     newest = workspace / "train" / CHECKPOINTS / "step-00000009"
     assert latest_checkpoint(workspace) == newest

@@ -25,8 +25,10 @@ def test_a_binary_config_file(tmp_path):
 @pytest.mark.parametrize("out", ["afile", "afile/sub"])
 def test_generate_out_that_is_a_file(tmp_path, out):
     (tmp_path / "afile").write_text("x")
-    result = CliRunner().invoke(app, ["generate", "--ids", str(tmp_path), "--out", str(tmp_path / out), "-c", "tiny",
-                                      "-w", str(tmp_path / "ws")])
+    result = CliRunner().invoke(
+        app,
+        ["generate", "--ids", str(tmp_path), "--out", str(tmp_path / out), "-c", "tiny", "-w", str(tmp_path / "ws")],
+    )
     assert result.exit_code == 2, result.output
     assert "is a file, not a folder" in _out(result) or "cannot create the output folder" in _out(result)
 
@@ -53,9 +55,18 @@ def test_nan_weights_are_named_not_blamed_on_the_learning_rate(tmp_path):
         model.unet.out[2].weight[0, 0, 0, 0] = float("nan")
     names = [n for n, p in model.named_parameters() if p.requires_grad]
     cfg = load_pipeline("tiny")
-    folder = save_checkpoint(tmp_path / CHECKPOINTS, 1, CheckpointPayload(
-        model.state_dict(), dict(model.unet.state_dict()), torch.optim.AdamW(model.trainable_parameters()).state_dict(),
-        names, describe_run(cfg, [])), keep_last=1)
+    folder = save_checkpoint(
+        tmp_path / CHECKPOINTS,
+        1,
+        CheckpointPayload(
+            model.state_dict(),
+            dict(model.unet.state_dict()),
+            torch.optim.AdamW(model.trainable_parameters()).state_dict(),
+            names,
+            describe_run(cfg, []),
+        ),
+        keep_last=1,
+    )
     cfg = load_pipeline("tiny", [f"train.init_from={folder}"])
     with pytest.raises(TrainingDiverged, match=r"unet\.out\.2\.weight.*init_from-fpsynth"):
         build_trainer(cfg.train, cfg.weights, cfg.seed, DistContext(), resume=None)

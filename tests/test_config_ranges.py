@@ -8,14 +8,17 @@ from fpsynth.config import ConfigError
 from fpsynth.pipeline import load_pipeline
 
 
-@pytest.mark.parametrize("override,named", [
-    ("train.optim.lr=nan", "train.optim.lr: expected a finite number"),
-    ("train.optim.lr=inf", "train.optim.lr: expected a finite number"),
-    ("train.loss.sigma=-inf", "train.loss.sigma: expected a finite number"),
-    ("generate.sampler.eta=nan", "generate.sampler.eta: expected a finite number"),
-    ("seed=-1", "seed must be in 0 .. 2**63 - 1"),
-    ("seed=9223372036854775808", "seed must be in 0 .. 2**63 - 1"),
-])
+@pytest.mark.parametrize(
+    "override,named",
+    [
+        ("train.optim.lr=nan", "train.optim.lr: expected a finite number"),
+        ("train.optim.lr=inf", "train.optim.lr: expected a finite number"),
+        ("train.loss.sigma=-inf", "train.loss.sigma: expected a finite number"),
+        ("generate.sampler.eta=nan", "generate.sampler.eta: expected a finite number"),
+        ("seed=-1", "seed must be in 0 .. 2**63 - 1"),
+        ("seed=9223372036854775808", "seed must be in 0 .. 2**63 - 1"),
+    ],
+)
 def test_non_finite_numbers_and_negative_seeds_are_refused(override, named):
     with pytest.raises(ConfigError, match=named.replace("*", r"\*").replace(".", r"\.")):
         load_pipeline("tiny", [override])

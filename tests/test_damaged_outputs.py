@@ -31,8 +31,20 @@ def generated(tmp_path_factory):
     save_train_checkpoint(ws, config())
     ids = copy(["obama.jpg"], ws / "faces")
     out = ws / "dataset"
-    args = ["generate", "--ids", str(ids), "--count", "4", "--out", str(out), "-w", str(ws), "-c", "tiny",
-            *[a for o in SMALL for a in ("--set", o)]]
+    args = [
+        "generate",
+        "--ids",
+        str(ids),
+        "--count",
+        "4",
+        "--out",
+        str(out),
+        "-w",
+        str(ws),
+        "-c",
+        "tiny",
+        *[a for o in SMALL for a in ("--set", o)],
+    ]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     return ws, out, args

@@ -9,7 +9,6 @@ import cv2
 import numpy as np
 import pytest
 
-from helpers.fixtures import fixture_path
 from fpsynth.data.align import ARCFACE_TEMPLATE, CROP_SIZE, align, five_points, transform_points, umeyama, warp
 from fpsynth.data.config import Backend, FaceConfig, QualityConfig
 from fpsynth.data.faces import detect_faces, get_backend
@@ -19,6 +18,7 @@ from fpsynth.data.images import read_image
 from fpsynth.data.pts import format_pts, read_pts, write_pts
 from fpsynth.data.quality import assess, check, dominant_face, eye_centres, interocular, yaw_proxy
 from fpsynth.data.reasons import Reason, Rejected
+from helpers.fixtures import fixture_path
 
 ANNOTATED = ("lenna.png", "takeo.ppm", "einstein.jpg", "breakingbad.jpg")
 
@@ -77,7 +77,9 @@ def test_pts_round_trip(tmp_path):
     assert format_pts(gt).splitlines()[:3] == ["version: 1", "n_points: 68", "{"]
 
 
-@pytest.mark.parametrize("text", ["version: 1\nn_points: 5\n{\n1 2\n}\n", "1 2\n3 4\n", "n_points: 68\n{\n" + "1 x\n" * 68 + "}"])
+@pytest.mark.parametrize(
+    "text", ["version: 1\nn_points: 5\n{\n1 2\n}\n", "1 2\n3 4\n", "n_points: 68\n{\n" + "1 x\n" * 68 + "}"]
+)
 def test_bad_pts(tmp_path, text):
     (tmp_path / "b.pts").write_text(text)
     with pytest.raises(Rejected) as err:
@@ -216,8 +218,20 @@ def test_cli_reports_backend_error_and_exits_2(tmp_path):
     photos = tmp_path / "photos"
     photos.mkdir()
     cv2.imwrite(str(photos / "a.png"), np.zeros((8, 8, 3), np.uint8))
-    result = CliRunner().invoke(app, ["prepare", "--images", str(photos), "-w", str(tmp_path / "ws"),
-                                      "--set", "prepare.faces.backend=insightface", "--set", "prepare.n_jobs=1"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "prepare",
+            "--images",
+            str(photos),
+            "-w",
+            str(tmp_path / "ws"),
+            "--set",
+            "prepare.faces.backend=insightface",
+            "--set",
+            "prepare.n_jobs=1",
+        ],
+    )
     assert result.exit_code == 2
     assert "insightface_root" in result.output
 
@@ -239,7 +253,9 @@ def test_tracked_landmarks_agree_with_detection(dlib_backend):
         if tracked.source == "tracked" and i % 4 == 2:
             detected = detect_faces(dlib_backend, rgb, 640, 0)[0].landmarks
             errs.append(_nme(tracked.landmarks, detected))
-    print(f"tracked vs detected landmarks: mean NME {np.mean(errs):.4f}, max {np.max(errs):.4f} over {len(errs)} frames")
+    print(
+        f"tracked vs detected landmarks: mean NME {np.mean(errs):.4f}, max {np.max(errs):.4f} over {len(errs)} frames"
+    )
     assert np.mean(errs) < 0.02 and np.max(errs) < 0.05
 
 
@@ -250,8 +266,11 @@ def _face(side: float, score: float = 1.0) -> Face:
 def test_dominant_face_rules():
     cfg = QualityConfig()
     assert dominant_face([_face(100), _face(30)], 0.0, cfg).side == 100  # small background face: fine
-    for faces, reason in (([], Reason.NO_FACE), ([_face(100), _face(90)], Reason.TWO_FACES),
-                          ([_face(100, -0.2)], Reason.LOW_SCORE)):
+    for faces, reason in (
+        ([], Reason.NO_FACE),
+        ([_face(100), _face(90)], Reason.TWO_FACES),
+        ([_face(100, -0.2)], Reason.LOW_SCORE),
+    ):
         with pytest.raises(Rejected) as err:
             dominant_face(faces, 0.0, cfg)
         assert err.value.reason is reason

@@ -33,5 +33,6 @@ def test_batched_and_single_umeyama_fit_the_same_similarity():
     moved = similarity_align_batch(src, dst, ibug68.STABLE_POINTS)
     np.testing.assert_allclose(moved, dst, atol=1e-9)
     for s, d in zip(src, dst):
-        np.testing.assert_allclose(transform_points(umeyama(s[ibug68.STABLE_POINTS], d[ibug68.STABLE_POINTS]), s), d,
-                                   atol=1e-9)
+        np.testing.assert_allclose(
+            transform_points(umeyama(s[ibug68.STABLE_POINTS], d[ibug68.STABLE_POINTS]), s), d, atol=1e-9
+        )

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from helpers.fixtures import fixture_path
 from fpsynth.data.images import NEUTRAL_BACKGROUND, read_image
 from fpsynth.data.reasons import Reason, Rejected
+from helpers.fixtures import fixture_path
 
 
 def _pattern(h: int = 48, w: int = 64) -> np.ndarray:
@@ -63,7 +63,7 @@ def test_grayscale_becomes_three_equal_channels(tmp_path):
 
 
 def test_16bit_png_is_scaled_not_clipped(tmp_path):
-    rgb16 = (_pattern().astype(np.uint16) * 257)  # full 16-bit range
+    rgb16 = _pattern().astype(np.uint16) * 257  # full 16-bit range
     path = tmp_path / "deep.png"
     cv2.imwrite(str(path), cv2.cvtColor(rgb16, cv2.COLOR_RGB2BGR))
     assert cv2.imread(str(path), cv2.IMREAD_UNCHANGED).dtype == np.uint16
@@ -98,8 +98,11 @@ def test_grey_alpha_png(tmp_path):
 
 @pytest.mark.parametrize(
     "content, reason",
-    [(b"", Reason.EMPTY_FILE), (b"this is a text file, not a photo\n", Reason.NOT_AN_IMAGE),
-     (b"\x89PNG\r\n\x1a\n" + b"\0" * 40, Reason.NOT_AN_IMAGE)],
+    [
+        (b"", Reason.EMPTY_FILE),
+        (b"this is a text file, not a photo\n", Reason.NOT_AN_IMAGE),
+        (b"\x89PNG\r\n\x1a\n" + b"\0" * 40, Reason.NOT_AN_IMAGE),
+    ],
     ids=["zero-byte", "text", "png-header-only"],
 )
 def test_bad_files_are_rejected_with_reason(tmp_path, content, reason):

@@ -19,9 +19,18 @@ def _frames(n_subjects: int = 30, per: int = 7) -> pd.DataFrame:
     rows = []
     for s in range(n_subjects):
         for i in range(per if s else 1):  # subject 0 has a single image
-            rows.append({"frame_id": f"P{s:04d}-smile-{i:05d}", "path": f"crops/P{s:04d}/x/{i:05d}.png",
-                         "subject": f"P{s:04d}", "clip": f"P{s:04d}-smile", "dataset": "meei", "expression": "smile",
-                         "phase": "peak", "severity": "mild"})
+            rows.append(
+                {
+                    "frame_id": f"P{s:04d}-smile-{i:05d}",
+                    "path": f"crops/P{s:04d}/x/{i:05d}.png",
+                    "subject": f"P{s:04d}",
+                    "clip": f"P{s:04d}-smile",
+                    "dataset": "meei",
+                    "expression": "smile",
+                    "phase": "peak",
+                    "severity": "mild",
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -73,7 +82,10 @@ def test_authors_pairing_uses_one_fixed_identity_image_per_subject_itself_includ
     assert (pairs["id_path"] == pairs["id_frame"].map(frames.set_index("frame_id")["path"])).all()
     default, _ = build_pairs(frames, 1, 5)  # the paper's: another frame
     assert (default["id_frame"] != default["style_frame"]).all()
-    assert SplitConfig().pairing is Pairing.OTHER_FRAME and SplitConfig(pairing=Pairing("authors")).pairing is Pairing.AUTHORS
+    assert (
+        SplitConfig().pairing is Pairing.OTHER_FRAME
+        and SplitConfig(pairing=Pairing("authors")).pairing is Pairing.AUTHORS
+    )
 
 
 def test_subjects_never_cross_splits():
@@ -87,8 +99,16 @@ def test_subjects_never_cross_splits():
 
 
 def test_to_table_enforces_schema():
-    df = pd.DataFrame({"frame_id": ["a"], "landmarks": [np.arange(136, dtype=np.float64)], "bbox": [np.zeros(4)],
-                       "frame_index": [3], "eface": [None], "unknown_column": [1]})
+    df = pd.DataFrame(
+        {
+            "frame_id": ["a"],
+            "landmarks": [np.arange(136, dtype=np.float64)],
+            "bbox": [np.zeros(4)],
+            "frame_index": [3],
+            "eface": [None],
+            "unknown_column": [1],
+        }
+    )
     t = to_table(df, FRAMES)
     assert t.schema == FRAMES and t.num_rows == 1
     assert t.column("landmarks")[0].as_py()[135] == 135.0 and t.column("eface")[0].as_py() is None
@@ -110,14 +130,15 @@ def _documented(section: str) -> list[str]:
     return re.findall(r"^\| `([a-z_0-9]+)` \|", body, flags=re.M)
 
 
-@pytest.mark.parametrize("section, schema", [("frames.parquet", FRAMES), ("pairs.parquet", PAIRS),
-                                             ("rejects.parquet", REJECTS)])
+@pytest.mark.parametrize(
+    "section, schema", [("frames.parquet", FRAMES), ("pairs.parquet", PAIRS), ("rejects.parquet", REJECTS)]
+)
 def test_readme_documents_every_column_in_order(section, schema):
     assert _documented(section) == schema.names
 
 
 def test_readme_documents_the_mapping():
-    from fpsynth.data.privacy import MAPPING_COLUMNS
+    from fpsynth.data.pseudonyms import MAPPING_COLUMNS
 
     assert _documented("private/mapping.parquet") == MAPPING_COLUMNS
 

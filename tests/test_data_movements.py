@@ -6,12 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from helpers.fixtures import fixture_path
 from fpsynth.data.config import MovementsConfig, PhaseQuota, VideoConfig
 from fpsynth.data.motion import label_phases, level_phases, pick_frames
 from fpsynth.data.movements import EYELIDS, aligned_onto, regional_motion, segment
 from fpsynth.data.pts import read_pts
 from fpsynth.data.session import movement_labels
+from helpers.fixtures import fixture_path
 
 FPS = 30.0
 MOUTH, BROWS = np.arange(48, 68), np.arange(17, 27)
@@ -54,7 +54,12 @@ def session(face, script, seed=0, jitter=0.006):
     for i, lm in enumerate(frames):
         a, sc = np.radians(3 * np.sin(i / 40)), 1 + 0.03 * np.sin(i / 55)
         rot = sc * np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
-        out.append((lm - lm.mean(0)) @ rot.T + lm.mean(0) + [0.3 * i, 5 * np.sin(i / 30)] + rng.normal(0, jitter * io, lm.shape))
+        out.append(
+            (lm - lm.mean(0)) @ rot.T
+            + lm.mean(0)
+            + [0.3 * i, 5 * np.sin(i / 30)]
+            + rng.normal(0, jitter * io, lm.shape)
+        )
     return np.stack(out), np.arange(len(out)), truth
 
 
@@ -77,8 +82,15 @@ TOL = 6  # frames: the scripted movements start and end softly (sin^2), jitter a
 
 
 def test_movements_rest_between_them_and_pose_drift(face):
-    script = [(1.5, None, 0), (2.0, MOUTH, 0.25), (1.5, None, 0), (1.5, BROWS, 0.2), (1.5, None, 0),
-              (1.5, EYELIDS, 0.3), (2.0, None, 0)]
+    script = [
+        (1.5, None, 0),
+        (2.0, MOUTH, 0.25),
+        (1.5, None, 0),
+        (1.5, BROWS, 0.2),
+        (1.5, None, 0),
+        (1.5, EYELIDS, 0.3),
+        (2.0, None, 0),
+    ]
     lms, index, truth = session(face, script)
     seg = segment(lms, index, FPS, MovementsConfig())
     found = [(m.start, m.end) for m in seg.movements]
@@ -110,8 +122,9 @@ def test_a_held_peak_is_one_movement_and_a_blink_is_a_burst(face):
 def test_a_cut_to_another_face_starts_a_new_rest(face):
     """Another face, held still, straight after a movement: the movement ends at the cut and the
     new face's rest is not a movement (its shape differs from the first face's by more than active_at)."""
-    lms, index, truth = session(face, [(1.5, None, 0), (2.0, MOUTH, 0.25), (3.0, None, 0), (2.0, MOUTH, 0.25),
-                                       (1.5, None, 0)])
+    lms, index, truth = session(
+        face, [(1.5, None, 0), (2.0, MOUTH, 0.25), (3.0, None, 0), (2.0, MOUTH, 0.25), (1.5, None, 0)]
+    )
     io = _io(face)
     other = face.copy()
     other[MOUTH, 1] += 0.2 * io  # another person: a lower mouth, higher brows
@@ -151,8 +164,11 @@ def test_narrow_main_event_is_topped_up_to_32(shape):
     level and slope and fill the quota; the labelled frames are all kept."""
     t = np.arange(120, dtype=float)
     curve = {
-        "speech": 0.08 + 0.04 * np.sin(t / 2.3) + 0.03 * np.sin(t / 0.9) + 0.05 * np.exp(-((t - 70) / 3) ** 2),
-        "two_peaks": 0.1 + 0.03 * np.sin(t / 1.1) + 0.12 * np.exp(-((t - 45) / 4) ** 2) + 0.13 * np.exp(-((t - 75) / 4) ** 2),
+        "speech": 0.08 + 0.04 * np.sin(t / 2.3) + 0.03 * np.sin(t / 0.9) + 0.05 * np.exp(-(((t - 70) / 3) ** 2)),
+        "two_peaks": 0.1
+        + 0.03 * np.sin(t / 1.1)
+        + 0.12 * np.exp(-(((t - 45) / 4) ** 2))
+        + 0.13 * np.exp(-(((t - 75) / 4) ** 2)),
         "slow_drift": 0.06 + 0.06 * t / 120 + 0.04 * np.sin(t / 1.5),  # never at rest, wobbling
     }[shape]
     cfg, quota = VideoConfig(smooth=1), PhaseQuota()

@@ -7,7 +7,7 @@ from fpsynth.data.sources import Kind
 
 
 def _job(tmp_path, name, kind, size):
-    from fpsynth.data.privacy import Job
+    from fpsynth.data.pseudonyms import Job
 
     path = tmp_path / name
     path.write_bytes(b"x" * size)

@@ -5,15 +5,36 @@ from __future__ import annotations
 import pytest
 
 from fpsynth.data.grades import read_scores
-from fpsynth.data.scores import (GRADED, SEVERITY_ORDER, ScoresError, Severity, eface_bands_text, severity_from_eface,
-                                  severity_rank)
+from fpsynth.data.scores import (
+    GRADED,
+    SEVERITY_ORDER,
+    ScoresError,
+    Severity,
+    eface_bands_text,
+    severity_from_eface,
+    severity_rank,
+)
 
 
 @pytest.mark.parametrize(
     "eface, severity",
-    [(100, "normal"), (96, "normal"), (95.9, "near-normal"), (95, "near-normal"), (91, "near-normal"),
-     (90, "mild"), (80, "mild"), (79, "moderate"), (70, "moderate"), (69, "severe"), (60, "severe"),
-     (59.9, "complete"), (0, "complete"), (None, "unknown"), (float("nan"), "unknown")],
+    [
+        (100, "normal"),
+        (96, "normal"),
+        (95.9, "near-normal"),
+        (95, "near-normal"),
+        (91, "near-normal"),
+        (90, "mild"),
+        (80, "mild"),
+        (79, "moderate"),
+        (70, "moderate"),
+        (69, "severe"),
+        (60, "severe"),
+        (59.9, "complete"),
+        (0, "complete"),
+        (None, "unknown"),
+        (float("nan"), "unknown"),
+    ],
 )
 def test_severity_bands_of_the_paper(eface, severity):
     assert severity_from_eface(eface) is Severity(severity)
@@ -22,10 +43,16 @@ def test_severity_bands_of_the_paper(eface, severity):
 def test_one_order_and_one_text_of_the_bands():
     assert GRADED == ("normal", "near-normal", "mild", "moderate", "severe", "complete")
     assert SEVERITY_ORDER == (*GRADED, "unknown")
-    assert sorted(["unknown", "x", "severe", "normal", "mild"], key=severity_rank) == ["normal", "mild", "severe",
-                                                                                        "unknown", "x"]
-    assert eface_bands_text() == ("normal 96-100, near-normal 91-95, mild 80-90, moderate 70-79, severe 60-69, "
-                                  "complete < 60")
+    assert sorted(["unknown", "x", "severe", "normal", "mild"], key=severity_rank) == [
+        "normal",
+        "mild",
+        "severe",
+        "unknown",
+        "x",
+    ]
+    assert eface_bands_text() == (
+        "normal 96-100, near-normal 91-95, mild 80-90, moderate 70-79, severe 60-69, complete < 60"
+    )
     assert eface_bands_text("&lt;").endswith("severe 60-69, complete &lt;60")
 
 
@@ -73,7 +100,9 @@ def test_dataset_column_separates_equal_ids(tmp_path):
     assert table.lookup("aflfp", "01").severity is Severity.SEVERE
 
 
-@pytest.mark.parametrize("text", ["s1,88\ns2,70\n", "", "name,score\nx,1\n"], ids=["no-header", "empty", "wrong-header"])
+@pytest.mark.parametrize(
+    "text", ["s1,88\ns2,70\n", "", "name,score\nx,1\n"], ids=["no-header", "empty", "wrong-header"]
+)
 def test_header_required(tmp_path, text):
     path = tmp_path / "s.csv"
     path.write_text(text)

@@ -10,7 +10,7 @@ import pytest
 from fpsynth.data.config import PrepareConfig, SourcesConfig
 from fpsynth.data.input_sources import INPUT_SOURCES, flags_text, given_roots
 from fpsynth.data.meei import discover_meei
-from fpsynth.data.privacy import pseudonymise, subject_pseudonyms
+from fpsynth.data.pseudonyms import pseudonymise, subject_pseudonyms
 from fpsynth.data.reasons import Reason
 from fpsynth.data.sources import Kind, SourceError, check_root, discover_aflfp, discover_images
 
@@ -22,12 +22,28 @@ def touch(root, *paths):
 
 
 def test_meei_layout_parsed_by_pattern(tmp_path):
-    touch(tmp_path, "Pat01/Smile_L.mp4", "Pat01/eye_closure_right.MOV", "Pat01/brow raise.jpg",
-          "Pat02/smile.avi", "Pat02/notes.txt", "Pat02/extra/deep.mp4", "loose.mp4", ".hidden/x.mp4",
-          "Pat02/smile.pts")
+    touch(
+        tmp_path,
+        "Pat01/Smile_L.mp4",
+        "Pat01/eye_closure_right.MOV",
+        "Pat01/brow raise.jpg",
+        "Pat02/smile.avi",
+        "Pat02/notes.txt",
+        "Pat02/extra/deep.mp4",
+        "loose.mp4",
+        ".hidden/x.mp4",
+        "Pat02/smile.pts",
+    )
     found = {f.files[0].relative_to(tmp_path).as_posix(): f for f in discover_meei(tmp_path, SourcesConfig())}
-    assert set(found) == {"Pat01/Smile_L.mp4", "Pat01/eye_closure_right.MOV", "Pat01/brow raise.jpg",
-                          "Pat02/smile.avi", "Pat02/notes.txt", "Pat02/extra/deep.mp4", "loose.mp4"}
+    assert set(found) == {
+        "Pat01/Smile_L.mp4",
+        "Pat01/eye_closure_right.MOV",
+        "Pat01/brow raise.jpg",
+        "Pat02/smile.avi",
+        "Pat02/notes.txt",
+        "Pat02/extra/deep.mp4",
+        "loose.mp4",
+    }
     f = found["Pat01/Smile_L.mp4"]
     assert (f.kind, f.subject, f.expression, f.side) == (Kind.VIDEO, "Pat01", "smile", "left")
     f = found["Pat01/eye_closure_right.MOV"]
@@ -47,8 +63,16 @@ def test_meei_custom_pattern(tmp_path):
 
 
 def test_aflfp_layout_groups_sequences_in_name_order(tmp_path):
-    touch(tmp_path, "s1/smile/002_development.png", "s1/smile/000_neutral.png", "s1/smile/001.png",
-          "s1/smile/000_neutral.pts", "s1/frown/000.jpg", "s1/loose.png", "s1/smile/readme.md")
+    touch(
+        tmp_path,
+        "s1/smile/002_development.png",
+        "s1/smile/000_neutral.png",
+        "s1/smile/001.png",
+        "s1/smile/000_neutral.pts",
+        "s1/frown/000.jpg",
+        "s1/loose.png",
+        "s1/smile/readme.md",
+    )
     found = discover_aflfp(tmp_path, SourcesConfig())
     seqs = {f.expression: f for f in found if f.kind is Kind.SEQUENCE}
     assert [p.name for p in seqs["smile"].files] == ["000_neutral.png", "001.png", "002_development.png"]
@@ -90,8 +114,10 @@ def test_pseudonyms_are_deterministic_shuffled_and_hide_names(tmp_path):
     for job in a.jobs:
         assert "patient" not in job.input and job.input.startswith(job.subject)
     assert {j.input for j in a.jobs if j.subject == a.subjects[("meei", "patient_00")]} == {
-        f"{a.subjects[('meei', 'patient_00')]}-frown-left", a.subjects[("meei", "patient_00")] + "-smile"}
-    (bad_id, _), = a.unusable
+        f"{a.subjects[('meei', 'patient_00')]}-frown-left",
+        a.subjects[("meei", "patient_00")] + "-smile",
+    }
+    ((bad_id, _),) = a.unusable
     assert bad_id == "meei-file-0001"
     m = a.mapping
     assert len(m) == 22 and m["path"].str.contains("patient_").sum() == 21

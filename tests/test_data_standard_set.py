@@ -7,30 +7,33 @@ import pytest
 
 from fpsynth.data.config import MeeiLayout, MovementsConfig, SourcesConfig
 from fpsynth.data.grades import merge, read_scores, read_sheet
+from fpsynth.data.meei import discover_meei
 from fpsynth.data.reasons import Reason
 from fpsynth.data.scores import ScoresError, Severity
-from fpsynth.data.meei import discover_meei
 from fpsynth.data.sources import Kind
 from fpsynth.data.standard_set import is_standard_set, looks_like_key, parse_key
 
 
-@pytest.mark.parametrize("key, palsy_type, category", [
-    ("mildflaccid4", "flaccid", "mild"),
-    ("nearnormalflaccid3", "flaccid", "near-normal"),
-    ("NearNormal_Flaccid_3", "flaccid", "near-normal"),
-    ("synkinetic_complete5", "synkinetic", "complete"),
-    ("severeflaccid4", "flaccid", "severe"),
-    ("moderatesynkinetic2", "synkinetic", "moderate"),
-    ("Complete Flaccid 1", "flaccid", "complete"),
-    ("severe_nonflaccid1", "synkinetic", "severe"),  # the paper's other word for synkinetic
-    ("synkinesis_mild2", "synkinetic", "mild"),
-    ("flaccid7", "flaccid", None),  # no severity word: none is guessed
-    ("normal3", "normal", "normal"),
-    ("Normal_10", "normal", "normal"),
-    ("nearnormal2", "unknown", "near-normal"),  # a severity without a type: the type stays unknown
-    ("pat01", "unknown", None),
-    ("John_Salley", "unknown", None),
-])
+@pytest.mark.parametrize(
+    "key, palsy_type, category",
+    [
+        ("mildflaccid4", "flaccid", "mild"),
+        ("nearnormalflaccid3", "flaccid", "near-normal"),
+        ("NearNormal_Flaccid_3", "flaccid", "near-normal"),
+        ("synkinetic_complete5", "synkinetic", "complete"),
+        ("severeflaccid4", "flaccid", "severe"),
+        ("moderatesynkinetic2", "synkinetic", "moderate"),
+        ("Complete Flaccid 1", "flaccid", "complete"),
+        ("severe_nonflaccid1", "synkinetic", "severe"),  # the paper's other word for synkinetic
+        ("synkinesis_mild2", "synkinetic", "mild"),
+        ("flaccid7", "flaccid", None),  # no severity word: none is guessed
+        ("normal3", "normal", "normal"),
+        ("Normal_10", "normal", "normal"),
+        ("nearnormal2", "unknown", "near-normal"),  # a severity without a type: the type stays unknown
+        ("pat01", "unknown", None),
+        ("John_Salley", "unknown", None),
+    ],
+)
 def test_participant_keys(key, palsy_type, category):
     info = parse_key(key)
     assert (info.palsy_type, info.category) == (palsy_type, category)
@@ -56,9 +59,19 @@ def _by_file(root, found):
 
 def test_flat_download_side_by_side(tmp_path):
     """Videos, photos, the XLSX and the PDF in one folder, as the download comes."""
-    touch(tmp_path, "mildflaccid4.mp4", "mildflaccid4_1.jpg", "mildflaccid4_3.jpg", "mildflaccid4_2.jpg",
-          "synkinetic_complete5.mp4", "synkinetic_complete5_1.jpg", "synkinetic_complete5_2.jpg",
-          "mildflaccid12.mp4", "grades.xlsx", "protocol.pdf")
+    touch(
+        tmp_path,
+        "mildflaccid4.mp4",
+        "mildflaccid4_1.jpg",
+        "mildflaccid4_3.jpg",
+        "mildflaccid4_2.jpg",
+        "synkinetic_complete5.mp4",
+        "synkinetic_complete5_1.jpg",
+        "synkinetic_complete5_2.jpg",
+        "mildflaccid12.mp4",
+        "grades.xlsx",
+        "protocol.pdf",
+    )
     found = _by_file(tmp_path, discover_meei(tmp_path, SourcesConfig(), MOVES))
     assert "grades.xlsx" not in found  # read by prepare as the grades table, not an input
     assert found["protocol.pdf"].reason is Reason.UNSUPPORTED
@@ -75,8 +88,15 @@ def test_flat_download_side_by_side(tmp_path):
 
 
 def test_folder_per_participant_and_named_photos(tmp_path):
-    touch(tmp_path, "Flaccid/SevereFlaccid4/SevereFlaccid4.mp4", "Flaccid/SevereFlaccid4/SevereFlaccid4_Smile.jpg",
-          "Normals/normal2/video.mov", "Normals/normal2/1.png", "Normals/normal2/2.png", "Normals/normal2/3.png")
+    touch(
+        tmp_path,
+        "Flaccid/SevereFlaccid4/SevereFlaccid4.mp4",
+        "Flaccid/SevereFlaccid4/SevereFlaccid4_Smile.jpg",
+        "Normals/normal2/video.mov",
+        "Normals/normal2/1.png",
+        "Normals/normal2/2.png",
+        "Normals/normal2/3.png",
+    )
     found = _by_file(tmp_path, discover_meei(tmp_path, SourcesConfig(), MOVES))  # auto: SevereFlaccid4.mp4 says it
     assert found["Flaccid/SevereFlaccid4/SevereFlaccid4.mp4"].subject == "SevereFlaccid4"
     assert found["Flaccid/SevereFlaccid4/SevereFlaccid4_Smile.jpg"].expression == "smile"  # the name says it
@@ -119,15 +139,26 @@ def test_xlsx_columns_by_name_title_rows_and_problems(tmp_path):
     """A title row above the header, columns named differently (spacing, case, sub-scores), a row
     with a missing eFACE, a malformed grade; a participant with no row stays absent."""
     path = tmp_path / "grades.xlsx"
-    write_xlsx(path, [
-        ["Participant Key", "eFACE Static", "eFACE Dynamic", "eFACE  TOTAL", "House Brackmann", "Sunnybrook Composite"],
-        ["mildflaccid4", 70.0, 60.0, 84.5, "II", 71],
-        ["synkinetic_complete5", 20, 30, 41, 6, 12.0],
-        ["severeflaccid4", 50, 60, None, "III", None],  # eFACE total missing
-        ["normal2", 100, 100, 99, "grade 9", 100],  # a bad grade, eFACE still used
-        [None, None, None, None, None, None],  # a blank row: ignored
-    ], title_rows=[["MEEI standard set: clinical grades"], []],
-        sheets=[("notes", [["this sheet has no table"]])])
+    write_xlsx(
+        path,
+        [
+            [
+                "Participant Key",
+                "eFACE Static",
+                "eFACE Dynamic",
+                "eFACE  TOTAL",
+                "House Brackmann",
+                "Sunnybrook Composite",
+            ],
+            ["mildflaccid4", 70.0, 60.0, 84.5, "II", 71],
+            ["synkinetic_complete5", 20, 30, 41, 6, 12.0],
+            ["severeflaccid4", 50, 60, None, "III", None],  # eFACE total missing
+            ["normal2", 100, 100, 99, "grade 9", 100],  # a bad grade, eFACE still used
+            [None, None, None, None, None, None],  # a blank row: ignored
+        ],
+        title_rows=[["MEEI standard set: clinical grades"], []],
+        sheets=[("notes", [["this sheet has no table"]])],
+    )
     table = read_sheet(path)
     assert table.lookup("meei", "mildflaccid4").eface == 84.5  # the total, not a sub-score
     assert table.lookup("meei", "MildFlaccid4").severity is Severity.MILD  # keys compared without case

@@ -8,9 +8,9 @@ import cv2
 import numpy as np
 import pytest
 
-from helpers.fixtures import fixture_path
 from fpsynth.data.config import PrepareConfig
 from fpsynth.data.still import LEVELS, StillGate
+from helpers.fixtures import fixture_path
 
 BOX = np.array([100.0, 80.0, 300.0, 280.0], np.float32)  # a 200 px "face" box
 

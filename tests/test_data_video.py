@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from helpers.fixtures import fixture_path
 from fpsynth.data.config import PhaseQuota, VideoConfig
 from fpsynth.data.motion import Phase, allocate, evenly, label_phases, motion_curve, pick_frames, smooth
 from fpsynth.data.reasons import Reason, Rejected
 from fpsynth.data.video import VideoDecoder
+from helpers.fixtures import fixture_path
 
 
 def write_video(path, frames, fps=25.0, fourcc="mp4v"):
@@ -135,7 +135,12 @@ def test_allocation_passes_shortfalls_on():
     take = allocate({"neutral": 50, "onset": 2, "development": 3, "peak": 8, "dissipation": 20}, quota)
     assert take["onset"] == 2 and take["development"] == 3 and sum(take.values()) == 32
     assert allocate({"neutral": 5, "peak": 3}, quota) == {
-        "neutral": 5, "onset": 0, "development": 0, "peak": 3, "dissipation": 0}
+        "neutral": 5,
+        "onset": 0,
+        "development": 0,
+        "peak": 3,
+        "dissipation": 0,
+    }
 
 
 @pytest.mark.parametrize("n, k", [(10, 10), (33, 32), (100, 7), (5, 1), (2, 2), (1000, 32)])

@@ -106,8 +106,11 @@ def test_dense_pass_decodes_from_the_start_when_a_seek_misses(monkeypatch):
 
     monkeypatch.setattr(session, "analyse", fake_analyse)
     monkeypatch.setattr(session, "VideoDecoder", lambda path: None)
-    first = SimpleNamespace(candidates=[SimpleNamespace(index=i) for i in range(0, 400, 2)], failures=[],
-                            signatures={i: b"x" for i in range(0, 400, 2)})
+    first = SimpleNamespace(
+        candidates=[SimpleNamespace(index=i) for i in range(0, 400, 2)],
+        failures=[],
+        signatures={i: b"x" for i in range(0, 400, 2)},
+    )
     seg = Segmentation([Movement(200, 210, 190, 220, np.zeros((68, 2)))], [], [], [])
     short = session._densify("v.mp4", None, first, seg, 2, VideoConfig())
     assert short == {0} and calls == [True, False]

@@ -23,14 +23,22 @@ from fpsynth.demo.files import png_bytes, png_text
 from fpsynth.demo_config import DemoConfig, Movement
 from fpsynth.pipeline import load_pipeline
 
-SMALL = DemoConfig(subjects=8, movements=(Movement.BROW_RAISE, Movement.SMILE_CLOSED, Movement.EYE_CLOSE_GENTLE),
-                   frames=4, image_size=128, ids=3)
+SMALL = DemoConfig(
+    subjects=8,
+    movements=(Movement.BROW_RAISE, Movement.SMILE_CLOSED, Movement.EYE_CLOSE_GENTLE),
+    frames=4,
+    image_size=128,
+    ids=3,
+)
 NAME = re.compile(r"^(\d{3})_(neutral|onset|development|peak|dissipation)\.png$")
 
 
 def _digest(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -73,8 +81,7 @@ def test_scores_csv_parses_and_covers_the_severity_categories(demo):
     assert not table.problems
     categories = {table.lookup("aflfp", r["subject"]).severity.value for r in rows}
     assert categories == {"normal", "near-normal", "mild", "moderate", "severe", "complete"}
-    assert demo["categories"] == {"normal": 1, "near-normal": 1, "mild": 1, "moderate": 2, "severe": 1,
-                                  "complete": 2}
+    assert demo["categories"] == {"normal": 1, "near-normal": 1, "mild": 1, "moderate": 2, "severe": 1, "complete": 2}
     efaces = [int(r["eface"]) for r in rows]
     hbs = [int(r["house_brackmann"]) for r in rows]
     assert all(1 <= h <= 6 for h in hbs)
@@ -149,8 +156,12 @@ def test_rewrite_replaces_a_demo_folder_whole_and_refuses_foreign_folders(tmp_pa
     out = tmp_path / "data"
     cfg = DemoConfig(subjects=3, movements=(Movement.LIP_PUCKER,), frames=2, image_size=96, ids=1)
     write_demo_dataset(out, cfg, seed=1, workers=1)
-    write_demo_dataset(out, DemoConfig(subjects=2, movements=(Movement.NOSE_WRINKLE,), frames=2,
-                                       image_size=96, ids=0), seed=1, workers=1)
+    write_demo_dataset(
+        out,
+        DemoConfig(subjects=2, movements=(Movement.NOSE_WRINKLE,), frames=2, image_size=96, ids=0),
+        seed=1,
+        workers=1,
+    )
     assert sorted(p.name for p in (out / "aflfp").iterdir()) == ["synthetic-001", "synthetic-002"]
     assert [p.name for p in (out / "aflfp" / "synthetic-001").iterdir()] == ["nose_wrinkle"]
     assert list((out / "ids").iterdir()) == []

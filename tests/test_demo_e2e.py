@@ -23,9 +23,16 @@ from helpers.fixtures import fixture_path
 pytestmark = pytest.mark.slow
 
 SMALL = [
-    "train.max_steps=3", "train.checkpoint.every=2", "train.log.every=1", "train.sampler.steps=2",
-    "generate.count=6", "generate.sampler.steps=2", "generate.plan.shard_size=4",
-    "report.afid.images_per_patient=2", "report.afid.sampler.steps=2", "report.max_images=6",
+    "train.max_steps=3",
+    "train.checkpoint.every=2",
+    "train.log.every=1",
+    "train.sampler.steps=2",
+    "generate.count=6",
+    "generate.sampler.steps=2",
+    "generate.plan.shard_size=4",
+    "report.afid.images_per_patient=2",
+    "report.afid.sampler.steps=2",
+    "report.max_images=6",
 ]
 
 
@@ -76,8 +83,19 @@ def check_artifacts(ws: Path, count: int) -> dict:
 
 def test_demo_on_the_built_in_synthetic_data(tmp_path):
     ws = tmp_path / "ws"
-    r = demo(ws, "--set", "demo.subjects=4", "--set", "demo.movements=['smile_open', 'brow_raise']",
-             "--set", "demo.frames=3", "--set", "demo.image_size=128", "--set", "demo.ids=2")
+    r = demo(
+        ws,
+        "--set",
+        "demo.subjects=4",
+        "--set",
+        "demo.movements=['smile_open', 'brow_raise']",
+        "--set",
+        "demo.frames=3",
+        "--set",
+        "demo.image_size=128",
+        "--set",
+        "demo.ids=2",
+    )
     assert "report.html" in r.stdout + r.stderr
     out = check_artifacts(ws, count=6)
     for folder in ("", "prepare", "train", "generate", "report"):
@@ -87,8 +105,19 @@ def test_demo_on_the_built_in_synthetic_data(tmp_path):
     assert out["frames"]["dataset"].eq("aflfp").all()
 
     # A second run changes nothing and says so for every stage.
-    again = demo(ws, "--set", "demo.subjects=4", "--set", "demo.movements=['smile_open', 'brow_raise']",
-                 "--set", "demo.frames=3", "--set", "demo.image_size=128", "--set", "demo.ids=2")
+    again = demo(
+        ws,
+        "--set",
+        "demo.subjects=4",
+        "--set",
+        "demo.movements=['smile_open', 'brow_raise']",
+        "--set",
+        "demo.frames=3",
+        "--set",
+        "demo.image_size=128",
+        "--set",
+        "demo.ids=2",
+    )
     assert (again.stdout + again.stderr).count("nothing changed") >= 4
 
 

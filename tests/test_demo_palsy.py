@@ -62,9 +62,13 @@ def test_resting_asymmetry_grows_with_severity_on_the_affected_side_only(side, s
 
 @pytest.mark.parametrize(
     "movement, key, sign",
-    [(Movement.BROW_RAISE, "brow_height", 1), (Movement.EYE_CLOSE_GENTLE, "eye_open", -1),
-     (Movement.EYE_CLOSE_TIGHT, "eye_open", -1), (Movement.SMILE_CLOSED, "corner_drop", -1),
-     (Movement.SMILE_OPEN, "corner_drop", -1)],
+    [
+        (Movement.BROW_RAISE, "brow_height", 1),
+        (Movement.EYE_CLOSE_GENTLE, "eye_open", -1),
+        (Movement.EYE_CLOSE_TIGHT, "eye_open", -1),
+        (Movement.SMILE_CLOSED, "corner_drop", -1),
+        (Movement.SMILE_OPEN, "corner_drop", -1),
+    ],
 )
 def test_voluntary_movement_shrinks_with_severity_on_the_affected_side(movement, key, sign):
     idt, neutral = _identity(4)

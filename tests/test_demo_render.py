@@ -38,8 +38,14 @@ def _classify(idt, rgb: np.ndarray, among: tuple[str, ...]) -> str:
     parts = np.stack([PUPIL, np.array(idt.iris), SCLERA])
     weights = [(a, b, 1 - a - b) for a in np.linspace(0, 1, 11) for b in np.linspace(0, 1 - a, 11)]
     eye = [np.array(w) @ parts for w in weights]
-    refs = {"skin": [np.array(idt.skin)], "lips": [np.array(idt.lips)], "eye": eye,
-            "brow": [np.array(idt.brows)], "mouth": [MOUTH_INSIDE], "teeth": [TEETH]}
+    refs = {
+        "skin": [np.array(idt.skin)],
+        "lips": [np.array(idt.lips)],
+        "eye": eye,
+        "brow": [np.array(idt.brows)],
+        "mouth": [MOUTH_INSIDE],
+        "teeth": [TEETH],
+    }
     p = rgb.astype(float)
 
     def dist(c: np.ndarray) -> float:
@@ -76,8 +82,13 @@ def _feature_hits(idt, img, px) -> dict[str, bool]:
 @pytest.mark.parametrize("seed", range(6))
 def test_landmarks_fall_on_the_drawn_features(seed):
     rng = np.random.default_rng(seed)
-    idt, img, px = _face(seed, rot=rng.uniform(-4, 4), scale=rng.uniform(0.95, 1.05),
-                         shift=tuple(rng.uniform(-0.03, 0.03, 2)), palsy=Palsy("left", seed / 5))
+    idt, img, px = _face(
+        seed,
+        rot=rng.uniform(-4, 4),
+        scale=rng.uniform(0.95, 1.05),
+        shift=tuple(rng.uniform(-0.03, 0.03, 2)),
+        palsy=Palsy("left", seed / 5),
+    )
     hits = _feature_hits(idt, img, px)
     assert all(hits.values()), hits
 
@@ -146,8 +157,9 @@ def test_aligning_by_the_pts_puts_the_eyes_on_the_arcface_template():
     """prepare's 5-point similarity warp, driven by the .pts, lands the drawn eyes on the template."""
     for seed in range(5):
         rng = np.random.default_rng(seed)
-        idt, img, px = _face(seed, rot=rng.uniform(-4, 4), scale=rng.uniform(0.95, 1.05),
-                             palsy=Palsy("right", 0.25 * seed))
+        idt, img, px = _face(
+            seed, rot=rng.uniform(-4, 4), scale=rng.uniform(0.95, 1.05), palsy=Palsy("right", 0.25 * seed)
+        )
         aligned = align(img, px)
         residual = np.linalg.norm(transform_points(aligned.matrix, five_points(px)) - ARCFACE_TEMPLATE, axis=1)
         assert residual.mean() < 3.0, residual  # the face's proportions match the template's

@@ -97,7 +97,9 @@ def test_cycle_matches_hand_reference():
     out, calls = run()
     assert out.total.item() == pytest.approx(total, rel=1e-12)
     assert (out.first, out.mse, out.identity, out.landmark) == pytest.approx((first, mse, l_id, l_lm), rel=1e-12)
-    assert (out.second, out.mse2, out.identity2, out.landmark2) == pytest.approx((second, mse2, l_id2, l_lm2), rel=1e-12)
+    assert (out.second, out.mse2, out.identity2, out.landmark2) == pytest.approx(
+        (second, mse2, l_id2, l_lm2), rel=1e-12
+    )
     assert len(calls) == 2 and calls[0] is calls[1]  # Algorithm 1: the second pass keeps the conditions
     assert out.as_dict()["loss"] == pytest.approx(total)
 
@@ -125,7 +127,9 @@ def test_authors_second_pass_matches_the_hand_reference():
     out, calls = run(RECOMPUTE, recondition=recondition)
     assert out.total.item() == pytest.approx(total, rel=1e-12)
     assert (out.first, out.mse, out.identity, out.landmark) == pytest.approx(first, rel=1e-12)
-    assert (out.second, out.mse2, out.identity2, out.landmark2) == pytest.approx((second, mse2, l_id2, l_lm2), rel=1e-12)
+    assert (out.second, out.mse2, out.identity2, out.landmark2) == pytest.approx(
+        (second, mse2, l_id2, l_lm2), rel=1e-12
+    )
     assert calls[0] is not calls[1]
     # the reference tells the variants apart: Algorithm 1's second pass gives other values
     (_, _, l_id2_alg1, _) = ref_losses(cfg=RECOMPUTE)[1]
@@ -140,7 +144,9 @@ def test_authors_second_pass_keeps_the_gradient_through_x0_hat():
     out, _ = run(RECOMPUTE, a=a, recondition=recondition)
     out.total.backward()
     h = 1e-6
-    numeric = (ref_losses(a=A + h, cfg=RECOMPUTE, recompute=True)[2] - ref_losses(a=A - h, cfg=RECOMPUTE, recompute=True)[2]) / (2 * h)
+    numeric = (
+        ref_losses(a=A + h, cfg=RECOMPUTE, recompute=True)[2] - ref_losses(a=A - h, cfg=RECOMPUTE, recompute=True)[2]
+    ) / (2 * h)
     assert a.grad.item() == pytest.approx(numeric, rel=1e-6)
     a_detached = _t(A).requires_grad_(True)  # with the conditions detached the gradient differs
     out, _ = run(RECOMPUTE, a=a_detached, recondition=lambda x: recondition(x.detach()))
@@ -162,7 +168,8 @@ def test_no_landmark_network_means_no_landmark_term():
     f = lambda x: x.flatten(1) @ _t(W_ID)  # noqa: E731
     targets = LossTargets(id_of_xid=f(_t(X_ID)), id_of_x0=f(_t(X0)), landmarks_of_x0=None)
     schedule = NoiseSchedule(DiffusionConfig(num_timesteps=T, beta_start=0.05, beta_end=0.3))
-    out = cycle_losses(lambda x, t, c: torch.tanh(A * x), f, None, schedule, CFG, _t(X0), None, targets,
-                       torch.tensor(T_BATCH), _t(EPS))
+    out = cycle_losses(
+        lambda x, t, c: torch.tanh(A * x), f, None, schedule, CFG, _t(X0), None, targets, torch.tensor(T_BATCH), _t(EPS)
+    )
     assert out.landmark is None and out.landmark2 is None
     assert out.first == pytest.approx(out.mse + CFG.lambda_id * out.identity)

@@ -59,8 +59,10 @@ def by_hand(model: CCFExp, cfg: LossConfig, x0, x_id, t, eps) -> torch.Tensor:
     def loss_terms(eps_hat, x0_hat, id_target_0):
         w = t.float() / T
         fh = f(x0_hat)
-        l_id = (w * (1 - F.cosine_similarity(fh, f(x_id), dim=-1))
-                + (1 - w) * (1 - F.cosine_similarity(fh, id_target_0, dim=-1))).mean()
+        l_id = (
+            w * (1 - F.cosine_similarity(fh, f(x_id), dim=-1))
+            + (1 - w) * (1 - F.cosine_similarity(fh, id_target_0, dim=-1))
+        ).mean()
         l_lm = ((d(x0_hat) - d(x0)) ** 2).mean()  # against the ORIGINAL x0
         return ((eps_hat - eps) ** 2).mean() + cfg.lambda_id * l_id + cfg.gamma_lm * cfg.landmark_scale * l_lm
 
@@ -91,7 +93,9 @@ def test_objective_equals_algorithm_1_from_its_parts(model, variant):
     assert losses.total.item() == pytest.approx(expected.item(), rel=1e-5)
     other = LossConfig(second_pass_conditions=[v for v in SecondPassConditions if v is not variant][0])
     with torch.no_grad():
-        assert by_hand(model, other, *batch).item() != pytest.approx(expected.item(), rel=1e-4)  # the test tells them apart
+        assert by_hand(model, other, *batch).item() != pytest.approx(
+            expected.item(), rel=1e-4
+        )  # the test tells them apart
 
 
 @pytest.mark.parametrize("variant", list(SecondPassConditions))

@@ -42,8 +42,13 @@ def test_ddim_two_step_loop_closed_form():
     ab500 = 0.0777966583650239  # pinned in test_diffusion_schedule
     c, x_T = 0.05, 0.1
     expected = (x_T - (1 - ab500) ** 0.5 * c) / ab500**0.5
-    out = ddim_sample(lambda x, t: torch.full_like(x, c), SCHEDULE, SamplerConfig(steps=2, eta=0.0),
-                      torch.full((2, *SHAPE), x_T, dtype=torch.float64), [])
+    out = ddim_sample(
+        lambda x, t: torch.full_like(x, c),
+        SCHEDULE,
+        SamplerConfig(steps=2, eta=0.0),
+        torch.full((2, *SHAPE), x_T, dtype=torch.float64),
+        [],
+    )
     torch.testing.assert_close(out, torch.full((2, *SHAPE), expected, dtype=torch.float64))
     assert out.sum().item() == pytest.approx(2 * 3 * 8 * 8 * expected)
 
@@ -55,8 +60,11 @@ def _oracle(x0_true):
 
 @pytest.mark.parametrize(
     "cfg",
-    [SamplerConfig(steps=10, eta=0.0), SamplerConfig(steps=10, eta=1.0),
-     SamplerConfig(kind=SamplerKind.DPM_SOLVER_PP, steps=10)],
+    [
+        SamplerConfig(steps=10, eta=0.0),
+        SamplerConfig(steps=10, eta=1.0),
+        SamplerConfig(kind=SamplerKind.DPM_SOLVER_PP, steps=10),
+    ],
     ids=["ddim-eta0", "ddim-eta1", "dpm-solver++"],
 )
 def test_samplers_recover_the_image_from_an_oracle(cfg):

@@ -37,8 +37,20 @@ def test_cli_generates_from_real_photos_and_a_train_checkpoint(workspace, tmp_pa
     copy(["no_face_grass.jpg", "two_people.jpg"], ids)
     (ids / "notes.jpg").write_text("not an image")
     out = tmp_path / "dataset"
-    args = ["generate", "--ids", str(ids), "--count", "6", "--out", str(out), "-w", str(workspace), "-c", "tiny",
-            *[a for o in SMALL for a in ("--set", o)]]
+    args = [
+        "generate",
+        "--ids",
+        str(ids),
+        "--count",
+        "6",
+        "--out",
+        str(out),
+        "-w",
+        str(workspace),
+        "-c",
+        "tiny",
+        *[a for o in SMALL for a in ("--set", o)],
+    ]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     meta = pd.read_parquet(out / "metadata.parquet")
@@ -61,7 +73,12 @@ def test_folder_without_any_face_is_an_error_naming_each_file(workspace, tmp_pat
         run(config(ids=ids), workspace)
     text = str(err.value)
     assert "no usable face in 4 file(s)" in text
-    for line in ("dogs.jpg: no_face", "no_face_grass.jpg: no_face", "empty.png: empty_file", "broken.jpg: not_an_image"):
+    for line in (
+        "dogs.jpg: no_face",
+        "no_face_grass.jpg: no_face",
+        "empty.png: empty_file",
+        "broken.jpg: not_an_image",
+    ):
         assert line in text
 
 

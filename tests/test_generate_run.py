@@ -21,8 +21,8 @@ from fpsynth.generate.config import Overlap, RuntimeConfig, ShardSpec
 from fpsynth.generate.dataset import GeneratedDataset, read_metadata
 from fpsynth.generate.plan import PLAN_FILE
 from fpsynth.generate.run import OtherRunError
-from fpsynth.generate.sampling import Synthesizer, pad_batch
 from fpsynth.generate.shards import InlineExecutor, part_path
+from fpsynth.generate.synthesizer import Synthesizer, pad_batch
 from fpsynth.generate.workers import Worker
 from helpers.generate import generate, image_bytes, make_identities, make_workspace, pipeline, tiny_loader
 
@@ -57,8 +57,9 @@ def reference(root) -> Path:
 def test_counts_metadata_and_files_agree(reference):
     meta = read_metadata(reference)
     assert len(meta) == 10 and meta["item_id"].tolist() == [f"{k:08d}" for k in range(10)]
-    pngs = sorted(p.relative_to(reference).as_posix() for p in reference.rglob("*")
-                  if p.suffix.lower() in IMAGE_SUFFIXES)
+    pngs = sorted(
+        p.relative_to(reference).as_posix() for p in reference.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES
+    )
     assert pngs == sorted(meta["file_name"])  # every image has a row, every row an image, nothing else
     for name, digest in zip(meta["file_name"], meta["image_sha256"]):
         assert hashlib.sha256((reference / name).read_bytes()).hexdigest() == digest
@@ -93,8 +94,9 @@ def test_same_item_same_bytes_in_other_batches_and_runs(root, reference, tmp_pat
     threads = RuntimeConfig(batch_size=5, writer_threads=2, overlap=Overlap.THREADS)
     generate(root, out, pipeline(10, shard_size=4, runtime=threads))
     assert image_bytes(out) == image_bytes(reference)
-    pd.testing.assert_frame_equal(read_metadata(out).drop(columns="batch_size"),
-                                  read_metadata(reference).drop(columns="batch_size"))
+    pd.testing.assert_frame_equal(
+        read_metadata(out).drop(columns="batch_size"), read_metadata(reference).drop(columns="batch_size")
+    )
     # and through the sampler directly: an item alone equals the same item inside a batch
     loaded = tiny_loader(root / "tiny.safetensors")
     synth = Synthesizer(loaded.model, loaded.schedule, SamplerConfig(steps=2), torch.device("cpu"))
@@ -195,12 +197,18 @@ def test_dpm_solver_is_selectable_and_recorded(root, tmp_path):
 
 def test_cpu_runs_fp32_contiguous_and_auto_batch_is_the_cpu_default(root):
     loaded = tiny_loader(root / "tiny.safetensors")
-    synth = Synthesizer(loaded.model, loaded.schedule, SamplerConfig(steps=1), torch.device("cpu"),
-                        RuntimeConfig(batch_size="auto", cpu_batch_size=6))
+    synth = Synthesizer(
+        loaded.model,
+        loaded.schedule,
+        SamplerConfig(steps=1),
+        torch.device("cpu"),
+        RuntimeConfig(batch_size="auto", cpu_batch_size=6),
+    )
     assert synth.precision == "fp32" and not synth.autocast and synth.batch_size() == 6
     assert not synth.background_io  # "auto" overlap: inline on CPU, where sampling fills every core
-    threads = Synthesizer(loaded.model, loaded.schedule, SamplerConfig(steps=1), torch.device("cpu"),
-                          RuntimeConfig(overlap="threads"))
+    threads = Synthesizer(
+        loaded.model, loaded.schedule, SamplerConfig(steps=1), torch.device("cpu"), RuntimeConfig(overlap="threads")
+    )
     assert threads.background_io
     failed = InlineExecutor().submit(lambda: 1 / 0)  # an inline error waits in its future, as a thread's would
     with pytest.raises(ZeroDivisionError):

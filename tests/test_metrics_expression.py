@@ -9,10 +9,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from helpers.fixtures import fixture_path
 from fpsynth.data.ibug68 import MIRROR, STABLE_POINTS
 from fpsynth.data.pts import read_pts
-from fpsynth.metrics.expression import asymmetry, asymmetry_error, eye_frame, expression_error
+from fpsynth.metrics.expression import asymmetry, asymmetry_error, expression_error, eye_frame
+from helpers.fixtures import fixture_path
 
 NON_STABLE = np.setdiff1d(np.arange(68), STABLE_POINTS)
 
@@ -30,7 +30,9 @@ def _eyes(lm: np.ndarray, width: float, h_right: float, h_left: float) -> np.nda
     lm = lm.copy()
     for sl, h in ((slice(36, 42), h_right), (slice(42, 48), h_left)):
         c = lm[sl].mean(0)
-        lm[sl] = c + np.array([[-width / 2, 0], [-width / 6, -h], [width / 6, -h], [width / 2, 0], [width / 6, h], [-width / 6, h]])
+        lm[sl] = c + np.array(
+            [[-width / 2, 0], [-width / 6, -h], [width / 6, -h], [width / 2, 0], [width / 6, h], [-width / 6, h]]
+        )
     return lm
 
 
@@ -92,7 +94,12 @@ def test_expression_error_removes_identity_shape_and_pose():
     style = rest_b + expression * _iod(rest_b)
     generated = _pose(rest_a + expression * _iod(rest_a), 23.0, 1.7, (50.0, 5.0))
     unchanged = _pose(rest_a, 23.0, 1.7, (50.0, 5.0))
-    err = expression_error(np.stack([generated, unchanged]), np.stack([rest_a, rest_a]), np.stack([style, style]), np.stack([rest_b, rest_b]))
+    err = expression_error(
+        np.stack([generated, unchanged]),
+        np.stack([rest_a, rest_a]),
+        np.stack([style, style]),
+        np.stack([rest_b, rest_b]),
+    )
     assert err[0] == pytest.approx(0.0, abs=1e-9)  # perfect transfer, whatever the faces' shapes and pose
     assert err[1] == pytest.approx(np.linalg.norm(expression, axis=1).mean(), rel=1e-9)  # nothing transferred
     raw = np.linalg.norm(rest_a / _iod(rest_a) - rest_b / _iod(rest_b), axis=1).mean()

@@ -91,7 +91,9 @@ def test_epsilon_retry_when_the_root_is_not_finite(monkeypatch):
 
 def test_imaginary_component_check(monkeypatch):
     monkeypatch.setattr(fidmod.linalg, "sqrtm", lambda m: np.eye(2) + 1e-6j * np.ones((2, 2)))
-    assert frechet_distance(np.zeros(2), np.eye(2), np.zeros(2), np.eye(2)).value == pytest.approx(0.0)  # noise: accepted
+    assert frechet_distance(np.zeros(2), np.eye(2), np.zeros(2), np.eye(2)).value == pytest.approx(
+        0.0
+    )  # noise: accepted
     monkeypatch.setattr(fidmod.linalg, "sqrtm", lambda m: np.eye(2) + 0.5j * np.eye(2))
     with pytest.raises(FrechetError, match="imaginary"):
         frechet_distance(np.zeros(2), np.eye(2), np.zeros(2), np.eye(2))
@@ -119,7 +121,9 @@ def test_afid_per_patient_and_pooled():
     assert rows["p1"].value < 2.0 < 4 * d - 2 < rows["p2"].value  # the drift costs ~ ||2*1||^2 = 4d
     assert rows["p3"].value is None and "at least 2" in rows["p3"].error
     assert (rows["p1"].n_real, rows["p1"].n_returned, rows["p3"].n_returned) == (60, 50, 1)
-    pooled = fid_of_features(np.concatenate([real[p] for p in ("p1", "p2", "p3")]), np.concatenate([returned[p] for p in ("p1", "p2", "p3")]))
+    pooled = fid_of_features(
+        np.concatenate([real[p] for p in ("p1", "p2", "p3")]), np.concatenate([returned[p] for p in ("p1", "p2", "p3")])
+    )
     assert result.pooled.value == pytest.approx(pooled.value, rel=1e-9)
     assert result.mean_per_patient == pytest.approx((rows["p1"].value + rows["p2"].value) / 2)
     assert result.to_dict()["per_patient"][2]["value"] is None

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 import torch
 
-from helpers.fixtures import fixture_path
 from fpsynth.metrics.identity import SimilarityKind, Verifier, dlib_embedder, identity_similarity
 from fpsynth.metrics.landmarks import dlib_crop_landmarker, to_rgb_uint8
 from fpsynth.metrics.privacy import privacy_audit
+from helpers.fixtures import fixture_path
 
 
 @dataclasses.dataclass
@@ -99,7 +99,9 @@ def test_privacy_audit_flags_training_patients(people):
     train = (person < 4) & (k < 6)
     generated = ~train
     ids = [f"gen-{i}" for i in idx[generated]]
-    audit = privacy_audit(embedder.verifier, people.embeddings[generated], people.embeddings[train], people.names[train], ids, chunk=7)
+    audit = privacy_audit(
+        embedder.verifier, people.embeddings[generated], people.embeddings[train], people.names[train], ids, chunk=7
+    )
     seen = person[generated] < 4
     assert (audit.nearest_subject[seen] == people.names[generated][seen]).all()
     assert audit.flagged[seen].mean() > 0.9 and not audit.flagged[~seen].any()

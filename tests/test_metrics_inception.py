@@ -115,7 +115,9 @@ class _ScriptedInception(torch.nn.Module):
         self.output = torch.nn.Linear(dims, 1008)
         self.dims = dims
 
-    def forward(self, img: torch.Tensor, return_features: bool = False, use_fp16: bool = False, no_output_bias: bool = False) -> torch.Tensor:
+    def forward(
+        self, img: torch.Tensor, return_features: bool = False, use_fp16: bool = False, no_output_bias: bool = False
+    ) -> torch.Tensor:
         x = F.interpolate(img.to(torch.float32), size=(299, 299), mode="bilinear", align_corners=False)
         features = self.layers((x - 127.5) / 127.5).reshape(-1, self.dims)
         if return_features:

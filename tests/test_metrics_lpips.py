@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from helpers.fixtures import fixture_path
 from fpsynth.metrics.config import Distance, PerceptualConfig
 from fpsynth.metrics.perceptual import perceptual_distance
 from fpsynth.nets import lpips as lpipsmod
@@ -15,6 +14,7 @@ from fpsynth.nets.loading import build_on_meta, seeded_init_
 from fpsynth.nets.lpips import LPIPS, load_lpips_heads
 from fpsynth.nets.vgg import VGG16Features, imagenet_normalize, load_vgg16
 from fpsynth.weights import WeightsError
+from helpers.fixtures import fixture_path
 
 VGG16_FEATURE_PARAMS = 14_714_688  # torchvision's vgg16: 138,357,544 minus the classifier's 123,642,856
 CONV_INDICES = (0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28)

@@ -39,7 +39,15 @@ def test_ssim_matches_scikit_image_on_uint8_crops(crops, gaussian):
     ours = ssim(_nchw(a), _nchw(b), data_range=255, gaussian=gaussian).numpy()
     ref = np.array(
         [
-            structural_similarity(x, y, data_range=255, channel_axis=-1, gaussian_weights=gaussian, sigma=1.5, use_sample_covariance=not gaussian)
+            structural_similarity(
+                x,
+                y,
+                data_range=255,
+                channel_axis=-1,
+                gaussian_weights=gaussian,
+                sigma=1.5,
+                use_sample_covariance=not gaussian,
+            )
             for x, y in zip(a, b)
         ]
     )
@@ -53,7 +61,9 @@ def test_ssim_and_psnr_on_float_images_in_minus_one_one(crops):
     fa, fb = _nchw(a).double() / 127.5 - 1, _nchw(b).double() / 127.5 - 1
     ours = ssim(fa, fb, data_range=2.0).numpy()
     ref = [
-        structural_similarity(x, y, data_range=2.0, channel_axis=0, gaussian_weights=True, sigma=1.5, use_sample_covariance=False)
+        structural_similarity(
+            x, y, data_range=2.0, channel_axis=0, gaussian_weights=True, sigma=1.5, use_sample_covariance=False
+        )
         for x, y in zip(fa.numpy(), fb.numpy())
     ]
     np.testing.assert_allclose(ours, ref, atol=1e-4, rtol=0)

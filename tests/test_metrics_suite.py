@@ -5,19 +5,24 @@ from __future__ import annotations
 import pytest
 import torch
 
-from helpers.fixtures import fixture_path
 from fpsynth.metrics.config import FIDConfig, IdentityBackend, IdentityConfig
 from fpsynth.metrics.suite import Opened, open_embedder, open_inception, open_lpips, open_vgg16
 from fpsynth.nets.loading import MissingNetwork
 from fpsynth.nets.lpips import LPIPS
 from fpsynth.weights import WeightsConfig, WeightsError
+from helpers.fixtures import fixture_path
 
 
 def test_unconfigured_networks_are_reported_missing():
     weights = WeightsConfig()
     fid = open_inception(weights)
     assert isinstance(fid, MissingNetwork)
-    assert (fid.metric, fid.network, fid.config_key, fid.status) == ("fid", "inception-v3-fid", "weights.inception", "missing")
+    assert (fid.metric, fid.network, fid.config_key, fid.status) == (
+        "fid",
+        "inception-v3-fid",
+        "weights.inception",
+        "missing",
+    )
     assert fid.reason == "not configured" and "inception-2015-12-05.pt" in fid.files
     lp = open_lpips(weights)
     assert isinstance(lp, MissingNetwork) and lp.config_key == "weights.lpips"
@@ -58,7 +63,9 @@ def test_identity_never_falls_back_to_another_network(tmp_path):
 
 
 def test_identity_ir50_when_supplied():
-    opened = open_embedder(WeightsConfig(random_init=("ir50-id",)), IdentityConfig(backend=IdentityBackend.IR50, ir50_threshold=0.4))
+    opened = open_embedder(
+        WeightsConfig(random_init=("ir50-id",)), IdentityConfig(backend=IdentityBackend.IR50, ir50_threshold=0.4)
+    )
     assert isinstance(opened, Opened)
     emb = opened.net.embed(torch.rand(2, 3, 112, 112, generator=torch.Generator().manual_seed(0)) * 2 - 1)
     assert emb.shape == (2, 512)

@@ -16,7 +16,6 @@ import torch.nn.functional as F
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from torch import nn
 
-from helpers.fixtures import fixture_path
 from fpsynth.data.pixels import to_unit
 from fpsynth.metrics.config import Table1Convention
 from fpsynth.metrics.perceptual import perceptual_distance, perceptual_loss_authors
@@ -25,14 +24,19 @@ from fpsynth.metrics.table1 import CONVENTIONS, PAIR_METRICS, TABLE1_COLUMNS, de
 from fpsynth.nets.vgg import imagenet_normalize, load_vgg16
 from fpsynth.report import sections
 from fpsynth.report.summary import table1_row
+from helpers.fixtures import fixture_path
 
 
 @pytest.fixture(scope="module")
 def crops() -> np.ndarray:
     """The 55 real face crops of the fixtures at 112x112 (the report's size), uint8 RGB (55, 112, 112, 3)."""
     files = sorted(fixture_path("faces", "people").glob("*/*.jpg"))
-    return np.stack([cv2.resize(cv2.cvtColor(cv2.imread(str(f)), cv2.COLOR_BGR2RGB), (112, 112),
-                                interpolation=cv2.INTER_AREA) for f in files])
+    return np.stack(
+        [
+            cv2.resize(cv2.cvtColor(cv2.imread(str(f)), cv2.COLOR_BGR2RGB), (112, 112), interpolation=cv2.INTER_AREA)
+            for f in files
+        ]
+    )
 
 
 # The 6 pairs of table1.py's docstring: two photos of one person (crops of a person are 11 in a row).
@@ -80,7 +84,7 @@ def _torchvision_vgg16_features() -> nn.Module:
     padding 1, each followed by a ReLU, and 2x2 max-pools of stride 2; 31 modules."""
     modules: list[nn.Module] = []
     cin = 3
-    for stage, (width, convs) in enumerate(((64, 2), (128, 2), (256, 3), (512, 3), (512, 3))):
+    for width, convs in ((64, 2), (128, 2), (256, 3), (512, 3), (512, 3)):
         for _ in range(convs):
             modules += [nn.Conv2d(cin, width, kernel_size=3, stride=1, padding=1), nn.ReLU(inplace=True)]
             cin = width
@@ -97,8 +101,11 @@ def test_pl_authors_is_the_mse_of_the_whole_vgg16_features_stack(crops, tmp_path
     state = {}
     for key, value in hand.state_dict().items():  # "features.0.weight" ... "features.28.bias"
         fan_in = value[0].numel() if value.dim() > 1 else 1
-        state[key] = torch.randn(value.shape, generator=gen) * (2.0 / fan_in) ** 0.5 if value.dim() > 1 else \
-            torch.randn(value.shape, generator=gen) * 0.01
+        state[key] = (
+            torch.randn(value.shape, generator=gen) * (2.0 / fan_in) ** 0.5
+            if value.dim() > 1
+            else torch.randn(value.shape, generator=gen) * 0.01
+        )
     hand.load_state_dict(state)
     torch.save(state, tmp_path / "vgg16-397923af.pth")
     vgg, record = load_vgg16(tmp_path / "vgg16-397923af.pth", verify_checksum=False)
@@ -107,7 +114,7 @@ def test_pl_authors_is_the_mse_of_the_whole_vgg16_features_stack(crops, tmp_path
     x, y = to_unit(crops[[0, 11]]), to_unit(crops[[1, 22]])  # same person; other people
     with torch.no_grad():
         ours = perceptual_loss_authors(vgg, x, y)
-        feats = [(hand.features(x[i:i + 1]), hand.features(y[i:i + 1])) for i in range(2)]
+        feats = [(hand.features(x[i : i + 1]), hand.features(y[i : i + 1])) for i in range(2)]
         ref = torch.stack([F.mse_loss(fx, fy) for fx, fy in feats])  # the script: one image at a time
         normalised = F.mse_loss(hand.features(imagenet_normalize(x[:1])), hand.features(imagenet_normalize(y[:1])))
         johnson = perceptual_distance(vgg, x, y)
@@ -126,22 +133,35 @@ def _evaluation() -> dict:
     return {"n": 3, "pairwise": pairwise, "fid": {"status": "ok", "value": 1.0}}
 
 
-@pytest.mark.parametrize("convention, expected", [
-    (Table1Convention.AUTHORS, {"psnr": "psnr", "ssim": "ssim", "lpips": "lpips", "pl": "pl"}),
-    (Table1Convention.STANDARD, {"psnr": "psnr_uncapped", "ssim": "ssim_wang", "lpips": "lpips", "pl": "pl_johnson"}),
-])
+@pytest.mark.parametrize(
+    "convention, expected",
+    [
+        (Table1Convention.AUTHORS, {"psnr": "psnr", "ssim": "ssim", "lpips": "lpips", "pl": "pl"}),
+        (
+            Table1Convention.STANDARD,
+            {"psnr": "psnr_uncapped", "ssim": "ssim_wang", "lpips": "lpips", "pl": "pl_johnson"},
+        ),
+    ],
+)
 def test_table1_shows_the_configured_convention_and_says_which(convention, expected):
     evaluation = _evaluation()
     row = table1_row("dataset", evaluation, None, convention)
     assert row["convention"] == convention.value and tuple(CONVENTIONS[convention]) == TABLE1_COLUMNS
     for column, metric in expected.items():
-        assert row[column] == {"x_id": evaluation["pairwise"][metric]["x_id"]["mean"],
-                               "x_style": evaluation["pairwise"][metric]["x_style"]["mean"]}
+        assert row[column] == {
+            "x_id": evaluation["pairwise"][metric]["x_id"]["mean"],
+            "x_style": evaluation["pairwise"][metric]["x_style"]["mean"],
+        }
     recorded = describe_convention(convention)
     assert recorded["name"] == convention.value
     assert {c: v["metric"] for c, v in recorded["columns"].items()} == expected
-    report = {"table1": [row], "table1_convention": recorded, "sets": {"dataset": evaluation},
-              "evaluated": {"model": None}, "reference": {"split": "test", "n": 4}}
+    report = {
+        "table1": [row],
+        "table1_convention": recorded,
+        "sets": {"dataset": evaluation},
+        "evaluated": {"model": None},
+        "reference": {"split": "test", "n": 4},
+    }
     html = sections.table1(report)
     assert f"({convention.value} convention)" in html
     for metric in expected.values():

@@ -7,8 +7,7 @@ import pytest
 import torch
 
 from fpsynth.config import ConfigError, from_dict, to_dict
-from fpsynth.diffusion.config import LossConfig
-from fpsynth.diffusion.config import SamplerConfig
+from fpsynth.diffusion.config import LossConfig, SamplerConfig
 from fpsynth.diffusion.objective import CycleObjective
 from fpsynth.diffusion.samplers import item_generators, sample
 from fpsynth.diffusion.schedule import NoiseSchedule
@@ -39,8 +38,12 @@ def _wake_zero_layers(model: CCFExp) -> None:
 
 @pytest.mark.parametrize(
     "cfg",
-    [ModelConfig(), tiny_model_config(), tiny_model_config(variant=Variant.DCFACE, dcface_grid=5),
-     ModelConfig(identity_ir=dataclasses.replace(ModelConfig().identity_ir, layout=IRLayout.INSIGHTFACE))],
+    [
+        ModelConfig(),
+        tiny_model_config(),
+        tiny_model_config(variant=Variant.DCFACE, dcface_grid=5),
+        ModelConfig(identity_ir=dataclasses.replace(ModelConfig().identity_ir, layout=IRLayout.INSIGHTFACE)),
+    ],
 )
 def test_model_config_round_trips_through_a_checkpoint_dict(cfg):
     assert from_dict(ModelConfig, to_dict(cfg)) == cfg
@@ -48,7 +51,9 @@ def test_model_config_round_trips_through_a_checkpoint_dict(cfg):
 
 
 def test_pipeline_overrides_reach_the_model_config():
-    cfg = load_pipeline("paper", ["train.model.use_landmarks=false", "train.model.variant=dcface", "train.model.dcface_grid=5"])
+    cfg = load_pipeline(
+        "paper", ["train.model.use_landmarks=false", "train.model.variant=dcface", "train.model.dcface_grid=5"]
+    )
     assert cfg.train.model.variant is Variant.DCFACE and cfg.train.model.dcface_grid == 5
     assert not cfg.train.model.use_landmarks
     with pytest.raises(ConfigError, match="dcface_grid"):
@@ -65,7 +70,10 @@ def test_model_config_rejects_inconsistent_widths():
 def test_paper_configuration_sizes():
     with torch.device("meta"):
         model = CCFExp(ModelConfig())
-    counts = {name: sum(p.numel() for p in m.parameters()) for name, m in {**model.trainable_modules(), **model.frozen_modules()}.items()}
+    counts = {
+        name: sum(p.numel() for p in m.parameters())
+        for name, m in {**model.trainable_modules(), **model.frozen_modules()}.items()
+    }
     assert counts["unet"] == 93_563_910  # the authors' UNetModel (CCFExp.layout.json "modules")
     assert counts["context_proj"] == 512 * 1024 + 1024  # their cross_attn_adapter: one Conv1d 512 -> 2 x 512
     assert counts["id_encoder"] == counts["id_net"] + 50 * 512 + 1  # E_ID = IR-50 + positions + scale
@@ -97,7 +105,10 @@ def test_missing_weights_name_the_config_key_and_file(tmp_path: Path):
 def test_random_initialisation_only_when_listed_and_recorded():
     _, records = build_model(tiny_model_config(), ALL_RANDOM)
     assert [(r.name, r.path, r.random_init) for r in records] == [
-        ("ir50-id", None, True), ("ir50-expression", None, True), ("mobilefacenet-68", None, True)]
+        ("ir50-id", None, True),
+        ("ir50-expression", None, True),
+        ("mobilefacenet-68", None, True),
+    ]
     _, records = build_model(tiny_model_config(variant=Variant.DCFACE), ALL_RANDOM)
     assert [r.name for r in records] == ["ir50-id"]  # DCFace needs no expression or landmark network
 
@@ -112,7 +123,9 @@ def test_build_loads_files_and_starts_e_id_from_the_identity_weights(tmp_path: P
     for name, net in [("id", donor.id_net), ("exp", donor.face_net), ("lm", donor.landmark_net)]:
         paths[name] = tmp_path / f"{name}.pth"
         torch.save({"state_dict": {f"model.{k}": v for k, v in net.state_dict().items()}}, paths[name])
-    model, records = build_model(cfg, WeightsConfig(ir50_id=paths["id"], ir50_expression=paths["exp"], mobilefacenet=paths["lm"]))
+    model, records = build_model(
+        cfg, WeightsConfig(ir50_id=paths["id"], ir50_expression=paths["exp"], mobilefacenet=paths["lm"])
+    )
     assert [r.path for r in records] == [str(paths["id"]), str(paths["exp"]), str(paths["lm"])]
     assert not any(r.random_init for r in records)
     for k, v in donor.id_net.state_dict().items():
@@ -123,7 +136,9 @@ def test_build_loads_files_and_starts_e_id_from_the_identity_weights(tmp_path: P
 
 def test_wrong_ir_layout_error_says_which_setting_to_change(tmp_path: Path):
     cfg = tiny_model_config()
-    other = CCFExp(dataclasses.replace(cfg, identity_ir=dataclasses.replace(cfg.identity_ir, layout=IRLayout.INSIGHTFACE)))
+    other = CCFExp(
+        dataclasses.replace(cfg, identity_ir=dataclasses.replace(cfg.identity_ir, layout=IRLayout.INSIGHTFACE))
+    )
     path = tmp_path / "ir.pth"
     torch.save(other.id_net.state_dict(), path)
     with pytest.raises(WeightsError, match=r"identity_ir\.layout.*'insightface'"):
@@ -135,9 +150,14 @@ def test_wrong_ir_layout_error_says_which_setting_to_change(tmp_path: Path):
 
 @pytest.mark.parametrize(
     "changes, n_tokens",
-    [({}, 147), ({"use_landmarks": False}, 98), ({"cross_fusion": False}, 147),
-     ({"use_landmarks": False, "cross_fusion": False}, 98),
-     ({"variant": Variant.DCFACE, "dcface_grid": 3}, 49 + 1 + 9), ({"variant": Variant.DCFACE, "dcface_grid": 5}, 49 + 1 + 25)],
+    [
+        ({}, 147),
+        ({"use_landmarks": False}, 98),
+        ({"cross_fusion": False}, 147),
+        ({"use_landmarks": False, "cross_fusion": False}, 98),
+        ({"variant": Variant.DCFACE, "dcface_grid": 3}, 49 + 1 + 9),
+        ({"variant": Variant.DCFACE, "dcface_grid": 5}, 49 + 1 + 25),
+    ],
 )
 def test_condition_tokens_of_each_variant(changes, n_tokens):
     cfg = tiny_model_config(**changes)
@@ -155,10 +175,12 @@ def test_condition_tokens_of_each_variant(changes, n_tokens):
 
 @pytest.mark.parametrize(
     "changes, streams, ring",
-    [({}, ("id", "exp", "lm"), (("lm", "id"), ("id", "exp"), ("exp", "lm"))),
-     ({"use_landmarks": False}, ("id", "exp"), (("exp", "id"), ("id", "exp"))),
-     ({"cross_fusion": False}, ("id", "exp", "lm"), None),
-     ({"variant": Variant.DCFACE}, ("id", "style"), None)],
+    [
+        ({}, ("id", "exp", "lm"), (("lm", "id"), ("id", "exp"), ("exp", "lm"))),
+        ({"use_landmarks": False}, ("id", "exp"), (("exp", "id"), ("id", "exp"))),
+        ({"cross_fusion": False}, ("id", "exp", "lm"), None),
+        ({"variant": Variant.DCFACE}, ("id", "style"), None),
+    ],
 )
 def test_the_variant_composes_streams_and_the_ring_follows_their_order(changes, streams, ring):
     model = CCFExp(tiny_model_config(**changes))
@@ -197,12 +219,23 @@ def test_gradients_reach_every_trainable_module_and_no_frozen_one(variant):
     _wake_zero_layers(model)
     objective = CycleObjective(model, NoiseSchedule(), LossConfig())
     x0, x_id = _images(4, 0), _images(4, 1)
-    losses = objective(x0, x_id, torch.tensor([5, 200, 600, 950]), torch.randn(4, 3, 112, 112, generator=torch.Generator().manual_seed(2)))
+    losses = objective(
+        x0,
+        x_id,
+        torch.tensor([5, 200, 600, 950]),
+        torch.randn(4, 3, 112, 112, generator=torch.Generator().manual_seed(2)),
+    )
     losses.total.backward()
-    no_grad = [f"{m}.{n}" for m, mod in model.trainable_modules().items() for n, p in mod.named_parameters()
-               if p.grad is None or not torch.any(p.grad != 0)]
+    no_grad = [
+        f"{m}.{n}"
+        for m, mod in model.trainable_modules().items()
+        for n, p in mod.named_parameters()
+        if p.grad is None or not torch.any(p.grad != 0)
+    ]
     assert no_grad == []
-    expected = {"unet", "id_encoder", "fusion", "context_proj"} | ({"exp_adapter"} if variant is Variant.CCFEXP else {"style_encoder"})
+    expected = {"unet", "id_encoder", "fusion", "context_proj"} | (
+        {"exp_adapter"} if variant is Variant.CCFEXP else {"style_encoder"}
+    )
     assert set(model.trainable_modules()) == expected
     assert model.id_encoder.scale.grad.abs().item() > 0 and model.id_encoder.pos_emb.grad.abs().sum().item() > 0
     assert all(p.grad is None for m in model.frozen_modules().values() for p in m.parameters())
@@ -246,7 +279,10 @@ def test_sampling_from_the_tiny_model_is_deterministic_per_seed():
     x_id, x_style = _images(2, 0), _images(2, 1)
     with torch.no_grad():
         cond = model.conditions(x_id, model.style_features(x_style))
-    run = lambda: sample(lambda x, t: model(x, t, cond), NoiseSchedule(), SamplerConfig(steps=2), item_generators([5, 6]))  # noqa: E731
+
+    def run():
+        return sample(lambda x, t: model(x, t, cond), NoiseSchedule(), SamplerConfig(steps=2), item_generators([5, 6]))
+
     first = run()
     assert first.shape == (2, 3, 112, 112) and first.abs().max() <= 1
     assert torch.equal(first, run())

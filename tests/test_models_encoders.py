@@ -30,7 +30,7 @@ def public_ir_keys(layout: str, units=(3, 4, 14, 3), widths=(64, 128, 256, 512),
     _bn(keys, "input_layer.1", widths[0])
     i, cin = 0, widths[0]
     for n, depth in zip(units, widths):
-        for u in range(n):
+        for _ in range(n):
             p = f"body.{i}"
             if cin != depth:
                 keys[f"{p}.shortcut_layer.0.weight"] = (depth, cin, 1, 1)
@@ -194,11 +194,19 @@ def test_ir_loads_plain_safetensors_and_prefixed_state_dicts(tmp_path: Path, fmt
 
 def test_insightface_checkpoint_without_num_batches_tracked_loads(tmp_path: Path):
     # InsightFace_Pytorch checkpoints predate BatchNorm's num_batches_tracked buffer.
-    state = {k: v for k, v in _random_state(public_ir_keys("insightface", **TINY_IR), seed=3).items()
-             if not k.endswith("num_batches_tracked")}
+    state = {
+        k: v
+        for k, v in _random_state(public_ir_keys("insightface", **TINY_IR), seed=3).items()
+        if not k.endswith("num_batches_tracked")
+    }
     path = tmp_path / "model_ir50.pth"
     torch.save(state, path)
-    net = IResNet(IRConfig(layout=IRLayout.INSIGHTFACE, **{k: getattr(TINY_IR_CFG, k) for k in ("stage_units", "stage_channels", "embedding_dim")}))
+    net = IResNet(
+        IRConfig(
+            layout=IRLayout.INSIGHTFACE,
+            **{k: getattr(TINY_IR_CFG, k) for k in ("stage_units", "stage_channels", "embedding_dim")},
+        )
+    )
     load_into(net, IR50_ID, path)
     for k, v in state.items():
         torch.testing.assert_close(net.state_dict()[k], v)

@@ -20,7 +20,6 @@ from fpsynth.models.identity import IdentityEncoder
 from fpsynth.nets.config import IRConfig, LandmarkInput
 from fpsynth.nets.mobilefacenet import MobileFaceNet
 
-
 pytestmark = pytest.mark.usefixtures("one_thread")  # faster on a shared CPU (the depth-wise MobileFaceNet)
 
 
@@ -40,8 +39,10 @@ def _set(linear: torch.nn.Linear, weight: torch.Tensor, bias: torch.Tensor | Non
 C = math.sqrt(2) * math.log(3)  # with head width 2: softmax([C / sqrt(2), 0]) = (3/4, 1/4)
 
 
-@pytest.mark.parametrize("query, w_q, weight", [(FusionQuery.RAW, None, 0.75), (FusionQuery.PROJECTED, None, 0.75),
-                                                (FusionQuery.PROJECTED, 2.0, 0.9)])
+@pytest.mark.parametrize(
+    "query, w_q, weight",
+    [(FusionQuery.RAW, None, 0.75), (FusionQuery.PROJECTED, None, 0.75), (FusionQuery.PROJECTED, 2.0, 0.9)],
+)
 def test_ring_attention_heads_keys_values_and_projection_closed_form(query, w_q, weight):
     """D = 4 in 2 heads of 2 channels. The query [C, 0, 0, C] meets s1 = [1, 0, 0, 1] and s2 = [0, 1, 1, 0]:
     head 0 (channels 0-1) scores s1 by C, s2 by 0; head 1 (channels 2-3) the same, so each head
@@ -64,12 +65,15 @@ def test_ring_attention_heads_keys_values_and_projection_closed_form(query, w_q,
     torch.testing.assert_close(out[0, 0], expected, rtol=1e-6, atol=1e-6)
 
 
-@pytest.mark.parametrize("ring, sizes, expected", [
-    # ID queries attend to expression, expression to landmarks, landmarks to identity; outputs in
-    # the order of the key/value streams (id, exp, lm), i.e. the queries lm, id, exp.
-    (RING_WITH_LANDMARKS, {"id": 3, "exp": 2, "lm": 1}, ["id"] * 1 + ["exp"] * 3 + ["lm"] * 2),
-    (RING_WITHOUT_LANDMARKS, {"id": 3, "exp": 2}, ["id"] * 2 + ["exp"] * 3),
-])
+@pytest.mark.parametrize(
+    "ring, sizes, expected",
+    [
+        # ID queries attend to expression, expression to landmarks, landmarks to identity; outputs in
+        # the order of the key/value streams (id, exp, lm), i.e. the queries lm, id, exp.
+        (RING_WITH_LANDMARKS, {"id": 3, "exp": 2, "lm": 1}, ["id"] * 1 + ["exp"] * 3 + ["lm"] * 2),
+        (RING_WITHOUT_LANDMARKS, {"id": 3, "exp": 2}, ["id"] * 2 + ["exp"] * 3),
+    ],
+)
 def test_ring_direction_and_output_order(ring, sizes, expected):
     """Uniform attention (keys 0) and values = the source tokens: every output token is the mean of
     the stream it attended to; streams of 3, 2 and 1 tokens say which stream asked."""
@@ -162,11 +166,15 @@ def test_landmark_network_input_inside_the_models_forward(convention):
     profile = "fpsynth" if convention is LandmarkInput.BGR_01 else "custom"
     model = CCFExp(tiny_model_config(landmark_input=convention, profile=profile)).eval()
     x = _images(2, 5)
-    fed = {LandmarkInput.BGR_01: x[:, [2, 1, 0]] * 0.5 + 0.5,  # what it was trained on: BGR in [0, 1]
-           LandmarkInput.RGB_PM1: x}[convention]  # the authors' code: the RGB [-1, 1] tensor unchanged
+    fed = {
+        LandmarkInput.BGR_01: x[:, [2, 1, 0]] * 0.5 + 0.5,  # what it was trained on: BGR in [0, 1]
+        LandmarkInput.RGB_PM1: x,
+    }[convention]  # the authors' code: the RGB [-1, 1] tensor unchanged
     with torch.no_grad():
         landmarks, fmap = _raw_mobilefacenet(model.landmark_net, fed)
-        other, _ = _raw_mobilefacenet(model.landmark_net, x if convention is LandmarkInput.BGR_01 else x[:, [2, 1, 0]] * 0.5 + 0.5)
+        other, _ = _raw_mobilefacenet(
+            model.landmark_net, x if convention is LandmarkInput.BGR_01 else x[:, [2, 1, 0]] * 0.5 + 0.5
+        )
         torch.testing.assert_close(model.detect_landmarks(x), landmarks)  # D_LM of the landmark loss
         style = model.style_features(x)  # E_LM of the conditions
     torch.testing.assert_close(style.landmark_tokens, fmap.flatten(2).transpose(1, 2))

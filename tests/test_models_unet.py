@@ -62,11 +62,15 @@ def test_paper_unet_parameter_count(paper_unet_meta):
 
 def test_paper_unet_every_block_shape(paper_unet_meta):
     unet, seen = paper_unet_meta, {}
-    hooks = [b.register_forward_hook(lambda m, a, o, i=i: seen.__setitem__(("in", i), tuple(o.shape[1:])))
-             for i, b in enumerate(unet.input_blocks)]
+    hooks = [
+        b.register_forward_hook(lambda m, a, o, i=i: seen.__setitem__(("in", i), tuple(o.shape[1:])))
+        for i, b in enumerate(unet.input_blocks)
+    ]
     hooks.append(unet.middle_block.register_forward_hook(lambda m, a, o: seen.__setitem__("mid", tuple(o.shape[1:]))))
-    hooks += [b.register_forward_hook(lambda m, a, o, i=i: seen.__setitem__(("out", i), tuple(o.shape[1:])))
-              for i, b in enumerate(unet.output_blocks)]
+    hooks += [
+        b.register_forward_hook(lambda m, a, o, i=i: seen.__setitem__(("out", i), tuple(o.shape[1:])))
+        for i, b in enumerate(unet.output_blocks)
+    ]
     x = torch.empty(1, 3, 112, 112, device="meta")
     t = torch.zeros(1, dtype=torch.long, device="meta")
     out = unet(x, t, torch.empty(1, 1024, 147, device="meta"), torch.empty(1, 512, device="meta"))
@@ -87,10 +91,18 @@ def test_attention_only_at_7x7_with_64_channel_heads_and_guided_diffusion_names(
     assert UNetConfig().attention_width == 512  # one shared context of 2 x 512 channels feeds all four
     assert paper_unet_meta.middle_block[1].heads == 512 // 64
     keys = set(paper_unet_meta.state_dict())
-    for key in ["time_embed.0.weight", "time_embed.2.weight", "input_blocks.0.0.weight",
-                "input_blocks.1.0.in_layers.2.weight", "input_blocks.1.0.emb_layers.1.weight",
-                "input_blocks.1.0.out_layers.3.weight", "input_blocks.5.0.skip_connection.weight",
-                "middle_block.1.qkv.weight", "middle_block.1.proj_out.weight", "out.2.weight"]:
+    for key in [
+        "time_embed.0.weight",
+        "time_embed.2.weight",
+        "input_blocks.0.0.weight",
+        "input_blocks.1.0.in_layers.2.weight",
+        "input_blocks.1.0.emb_layers.1.weight",
+        "input_blocks.1.0.out_layers.3.weight",
+        "input_blocks.5.0.skip_connection.weight",
+        "middle_block.1.qkv.weight",
+        "middle_block.1.proj_out.weight",
+        "out.2.weight",
+    ]:
         assert key in keys
     # scale-shift norm: the embedding projection gives 2C values
     assert paper_unet_meta.input_blocks[1][0].emb_layers[1].out_features == 2 * 128
@@ -105,7 +117,7 @@ def test_timestep_embedding_closed_form():
 
 def _randomize_zero_layers(unet: UNet, gen: torch.Generator) -> None:
     # proj_out and the last convs start at zero; give them values so conditioning is visible
-    for name, p in unet.named_parameters():
+    for p in unet.parameters():
         if torch.count_nonzero(p) == 0:
             p.data = torch.randn(p.shape, generator=gen) * 0.05
 

@@ -48,8 +48,20 @@ def generation(tmp_path_factory):
     ids = copy(["obama.jpg"], ws / "faces")
 
     def args(out: Path) -> list[str]:
-        return ["generate", "--ids", str(ids), "--count", "8", "--out", str(out), "-w", str(ws), "-c", "tiny",
-                *[a for o in SMALL for a in ("--set", o)]]
+        return [
+            "generate",
+            "--ids",
+            str(ids),
+            "--count",
+            "8",
+            "--out",
+            str(out),
+            "-w",
+            str(ws),
+            "-c",
+            "tiny",
+            *[a for o in SMALL for a in ("--set", o)],
+        ]
 
     reference = ws / "reference"
     result = CliRunner().invoke(app, args(reference))
@@ -64,8 +76,11 @@ def _pages(size: int) -> int:
 @pytest.mark.slow
 def test_a_full_disk_in_generate_stops_cleanly_and_the_rerun_finishes(generation, tmp_path):
     args, reference = generation
-    made_first = [p for p in reference.rglob("*") if p.is_file() and "shards" not in p.parts
-                  and p.name not in ("metadata.parquet", "README.md")]
+    made_first = [
+        p
+        for p in reference.rglob("*")
+        if p.is_file() and "shards" not in p.parts and p.name not in ("metadata.parquet", "README.md")
+    ]
     pngs = sorted(p.stat().st_size for p in reference.rglob("*.png"))
     # room for what generate writes before its images, and about one image and a half
     size = sum(_pages(p.stat().st_size) for p in made_first) + _pages(pngs[0]) + _pages(pngs[0] // 2) + 4 * PAGE
@@ -111,10 +126,12 @@ def test_a_locked_run_removes_what_a_killed_run_left(tmp_path):
     """Temporaries of atomic writes, of generated images and of checkpoint saves are removed at
     the next start; other hidden files and folders are the user's and stay."""
     stage = tmp_path / "train"
-    left = [stage / "checkpoints" / ".tmp-step-00000020-4242" / "model.safetensors",
-            stage / "checkpoints" / ".del-step-00000010-4242" / "state.json",
-            stage / ".log.ab12cd.tmp.csv",
-            stage / "shards" / "00000" / ".00000007.tmp.png"]
+    left = [
+        stage / "checkpoints" / ".tmp-step-00000020-4242" / "model.safetensors",
+        stage / "checkpoints" / ".del-step-00000010-4242" / "state.json",
+        stage / ".log.ab12cd.tmp.csv",
+        stage / "shards" / "00000" / ".00000007.tmp.png",
+    ]
     kept = [stage / ".keep" / "notes.txt", stage / ".tmp-cache" / "x", stage / "checkpoints" / "step-00000010" / "a"]
     for path in left + kept:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -12,11 +12,11 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from helpers.fixtures import fixture_path
 from fpsynth.data.images import read_image
 from fpsynth.data.sources import SourceError
 from fpsynth.errors import FpsynthError
 from fpsynth.pipeline import load_pipeline, with_section
+from helpers.fixtures import fixture_path
 
 pytestmark = pytest.mark.slow
 
@@ -77,7 +77,7 @@ def bad_run(tmp_path_factory):
     for name in ("no_face_grass.jpg", "dogs.jpg", "bald_guys.jpg", "two_people.jpg"):
         (photos / name).symlink_to(fixture_path("faces", "photos", name))
     small = np.full((500, 500, 3), 127, np.uint8)
-    small[100:100 + tiny.shape[0], 200:200 + tiny.shape[1]] = tiny
+    small[100 : 100 + tiny.shape[0], 200 : 200 + tiny.shape[1]] = tiny
     cv2.imwrite(str(photos / "small_face.png"), cv2.cvtColor(small, cv2.COLOR_RGB2BGR))
     (photos / "fake.jpg").write_text("just text")
     (photos / "zero.png").write_bytes(b"")
@@ -107,14 +107,26 @@ def test_run_finishes(bad_run):
         assert (out / f"{name}.parquet").is_file()
 
 
-@pytest.mark.parametrize("file, reason", [
-    ("smile.mp4", "truncated_video"), ("smile.mp4", "empty_file"), ("smile.mp4", "not_a_video"),
-    ("smile.avi", "no_face"), ("smile.avi", "two_faces"), ("smile.avi", "face_too_small"),
-    ("notes.txt", "unsupported_file"),
-    ("no_face_grass.jpg", "no_face"), ("dogs.jpg", "no_face"), ("bald_guys.jpg", "two_faces"),
-    ("two_people.jpg", "two_faces"), ("small_face.png", "face_too_small"), ("fake.jpg", "not_an_image"),
-    ("zero.png", "empty_file"), ("gone.jpg", "unreadable_file"),
-])
+@pytest.mark.parametrize(
+    "file, reason",
+    [
+        ("smile.mp4", "truncated_video"),
+        ("smile.mp4", "empty_file"),
+        ("smile.mp4", "not_a_video"),
+        ("smile.avi", "no_face"),
+        ("smile.avi", "two_faces"),
+        ("smile.avi", "face_too_small"),
+        ("notes.txt", "unsupported_file"),
+        ("no_face_grass.jpg", "no_face"),
+        ("dogs.jpg", "no_face"),
+        ("bald_guys.jpg", "two_faces"),
+        ("two_people.jpg", "two_faces"),
+        ("small_face.png", "face_too_small"),
+        ("fake.jpg", "not_an_image"),
+        ("zero.png", "empty_file"),
+        ("gone.jpg", "unreadable_file"),
+    ],
+)
 def test_each_bad_file_has_its_reason(bad_run, file, reason):
     assert reason in _reasons(bad_run[2], file)
 

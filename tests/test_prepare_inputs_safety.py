@@ -24,15 +24,15 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from helpers.fixtures import fixture_path
 from fpsynth.config import ConfigError
 from fpsynth.data.config import SourcesConfig
 from fpsynth.data.images import read_image
-from fpsynth.data.privacy import pseudonymise
+from fpsynth.data.pseudonyms import pseudonymise
 from fpsynth.data.reasons import Reason, Rejected
 from fpsynth.data.sources import Kind, SourceError, check_roots, discover_aflfp, discover_images, walk
 from fpsynth.data.video import VideoDecoder
 from fpsynth.pipeline import load_pipeline, with_section
+from helpers.fixtures import fixture_path
 
 PEOPLE = ("John_Salley", "John_Savage")
 
@@ -57,7 +57,9 @@ def prepare(tmp: Path, **roots: Path) -> tuple[dict, pd.DataFrame, pd.DataFrame]
 
 
 def crop_hashes(prepare_dir: Path) -> dict[str, bytes]:
-    return {p.relative_to(prepare_dir).as_posix(): p.read_bytes() for p in sorted((prepare_dir / "crops").rglob("*.png"))}
+    return {
+        p.relative_to(prepare_dir).as_posix(): p.read_bytes() for p in sorted((prepare_dir / "crops").rglob("*.png"))
+    }
 
 
 # --------------------------------------------------------------------------- item 3: outputs inside inputs
@@ -200,8 +202,20 @@ def test_special_files_are_listed_apart_and_never_opened(tmp_path):
 def test_a_fifo_named_like_a_photo_does_not_hang_prepare(tmp_path):
     photos = photo_tree(tmp_path / "X", per_person=1)
     os.mkfifo(photos / PEOPLE[0] / "x.jpg")
-    args = [sys.executable, "-m", "fpsynth.cli", "prepare", "-c", "tiny", "-w", str(tmp_path / "ws"),
-            "--images", str(photos), "--set", "prepare.n_jobs=1"]
+    args = [
+        sys.executable,
+        "-m",
+        "fpsynth.cli",
+        "prepare",
+        "-c",
+        "tiny",
+        "-w",
+        str(tmp_path / "ws"),
+        "--images",
+        str(photos),
+        "--set",
+        "prepare.n_jobs=1",
+    ]
     try:
         done = subprocess.run(args, capture_output=True, text=True, timeout=240)
     except subprocess.TimeoutExpired:
@@ -327,14 +341,20 @@ def test_a_landmark_just_off_the_picture_is_kept():
         check_in_frame(lm, (100, 80))
 
 
-@pytest.mark.parametrize("override, named", [
-    ("prepare.video.quota.peak=-1", r"prepare\.video\.quota: peak: frame counts must be >= 0, got -1"),
-    ("prepare.sources.meei_pattern=(?P<subject>[^/]+", r"prepare\.sources: meei_pattern .* is not a valid regular "
-                                                     r"expression: missing \), unterminated subpattern"),
-    ("prepare.sources.meei_pattern=^(?P<who>[^/]+)/(?P<expression>.+)$", r"has no named group 'subject'"),
-    ("prepare.max_image_pixels=0", r"prepare: max_image_pixels must be >= 1"),
-    ("prepare.png_compression=12", r"prepare: png_compression must be in 0 \.\. 9"),
-])
+@pytest.mark.parametrize(
+    "override, named",
+    [
+        ("prepare.video.quota.peak=-1", r"prepare\.video\.quota: peak: frame counts must be >= 0, got -1"),
+        (
+            "prepare.sources.meei_pattern=(?P<subject>[^/]+",
+            r"prepare\.sources: meei_pattern .* is not a valid regular "
+            r"expression: missing \), unterminated subpattern",
+        ),
+        ("prepare.sources.meei_pattern=^(?P<who>[^/]+)/(?P<expression>.+)$", r"has no named group 'subject'"),
+        ("prepare.max_image_pixels=0", r"prepare: max_image_pixels must be >= 1"),
+        ("prepare.png_compression=12", r"prepare: png_compression must be in 0 \.\. 9"),
+    ],
+)
 def test_prepare_values_out_of_range_are_refused_at_load(override, named):
     with pytest.raises(ConfigError, match=named):
         load_pipeline("tiny", [override])
@@ -342,8 +362,9 @@ def test_prepare_values_out_of_range_are_refused_at_load(override, named):
 
 def test_all_phase_counts_zero_is_refused():
     with pytest.raises(ConfigError, match="add up to 0"):
-        load_pipeline("tiny", [f"prepare.video.quota.{k}=0" for k in
-                               ("neutral", "onset", "development", "peak", "dissipation")])
+        load_pipeline(
+            "tiny", [f"prepare.video.quota.{k}=0" for k in ("neutral", "onset", "development", "peak", "dissipation")]
+        )
 
 
 # --------------------------------------------------------------------------- item 11: crafted files
@@ -354,8 +375,8 @@ def huge_png(path: Path, width: int = 40000, height: int = 40000) -> None:
     ok, buf = cv2.imencode(".png", np.full((8, 8, 3), 127, np.uint8))
     data = bytearray(buf.tobytes())
     ihdr = 8 + 8  # signature, then the chunk's length and type
-    data[ihdr:ihdr + 8] = struct.pack(">II", width, height)
-    data[ihdr + 13:ihdr + 17] = struct.pack(">I", zlib.crc32(bytes(data[ihdr - 4:ihdr + 13])))
+    data[ihdr : ihdr + 8] = struct.pack(">II", width, height)
+    data[ihdr + 13 : ihdr + 17] = struct.pack(">I", zlib.crc32(bytes(data[ihdr - 4 : ihdr + 13])))
     path.write_bytes(bytes(data))
 
 

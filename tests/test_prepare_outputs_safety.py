@@ -17,9 +17,9 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from helpers.fixtures import fixture_path
 from fpsynth.cli import app
 from fpsynth.pipeline import load_pipeline, with_section
+from helpers.fixtures import fixture_path
 
 PEOPLE = ("John_Salley", "John_Savage", "John_Simm")
 MANIFESTS = ("frames", "pairs", "rejects")
@@ -226,15 +226,30 @@ def test_a_killed_prepare_leaves_no_worker_running(tmp_path):
     for n, video in enumerate(("lp_d3", "lp_d6", "lp_d9"), start=1):
         (meei / f"pat{n:02d}").mkdir(parents=True)
         (meei / f"pat{n:02d}" / "smile_left.mp4").symlink_to(fixture_path("videos", f"{video}.mp4"))
-    args = [sys.executable, "-m", "fpsynth.cli", "prepare", "-c", "tiny", "-w", str(tmp_path / "ws"),
-            "--meei", str(meei), "--set", "prepare.n_jobs=2"]
+    args = [
+        sys.executable,
+        "-m",
+        "fpsynth.cli",
+        "prepare",
+        "-c",
+        "tiny",
+        "-w",
+        str(tmp_path / "ws"),
+        "--meei",
+        str(meei),
+        "--set",
+        "prepare.n_jobs=2",
+    ]
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     workers: list[int] = []
     try:
         deadline = time.time() + 120
         while time.time() < deadline and proc.poll() is None and len(workers) < 2:
-            workers = [p for p in _children(proc.pid)
-                       if "loky" in Path(f"/proc/{p}/cmdline").read_bytes().decode(errors="replace")]
+            workers = [
+                p
+                for p in _children(proc.pid)
+                if "loky" in Path(f"/proc/{p}/cmdline").read_bytes().decode(errors="replace")
+            ]
             time.sleep(0.05)
         assert proc.poll() is None and len(workers) >= 2, "prepare ended before its workers could be seen"
         time.sleep(1.5)  # the workers are busy with their first job (which ties them to the parent)

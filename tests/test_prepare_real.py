@@ -16,13 +16,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers.fixtures import FIXTURES, fixture_path
 from fpsynth.data.align import ARCFACE_TEMPLATE
 from fpsynth.data.config import PrepareConfig
 from fpsynth.data.faces import detect_faces, get_backend
 from fpsynth.data.pts import write_pts
 from fpsynth.data.video import VideoDecoder
 from fpsynth.pipeline import load_pipeline, with_section
+from helpers.fixtures import FIXTURES, fixture_path
 
 pytestmark = pytest.mark.slow
 
@@ -54,8 +54,10 @@ def build_raw(root: Path) -> dict[str, Path]:
         (images / person).parent.mkdir(exist_ok=True)
         (images / person).symlink_to(fixture_path("faces", "people", person), target_is_directory=True)
     scores = root / "scores.csv"
-    scores.write_text("Subject,eFACE,House-Brackmann\npat01,98,1\npat02,85,II\npat03,72,3\npat04,64,4\n"
-                      "pat05,41,VI\npat07,88,2\nbroken,not-a-number,\n")
+    scores.write_text(
+        "Subject,eFACE,House-Brackmann\npat01,98,1\npat02,85,II\npat03,72,3\npat04,64,4\n"
+        "pat05,41,VI\npat07,88,2\nbroken,not-a-number,\n"
+    )
     return {"meei": meei, "aflfp": root / "aflfp", "images": images, "scores": scores}
 
 
@@ -205,9 +207,9 @@ def test_second_run_skips(prepared, raw):
 
 def test_full_clip_32_frame_selection(tmp_path):
     """The real selection on a whole real clip (216 frames): 32 frames over all five phases."""
-    from fpsynth.data.privacy import Job
     from fpsynth.data.jobs import Context
     from fpsynth.data.process import run_job
+    from fpsynth.data.pseudonyms import Job
     from fpsynth.data.sources import Kind
 
     path = fixture_path("videos", "lp_d18.mp4")
@@ -228,9 +230,24 @@ def test_full_clip_32_frame_selection(tmp_path):
 
 
 def _cli(raw: dict[str, Path], workspace: Path) -> list[str]:
-    args = [sys.executable, "-m", "fpsynth.cli", "prepare", "--config", "tiny", "-w", str(workspace),
-            "--meei", str(raw["meei"]), "--aflfp", str(raw["aflfp"]), "--images", str(raw["images"]),
-            "--scores", str(raw["scores"])]
+    args = [
+        sys.executable,
+        "-m",
+        "fpsynth.cli",
+        "prepare",
+        "--config",
+        "tiny",
+        "-w",
+        str(workspace),
+        "--meei",
+        str(raw["meei"]),
+        "--aflfp",
+        str(raw["aflfp"]),
+        "--images",
+        str(raw["images"]),
+        "--scores",
+        str(raw["scores"]),
+    ]
     for o in OVERRIDES:
         args += ["--set", o]
     return args
@@ -241,8 +258,9 @@ def test_kill_and_resume_gives_the_same_rows(prepared, raw, tmp_path):
     uninterrupted run: the same rows, no duplicates, no stray crops."""
     reference, _ = prepared
     workspace = tmp_path / "ws"
-    proc = subprocess.Popen(_cli(raw, workspace), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            start_new_session=True)  # its own process group: the kill reaches the workers
+    proc = subprocess.Popen(
+        _cli(raw, workspace), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+    )  # its own process group: the kill reaches the workers
     parts = workspace / "prepare" / "parts" / "frames"
     deadline = time.time() + 120
     try:
@@ -265,8 +283,11 @@ def test_kill_and_resume_gives_the_same_rows(prepared, raw, tmp_path):
     for name in ("frames", "pairs", "rejects"):
         pd.testing.assert_frame_equal(got[name], ref[name], check_exact=True)
     assert got["frames"]["frame_id"].is_unique and got["pairs"]["pair_id"].is_unique
-    crops = sorted(p.relative_to(workspace / "prepare").as_posix()
-                   for p in (workspace / "prepare" / "crops").rglob("*") if p.is_file())
+    crops = sorted(
+        p.relative_to(workspace / "prepare").as_posix()
+        for p in (workspace / "prepare" / "crops").rglob("*")
+        if p.is_file()
+    )
     assert crops == sorted(got["frames"]["path"])
     for path in got["frames"]["path"][:40]:  # same pixels too
         assert (workspace / "prepare" / path).read_bytes() == (reference / path).read_bytes()

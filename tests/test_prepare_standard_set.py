@@ -16,10 +16,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers.fixtures import fixture_path
 from fpsynth.data.config import MovementsConfig, PrepareConfig
 from fpsynth.data.video import join_clips
 from fpsynth.pipeline import load_pipeline, with_section
+from helpers.fixtures import fixture_path
 
 pytestmark = pytest.mark.slow
 
@@ -50,7 +50,11 @@ def raw(tmp_path_factory):
     for key, clips in PARTICIPANTS.items():
         parts = [(fixture_path("videos", f"{v}.mp4"), a, b) for v, a, b in clips]
         spans[key] = join_clips(parts, download / f"{key}.mp4", still_s=3.0, fps=30.0, blank_s=0.5)
-    people = {"mildflaccid4": ("John_Salley", 4), "synkinetic_complete5": ("John_Savage", 2), "normal2": ("John_Simm", 2)}
+    people = {
+        "mildflaccid4": ("John_Salley", 4),
+        "synkinetic_complete5": ("John_Savage", 2),
+        "normal2": ("John_Simm", 2),
+    }
     for key, (person, n) in people.items():
         for k, photo in enumerate(sorted(fixture_path("faces", "people", person).glob("*.jpg"))[:n], start=1):
             (download / f"{key}_{k}.jpg").symlink_to(photo)
@@ -59,11 +63,14 @@ def raw(tmp_path_factory):
 
     book = Workbook()
     sheet = book.active
-    for row in (["MEEI Facial Palsy Standard Set: clinical grades"], [],
-                ["Participant Key", "eFACE static", "eFACE  Total ", "House-Brackmann Grade", "Sunnybrook Composite"],
-                ["mildflaccid4", 80, 84, "II", 70],  # the CSV says 95 (near-normal): the XLSX's 84 (mild) wins
-                ["normal2", 99, None, "I", 100],  # eFACE missing here: the CSV's 97 is used
-                ["severeflaccid9", 50, 61, "IV", 40]):  # a participant with no input
+    for row in (
+        ["MEEI Facial Palsy Standard Set: clinical grades"],
+        [],
+        ["Participant Key", "eFACE static", "eFACE  Total ", "House-Brackmann Grade", "Sunnybrook Composite"],
+        ["mildflaccid4", 80, 84, "II", 70],  # the CSV says 95 (near-normal): the XLSX's 84 (mild) wins
+        ["normal2", 99, None, "I", 100],  # eFACE missing here: the CSV's 97 is used
+        ["severeflaccid9", 50, 61, "IV", 40],
+    ):  # a participant with no input
         sheet.append(row)  # synkinetic_complete5 has no row at all: it stays unknown
     book.save(download / "grades.xlsx")
     scores = root / "scores.csv"
@@ -96,8 +103,10 @@ def analysed(raw):
     out = {}
     for key in raw["spans"]:
         a = analyse(VideoDecoder(raw["meei"] / f"{key}.mp4"), ctx, lambda i: i % 2 == 0)
-        out[key] = (np.stack([c.face.landmarks for c in a.candidates]).astype(np.float64),
-                    np.array([c.index for c in a.candidates]))
+        out[key] = (
+            np.stack([c.face.landmarks for c in a.candidates]).astype(np.float64),
+            np.array([c.index for c in a.candidates]),
+        )
     return out
 
 
@@ -152,7 +161,10 @@ def test_every_movement_gives_32_frames_within_its_clip(prepared, raw):
             assert clip["clip"].nunique() == 1 and clip["clip"].iloc[0].endswith(f"-video-{label}")
             moving = clip[clip.phase != "neutral"]
             # the movement's frames inside its clip; its neutral frames within the 1 s of rest either side
-            assert moving.frame_index.between(true_start - TOL, true_end + TOL).all(), (label, moving.frame_index.tolist())
+            assert moving.frame_index.between(true_start - TOL, true_end + TOL).all(), (
+                label,
+                moving.frame_index.tolist(),
+            )
             assert clip.frame_index.between(true_start - 30 - TOL, true_end + 30 + TOL).all()
             assert {"neutral", "onset", "peak"} <= set(clip.phase)
             assert (clip.phase == "neutral").sum() >= 4
@@ -168,7 +180,9 @@ def test_every_movement_gives_32_frames_within_its_clip(prepared, raw):
 def test_count_mismatch_and_photos_are_numbered_never_guessed(prepared, raw):
     _, _, frames, rejects, pseudonym = prepared
     p2 = pseudonym["synkinetic_complete5"]
-    (row,) = rejects[(rejects.subject == p2) & (rejects.reason == "movement_count") & rejects.input.str.endswith("-video")].itertuples()
+    (row,) = rejects[
+        (rejects.subject == p2) & (rejects.reason == "movement_count") & rejects.input.str.endswith("-video")
+    ].itertuples()
     assert "expected 3 movements (smile_wide, talk, mouth_open)" in row.detail and "found 2" in row.detail
     photos = frames[frames.kind == "photo"]
     assert sorted(photos[photos.subject == pseudonym["mildflaccid4"]].expression) == sorted(NAMES)
@@ -215,9 +229,9 @@ def test_nothing_silently_dropped(prepared):
 
 
 def _single_clip(path: Path, tmp: Path):
-    from fpsynth.data.privacy import Job
     from fpsynth.data.jobs import Context
     from fpsynth.data.process import run_job
+    from fpsynth.data.pseudonyms import Job
     from fpsynth.data.sources import Kind
 
     job = Job("P0001-smile", "meei", Kind.VIDEO, "P0001", "smile", None, (str(path),))
@@ -225,11 +239,14 @@ def _single_clip(path: Path, tmp: Path):
     return pd.DataFrame(result.frames), pd.DataFrame(result.rejects)
 
 
-@pytest.mark.parametrize("video, first, last", [  # what the main event alone gave (2026-11-29)
-    ("lp_d6", 340, 439),  # continuous speech: 20 frames
-    ("lp_d9", 140, 289),  # a slow wobble at a low level, never at rest: 17
-    ("lp_d9", 300, 449),  # a held expression released into small movements: 18
-])
+@pytest.mark.parametrize(
+    "video, first, last",
+    [  # what the main event alone gave (2026-11-29)
+        ("lp_d6", 340, 439),  # continuous speech: 20 frames
+        ("lp_d9", 140, 289),  # a slow wobble at a low level, never at rest: 17
+        ("lp_d9", 300, 449),  # a held expression released into small movements: 18
+    ],
+)
 def test_real_clips_of_any_motion_shape_give_32_frames(video, first, last, tmp_path):
     """Held-out pieces of real clips on which the main event around the curve's maximum is narrow:
     every one of them has 32 usable frames, so every one gives 32, over the five phases."""

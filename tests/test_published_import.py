@@ -76,13 +76,19 @@ def ccfexp_layout():
     return fixtures.read_layout("CCFExp")
 
 
-@pytest.mark.parametrize("change,named", [
-    ({"drop": ["condition_adapter.att_id.kv.bias"]}, "fusion.att.id.kv.bias"),
-    ({"extra": ["condition_adapter.att_xx.kv.bias2"]}, "condition_adapter.att_xx.kv.bias2"),
-    ({"extra": ["stray_module.weight"]}, "stray_module.weight"),
-    ({"reshape": {"emotion_adapter.weight": [50, 1, 1]}}, "emotion_adapter.weight"),
-    ({"reshape": {"ema_model.averaged_model.out.2.weight": [3, 128, 3, 3]}}, "ema_model.averaged_model.out.2.weight"),
-])
+@pytest.mark.parametrize(
+    "change,named",
+    [
+        ({"drop": ["condition_adapter.att_id.kv.bias"]}, "fusion.att.id.kv.bias"),
+        ({"extra": ["condition_adapter.att_xx.kv.bias2"]}, "condition_adapter.att_xx.kv.bias2"),
+        ({"extra": ["stray_module.weight"]}, "stray_module.weight"),
+        ({"reshape": {"emotion_adapter.weight": [50, 1, 1]}}, "emotion_adapter.weight"),
+        (
+            {"reshape": {"ema_model.averaged_model.out.2.weight": [3, 128, 3, 3]}},
+            "ema_model.averaged_model.out.2.weight",
+        ),
+    ],
+)
 def test_a_missing_unexpected_or_misshaped_key_fails_with_its_name(tmp_path, ccfexp_layout, change, named):
     path = write_published(tmp_path / "CCFExp.ckpt", ccfexp_layout, **change)
     with pytest.raises(PublishedImportError, match=named.replace(".", r"\.")):

@@ -190,8 +190,22 @@ def test_generate_with_a_published_file_imports_it_once_and_records_the_profile(
     ids = copy(["obama.jpg"], tmp_path / "faces")
     out = tmp_path / "dataset"
     small = [*SMALL, "generate.runtime.cpu_batch_size=2"]
-    args = ["generate", "--ids", str(ids), "--count", "2", "--out", str(out), "-w", str(ws), "-c", "tiny",
-            "--checkpoint", str(published), *[a for o in small for a in ("--set", o)]]
+    args = [
+        "generate",
+        "--ids",
+        str(ids),
+        "--count",
+        "2",
+        "--out",
+        str(out),
+        "-w",
+        str(ws),
+        "-c",
+        "tiny",
+        "--checkpoint",
+        str(published),
+        *[a for o in small for a in ("--set", o)],
+    ]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     meta = pd.read_parquet(out / "metadata.parquet")
@@ -212,7 +226,10 @@ def test_a_profile_name_always_says_what_the_switches_do():
 
     authors = apply_profile(ModelConfig(), CCFEXP_AUTHORS)
     assert (authors.fusion.query, authors.landmark_input, authors.landmark_tokens) == (
-        FusionQuery.RAW, LandmarkInput.RGB_PM1, TokenLayout.VIEW)
+        FusionQuery.RAW,
+        LandmarkInput.RGB_PM1,
+        TokenLayout.VIEW,
+    )
     assert apply_profile(authors, "fpsynth") == ModelConfig()  # a profile resets what it does not name
     with pytest.raises(ValueError, match="landmark_input: has rgb_pm1, profile 'fpsynth' sets bgr_01"):
         dataclasses.replace(ModelConfig(), landmark_input=LandmarkInput.RGB_PM1)
@@ -220,6 +237,13 @@ def test_a_profile_name_always_says_what_the_switches_do():
     assert custom.landmark_input is LandmarkInput.RGB_PM1
     with pytest.raises(ConfigError, match="profile 'ccfexp-authors' sets"):  # a name alone changes nothing silently
         load_pipeline("paper", ["train.model.profile=ccfexp-authors"])
-    cfg = load_pipeline("paper", ["train.model.profile=ccfexp-authors", "train.model.fusion.query=raw",
-                                  "train.model.landmark_input=rgb_pm1", "train.model.landmark_tokens=view"])
+    cfg = load_pipeline(
+        "paper",
+        [
+            "train.model.profile=ccfexp-authors",
+            "train.model.fusion.query=raw",
+            "train.model.landmark_input=rgb_pm1",
+            "train.model.landmark_tokens=view",
+        ],
+    )
     assert cfg.train.model == authors

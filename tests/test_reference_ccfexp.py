@@ -24,19 +24,21 @@ from fpsynth.models.profiles import CCFEXP_AUTHORS, apply_profile
 from fpsynth.models.tokens import map_to_tokens
 from fpsynth.nets.config import IRConfig
 from fpsynth.published.mapping import CCFEXP, map_published
-
 from fpsynth.reference import fixtures
 
 if not fixtures.REFERENCE_DIR.is_dir():
     pytest.skip(f"reference fixtures not found: {fixtures.REFERENCE_DIR}", allow_module_level=True)
 
 # The reduced construction of CCFExp_reduced.parity.json "config" (widths / 4 and / 16).
-REDUCED = apply_profile(ModelConfig(
-    unet=UNetConfig(model_channels=32, channel_mult=(1, 1, 1, 1, 1, 1), num_head_channels=16),
-    identity_ir=IRConfig(stage_units=(1, 1, 1, 1), stage_channels=(16, 32, 64, 128), embedding_dim=128),
-    expression_ir=IRConfig(stage_units=(1, 1, 1, 1), stage_channels=(16, 32, 64, 128), embedding_dim=128),
-    fusion=FusionConfig(dim=128, heads=4),
-), CCFEXP_AUTHORS)
+REDUCED = apply_profile(
+    ModelConfig(
+        unet=UNetConfig(model_channels=32, channel_mult=(1, 1, 1, 1, 1, 1), num_head_channels=16),
+        identity_ir=IRConfig(stage_units=(1, 1, 1, 1), stage_channels=(16, 32, 64, 128), embedding_dim=128),
+        expression_ir=IRConfig(stage_units=(1, 1, 1, 1), stage_channels=(16, 32, 64, 128), embedding_dim=128),
+        fusion=FusionConfig(dim=128, heads=4),
+    ),
+    CCFEXP_AUTHORS,
+)
 # The frozen networks the reference replaced by lookups (their parity is in the full-size sets).
 LOOKUPS = ("id_net.", "face_net.", "landmark_net.", "id_encoder.backbone.")
 
@@ -91,8 +93,13 @@ def test_every_conditioning_output(model, io):
         emotion = model.exp_adapter(io["cond.in.face_f"] - io["cond.in.id_f"])
         eps = model.predict(io["unet.in.x_t"], io["unet.in.timesteps"], cond).eps
     pairs = {
-        "stylemod": cond.id_embedding, "id_tokens": id_tokens, "emotion_tokens": emotion,
-        "landmark_tokens": lm_tokens, "fused": cond.tokens.transpose(1, 2), "cross_attn": cond.context, "eps": eps,
+        "stylemod": cond.id_embedding,
+        "id_tokens": id_tokens,
+        "emotion_tokens": emotion,
+        "landmark_tokens": lm_tokens,
+        "fused": cond.tokens.transpose(1, 2),
+        "cross_attn": cond.context,
+        "eps": eps,
     }
     for name, out in pairs.items():
         fixtures.assert_close_rel(out, io[f"cond.out.{name}"], name=f"cond.out.{name}")
@@ -112,8 +119,14 @@ def test_single_ddim_steps(io, t):
     i = ts.index(t)
     ab = schedule.alphas_cumprod
     ab_prev = float(ab[ts[i + 1]]) if i + 1 < len(ts) else 1.0
-    step = ddim_step(io[f"ddim.t{t}.in.sample"], io[f"ddim.t{t}.in.eps"], float(ab[t]), ab_prev,
-                     SamplerConfig(eta=1.0), io[f"ddim.t{t}.in.noise"])
+    step = ddim_step(
+        io[f"ddim.t{t}.in.sample"],
+        io[f"ddim.t{t}.in.eps"],
+        float(ab[t]),
+        ab_prev,
+        SamplerConfig(eta=1.0),
+        io[f"ddim.t{t}.in.noise"],
+    )
     fixtures.assert_close_rel(step.prev_sample, io[f"ddim.t{t}.out.prev_sample"], name=f"t{t} prev_sample")
     fixtures.assert_close_rel(step.pred_x0, io[f"ddim.t{t}.out.pred_original_sample"], name=f"t{t} x0")
 

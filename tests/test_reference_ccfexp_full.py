@@ -58,10 +58,14 @@ def test_every_stream_the_fused_tokens_and_eps(model, io):
         pred = model.predict(io["in.x_t"], io["in.timesteps"], cond)
         outs = {
             "id_embedding_raw": model.id_encoder.backbone(x_id).embedding,
-            "id_tokens": id_tokens, "stylemod": stylemod,
-            "face_f": model.face_net(x_style).embedding, "id_f": model.id_net(x_style).embedding,
+            "id_tokens": id_tokens,
+            "stylemod": stylemod,
+            "face_f": model.face_net(x_style).embedding,
+            "id_f": model.id_net(x_style).embedding,
             "lm_map": model.landmark_net(x_style)[1],
-            "fused": cond.tokens.transpose(1, 2), "eps": pred.eps, "variance": pred.variance,
+            "fused": cond.tokens.transpose(1, 2),
+            "eps": pred.eps,
+            "variance": pred.variance,
         }
     for name, out in outs.items():
         fixtures.assert_close_rel(out, io[f"out.{name}"], name=f"out.{name}")

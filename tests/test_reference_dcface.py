@@ -27,11 +27,17 @@ LOOKUPS = ("id_net.", "id_encoder.backbone.")  # frozen / E_ID backbones: the re
 
 
 def _model(grid: int) -> CCFExp:
-    cfg = apply_profile(ModelConfig(
-        variant=Variant.DCFACE, dcface_grid=grid,
-        unet=UNetConfig(model_channels=32, channel_mult=(1, 1, 1, 1, 1, 1), num_head_channels=16),
-        identity_ir=IR, expression_ir=IR, fusion=FusionConfig(dim=128, heads=4),
-    ), DCFACE_AUTHORS)
+    cfg = apply_profile(
+        ModelConfig(
+            variant=Variant.DCFACE,
+            dcface_grid=grid,
+            unet=UNetConfig(model_channels=32, channel_mult=(1, 1, 1, 1, 1, 1), num_head_channels=16),
+            identity_ir=IR,
+            expression_ir=IR,
+            fusion=FusionConfig(dim=128, heads=4),
+        ),
+        DCFACE_AUTHORS,
+    )
     weights = fixtures.read_weights(f"dcface_{grid}x{grid}_reduced")
     unet = {k: v for k, v in fixtures.read_weights("CCFExp_reduced").items() if k.startswith("ema_model.")}
     state = {**weights, **unet}

@@ -8,8 +8,8 @@ import torch
 
 from fpsynth.models.config import PatchStats
 from fpsynth.models.dcface import AUTHORS_KEYS, PatchStatEncoder, from_authors_state_dict
-from helpers.fixtures import reference_file
 from fpsynth.reference import fixtures
+from helpers.fixtures import reference_file
 
 REL = 1e-4
 
@@ -68,7 +68,9 @@ def test_dropout_on_the_resized_style_map_in_training_only(k, side):
     torch.manual_seed(0)
     enc = PatchStatEncoder(16, 32, k, stats=PatchStats.STD, style_dropout=0.3)
     seen = []
-    enc.dropout.register_forward_hook(lambda mod, inp, out: seen.append((inp[0].shape, (out == 0).float().mean().item())))
+    enc.dropout.register_forward_hook(
+        lambda mod, inp, out: seen.append((inp[0].shape, (out == 0).float().mean().item()))
+    )
     x = torch.randn(4, 16, 56, 56)
     enc.train()
     a, b = enc(x), enc(x)

@@ -13,10 +13,10 @@ import torch
 from fpsynth.nets.config import IRConfig, LandmarkInput
 from fpsynth.nets.ir50 import IR50_EXPRESSION, IR50_ID, IResNet
 from fpsynth.nets.mobilefacenet import MOBILEFACENET_68, MobileFaceNet, to_landmark_input
-from helpers.fixtures import reference_file
 from fpsynth.reference import fixtures
 from fpsynth.reference.recipe import recipe_state_dict, recipe_tensor
 from fpsynth.weights import load_into
+from helpers.fixtures import reference_file
 
 REL = 1e-4
 
@@ -37,7 +37,7 @@ def adaface_net(tmp_path_factory):
     record = load_into(net, IR50_ID, path, verify_checksum=False)
     assert not record.random_init
     key = "model.body.21.res_layer.4.weight"
-    assert torch.equal(net.state_dict()[key[len("model."):]], recipe_tensor(key, layout[key]["shape"]))
+    assert torch.equal(net.state_dict()[key[len("model.") :]], recipe_tensor(key, layout[key]["shape"]))
     return net.eval()
 
 
@@ -89,11 +89,11 @@ def test_affectnet_expression_ir50_layout_loads_strictly(tmp_path):
     net = IResNet(IRConfig())
     load_into(net, IR50_EXPRESSION, path, drop=lambda k: k.startswith("head."), verify_checksum=False)
     ours = net.state_dict()
-    assert set(ours) == {k[len("backbone."):] for k in layout if k.startswith("backbone.")}
+    assert set(ours) == {k[len("backbone.") :] for k in layout if k.startswith("backbone.")}
     key = "backbone.output_layer.3.weight"
-    assert torch.equal(ours[key[len("backbone."):]], recipe_tensor(key, layout[key]["shape"]))
+    assert torch.equal(ours[key[len("backbone.") :]], recipe_tensor(key, layout[key]["shape"]))
     # and strictly with load_state_dict, as the authors load it (after deleting the head)
-    state = {k[len("backbone."):]: v for k, v in backbone.items()}
+    state = {k[len("backbone.") :]: v for k, v in backbone.items()}
     IResNet(IRConfig()).load_state_dict(state, strict=True)
 
 
@@ -106,7 +106,9 @@ def mobilefacenet_state(tmp_path_factory):
     return path
 
 
-@pytest.mark.parametrize("convention,group", [(LandmarkInput.RGB_PM1, "ccfexp_input"), (LandmarkInput.BGR_01, "repo_input")])
+@pytest.mark.parametrize(
+    "convention,group", [(LandmarkInput.RGB_PM1, "ccfexp_input"), (LandmarkInput.BGR_01, "repo_input")]
+)
 def test_mobilefacenet_parity(mobilefacenet_state, convention, group):
     reference_file("mobilefacenet.parity.io.safetensors")
     io = fixtures.read_io("mobilefacenet")

@@ -58,8 +58,11 @@ def test_leaf_rules_and_dtypes():
 
 
 def test_recipe_state_dict_keys_and_scale():
-    layout = {"a.weight": {"shape": [2, 3], "dtype": "float32"}, "a.bias": {"shape": [2], "dtype": "float32"},
-              "n.num_batches_tracked": {"shape": [], "dtype": "int64"}}
+    layout = {
+        "a.weight": {"shape": [2, 3], "dtype": "float32"},
+        "a.bias": {"shape": [2], "dtype": "float32"},
+        "n.num_batches_tracked": {"shape": [], "dtype": "int64"},
+    }
     sd = recipe_state_dict(layout)
     assert list(sd) == list(layout)
     assert sd["n.num_batches_tracked"].dtype == torch.int64

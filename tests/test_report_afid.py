@@ -68,7 +68,7 @@ def _features(paths) -> np.ndarray:
 
 def _synth(seed: int = 0, steps: int = 2):
     from fpsynth.diffusion.schedule import NoiseSchedule
-    from fpsynth.generate.sampling import Synthesizer
+    from fpsynth.generate.synthesizer import Synthesizer
     from fpsynth.models.ccfexp import build_model
     from fpsynth.models.config import tiny_model_config
     from fpsynth.weights import WeightsConfig
@@ -141,8 +141,10 @@ def test_afid_compares_each_patients_returned_images_with_its_own_frames(demo, t
     # people's frames for the other; features are exact, so the distances can be recomputed.
     a, b = sorted(plan["patient"].unique())
     plan = plan.assign(returned_image=np.where(plan["patient"] == a, plan["style_image"], plan["id_image"]))
-    nets = dataclasses.replace(open_networks(load_pipeline("tiny").weights, MetricsConfig(), torch.device("cpu"), 0),
-                               fid=Opened(ChannelStats(), ()))
+    nets = dataclasses.replace(
+        open_networks(load_pipeline("tiny").weights, MetricsConfig(), torch.device("cpu"), 0),
+        fid=Opened(ChannelStats(), ()),
+    )
     result = afid_of(plan, nets, batch_size=3, eps=1e-6, timings=Timings())
     per = {p.patient: p for p in result.per_patient}
     assert per[a].value == pytest.approx(0.0, abs=1e-6) and per[a].n_real == per[a].n_returned == 4
@@ -177,8 +179,12 @@ def test_afid_of_flat_colour_images_has_the_closed_form_value(tmp_path):
             path = tmp_path / f"{patient}-{kind}-{k}.png"
             cv2.imwrite(str(path), np.full((8, 8, 3), (30, g, r), np.uint8))  # OpenCV writes BGR
             rows.append({"patient": patient, "k": k, kind: str(path)})
-    plan = (pd.DataFrame(rows).groupby(["patient", "k"], as_index=False).first()
-            .rename(columns={"real": "style_image", "returned": "returned_image"}))
+    plan = (
+        pd.DataFrame(rows)
+        .groupby(["patient", "k"], as_index=False)
+        .first()
+        .rename(columns={"real": "style_image", "returned": "returned_image"})
+    )
     nets = SimpleNamespace(fid=Opened(RedGreenLevels(), ()), device=torch.device("cpu"))
     result = afid_of(plan, nets, batch_size=3, eps=1e-6, timings=Timings())
     per = {p.patient: p.value for p in result.per_patient}
@@ -200,7 +206,9 @@ def _train_format_checkpoint(ws: Path, cfg) -> Path:
     from fpsynth.train.logs import COLUMNS
 
     path = save_train_checkpoint(ws, cfg, step=20)
-    rows = [{c: 0.0 for c in COLUMNS} | {"step": s, "loss": 1.0 / s, "mse": 0.5 / s, "lr": 1e-4} for s in (5, 10, 15, 20)]
+    rows = [
+        {c: 0.0 for c in COLUMNS} | {"step": s, "loss": 1.0 / s, "mse": 0.5 / s, "lr": 1e-4} for s in (5, 10, 15, 20)
+    ]
     pd.DataFrame(rows, columns=list(COLUMNS)).to_csv(ws / "train" / "log.csv", index=False)
     return path
 
@@ -213,14 +221,28 @@ def with_model(demo):
 
     ws = demo["root"] / "ws-model"
     shutil.copytree(demo["ws"] / "prepare", ws / "prepare")
-    cfg = load_pipeline("tiny", ["generate.count=6", "generate.sampler.steps=2", "generate.runtime.batch_size=6",
-                                 "report.afid.images_per_patient=3", "report.afid.sampler.steps=2"])
+    cfg = load_pipeline(
+        "tiny",
+        [
+            "generate.count=6",
+            "generate.sampler.steps=2",
+            "generate.runtime.batch_size=6",
+            "report.afid.images_per_patient=3",
+            "report.afid.sampler.steps=2",
+        ],
+    )
     checkpoint = _train_format_checkpoint(ws, cfg)
     generate(with_section(cfg, "generate", ids=demo["data"]["ids"]), ws)
     record = report(cfg, ws)
     out = ws / "report"
-    return {"ws": ws, "cfg": cfg, "checkpoint": checkpoint, "record": record,
-            "report": json.loads((out / "report.json").read_text()), "html": (out / "report.html").read_text()}
+    return {
+        "ws": ws,
+        "cfg": cfg,
+        "checkpoint": checkpoint,
+        "record": record,
+        "report": json.loads((out / "report.json").read_text()),
+        "html": (out / "report.html").read_text(),
+    }
 
 
 @pytest.mark.slow
@@ -243,7 +265,10 @@ def test_report_of_a_model_and_its_dataset(with_model):
     assert "privacy" in r["sets"]["dataset"] and "privacy" not in r["sets"]["model"]
     assert r["training"]["rows"] == 4 and r["training"]["last"]["step"] == 20
     items = pd.read_parquet(with_model["ws"] / "report" / "items-model.parquet")
-    assert items["image"].map(lambda p: "/afid/first/" in p).all() and items["returned_image"].map(lambda p: Path(p).is_file()).all()
+    assert (
+        items["image"].map(lambda p: "/afid/first/" in p).all()
+        and items["returned_image"].map(lambda p: Path(p).is_file()).all()
+    )
 
 
 @pytest.mark.slow
@@ -279,9 +304,20 @@ def test_cli_report_and_its_errors(with_model, tmp_path):
         result = CliRunner().invoke(app, ["report", "-c", "tiny", *args])
         return result.exit_code, " ".join(result.output.split())  # rich wraps long lines
 
-    code, out = cli("-w", str(ws), "--set", "generate.count=6", "--set", "generate.sampler.steps=2",
-                    "--set", "generate.runtime.batch_size=6", "--set", "report.afid.images_per_patient=3",
-                    "--set", "report.afid.sampler.steps=2")
+    code, out = cli(
+        "-w",
+        str(ws),
+        "--set",
+        "generate.count=6",
+        "--set",
+        "generate.sampler.steps=2",
+        "--set",
+        "generate.runtime.batch_size=6",
+        "--set",
+        "report.afid.images_per_patient=3",
+        "--set",
+        "report.afid.sampler.steps=2",
+    )
     assert code == 0 and "nothing changed" in out
     code, out = cli("-w", str(ws), "--run", str(tmp_path))
     assert code == 2 and "no metadata.parquet" in out and "fpsynth generate" in out

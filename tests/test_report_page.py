@@ -46,8 +46,16 @@ def test_plots_escape_labels_and_say_when_there_is_nothing_to_draw():
 
 
 def test_line_chart_breaks_at_missing_values_and_uses_log_scale_on_request():
-    root = ET.fromstring(svg.line_chart([1, 2, 3, 4, 5], {"loss": [1.0, 0.1, np.nan, 0.01, 0.001]},
-                                        xlabel="step", ylabel="loss", title="t", log_y=True))
+    root = ET.fromstring(
+        svg.line_chart(
+            [1, 2, 3, 4, 5],
+            {"loss": [1.0, 0.1, np.nan, 0.01, 0.001]},
+            xlabel="step",
+            ylabel="loss",
+            title="t",
+            log_y=True,
+        )
+    )
     lines = list(root.iter(f"{SVG}polyline"))
     assert len(lines) == 2 and [len(p.get("points").split()) for p in lines] == [2, 2]
     assert "log10 loss" in [t.text for t in root.iter(f"{SVG}text")]
@@ -68,9 +76,14 @@ def test_describe_counts_finite_values_and_nans_apart():
 
 
 def test_breakdown_orders_severities_clinically_and_means_each_metric():
-    items = pd.DataFrame({"severity": ["complete", "normal", "mild", "normal", None],
-                          "psnr_x_id": [10.0, 20.0, 15.0, 22.0, 5.0], "identity_same": [True, False, True, True, False],
-                          "asym_eye_closure_gen": [0.1] * 5})
+    items = pd.DataFrame(
+        {
+            "severity": ["complete", "normal", "mild", "normal", None],
+            "psnr_x_id": [10.0, 20.0, 15.0, 22.0, 5.0],
+            "identity_same": [True, False, True, True, False],
+            "asym_eye_closure_gen": [0.1] * 5,
+        }
+    )
     rows = breakdown(items, "severity")
     assert [r["severity"] for r in rows] == ["normal", "mild", "complete", "unknown"]
     assert rows[0]["n"] == 2 and rows[0]["psnr_x_id"] == 21.0 and rows[0]["identity_same"] == 0.5

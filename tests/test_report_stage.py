@@ -11,9 +11,8 @@ allows it (Inception, VGG16); the LPIPS v0.1 layers are the real fixture file.
 
 from __future__ import annotations
 
-import hashlib
-
 import base64
+import hashlib
 import json
 import shutil
 import tempfile
@@ -25,40 +24,78 @@ import pandas as pd
 import pytest
 import torch
 
-from helpers.fixtures import fixture_path
 from fpsynth.pipeline import load_pipeline, with_section
+from helpers.fixtures import fixture_path
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
-SECTIONS = ("provenance", "table1", "missing", "afid", "grids", "breakdowns", "distributions", "identity",
-            "expression", "privacy", "training", "networks")
+SECTIONS = (
+    "provenance",
+    "table1",
+    "missing",
+    "afid",
+    "grids",
+    "breakdowns",
+    "distributions",
+    "identity",
+    "expression",
+    "privacy",
+    "training",
+    "networks",
+)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def write_generated(out: Path, prepare_dir: Path, identities: dict[str, bytes], styles: pd.DataFrame,
-                    copies: dict[int, str]) -> pd.DataFrame:
+def write_generated(
+    out: Path, prepare_dir: Path, identities: dict[str, bytes], styles: pd.DataFrame, copies: dict[int, str]
+) -> pd.DataFrame:
     """A dataset in generate's layout; item k blends identity k % n (60%) with style row k (40%),
     or is an exact copy of the prepared crop ``copies[k]``."""
     out.mkdir(parents=True)
     ids = sorted(identities)
-    pd.DataFrame({"identity_id": ids, "subject": ids, "source": [f"{i}.jpg" for i in ids],
-                  "png": [identities[i] for i in ids]}).to_parquet(out / "identities.parquet")
+    pd.DataFrame(
+        {"identity_id": ids, "subject": ids, "source": [f"{i}.jpg" for i in ids], "png": [identities[i] for i in ids]}
+    ).to_parquet(out / "identities.parquet")
     rows = []
     for k, style in enumerate(styles.itertuples(index=False)):
         ident = ids[k % len(ids)]
         name = f"shards/00000/{k:08d}.png"
         id_bgr = cv2.imdecode(np.frombuffer(identities[ident], np.uint8), cv2.IMREAD_COLOR)
         style_bgr = cv2.imread(str(prepare_dir / style.path))
-        image = cv2.imread(str(prepare_dir / copies[k])) if k in copies else cv2.addWeighted(id_bgr, 0.6, style_bgr, 0.4, 0)
+        image = (
+            cv2.imread(str(prepare_dir / copies[k])) if k in copies else cv2.addWeighted(id_bgr, 0.6, style_bgr, 0.4, 0)
+        )
         (out / name).parent.mkdir(parents=True, exist_ok=True)
         cv2.imwrite(str(out / name), image)
         digest = hashlib.sha256((out / name).read_bytes()).hexdigest()  # generate records it; the report checks it
-        rows.append({"item_id": f"{k:08d}", "item_index": k, "shard": 0, "file_name": name, "identity_id": ident,
-                     "identity_source": f"{ident}.jpg", "style_frame": style.frame_id, "style_subject": style.subject,
-                     "severity": style.severity, "eface": style.eface, "expression": style.expression,
-                     "phase": style.phase, "seed": k, "style_path": style.path, "sampler": "ddim", "steps": 50,
-                     "eta": 1.0, "checkpoint": "c" * 64, "checkpoint_step": 100, "device": "cpu", "precision": "fp32",
-                     "batch_size": 8, "image_sha256": digest, "synthetic": True})
+        rows.append(
+            {
+                "item_id": f"{k:08d}",
+                "item_index": k,
+                "shard": 0,
+                "file_name": name,
+                "identity_id": ident,
+                "identity_source": f"{ident}.jpg",
+                "style_frame": style.frame_id,
+                "style_subject": style.subject,
+                "severity": style.severity,
+                "eface": style.eface,
+                "expression": style.expression,
+                "phase": style.phase,
+                "seed": k,
+                "style_path": style.path,
+                "sampler": "ddim",
+                "steps": 50,
+                "eta": 1.0,
+                "checkpoint": "c" * 64,
+                "checkpoint_step": 100,
+                "device": "cpu",
+                "precision": "fp32",
+                "batch_size": 8,
+                "image_sha256": digest,
+                "synthetic": True,
+            }
+        )
     meta = pd.DataFrame(rows)
     meta.to_parquet(out / "metadata.parquet")
     return meta
@@ -91,14 +128,28 @@ def real(tmp_path_factory):
     identities = {row.frame_id: (prep / row.path).read_bytes() for row in (*test.head(3).itertuples(), patient)}
     styles = pd.concat([test.iloc[3:11], train.iloc[::11].head(4)]).reset_index(drop=True)  # 12 items
     meta = write_generated(ws / "generate", prep, identities, styles, copies)
-    cfg = load_pipeline("tiny", ["weights.random_init=['inception-v3-fid', 'vgg16']",
-                                 f"weights.lpips='{fixture_path('weights', 'lpips-v0.1', 'vgg.pth')}'",
-                                 "report.batch_size=8"])
+    cfg = load_pipeline(
+        "tiny",
+        [
+            "weights.random_init=['inception-v3-fid', 'vgg16']",
+            f"weights.lpips='{fixture_path('weights', 'lpips-v0.1', 'vgg.pth')}'",
+            "report.batch_size=8",
+        ],
+    )
     record = run(cfg, ws)
     out = ws / "report"
-    return {"ws": ws, "cfg": cfg, "record": record, "frames": frames, "meta": meta, "copies": copies, "patient": patient,
-            "report": json.loads((out / "report.json").read_text()), "html": (out / "report.html").read_text(),
-            "items": pd.read_parquet(out / "items-dataset.parquet")}
+    return {
+        "ws": ws,
+        "cfg": cfg,
+        "record": record,
+        "frames": frames,
+        "meta": meta,
+        "copies": copies,
+        "patient": patient,
+        "report": json.loads((out / "report.json").read_text()),
+        "html": (out / "report.html").read_text(),
+        "items": pd.read_parquet(out / "items-dataset.parquet"),
+    }
 
 
 @pytest.mark.slow
@@ -107,7 +158,12 @@ def test_outputs_and_what_each_figure_was_computed_on(real):
     assert real["record"]["status"] == "finished" and set(r["sets"]) == {"dataset"}
     ds = r["sets"]["dataset"]
     assert ds["n"] == 12 and r["evaluated"]["dataset"]["images_total"] == 12
-    assert r["reference"] == {"split": "test", "n": 11, "subjects": 1, "what": "real prepared frames of the test split (FID reference)"}
+    assert r["reference"] == {
+        "split": "test",
+        "n": 11,
+        "subjects": 1,
+        "what": "real prepared frames of the test split (FID reference)",
+    }
     assert ds["fid"]["status"] == "ok" and (ds["fid"]["n_a"], ds["fid"]["n_b"]) == (12, 11)
     assert ds["fid"]["rank_deficient"] and ds["fid"]["value"] > 0
     for metric in ("psnr", "ssim", "lpips", "pl"):
@@ -116,7 +172,9 @@ def test_outputs_and_what_each_figure_was_computed_on(real):
     lpips_files = [rec["path"] for rec in r["networks"]["lpips"]["records"]]
     assert str(fixture_path("weights", "lpips-v0.1", "vgg.pth")) in lpips_files
     assert r["afid"]["status"] == "not computed" and "fpsynth train" in r["afid"]["reason"]
-    assert r["table1"][0]["set"] == "dataset" and r["table1"][0]["psnr"]["x_id"] == pytest.approx(ds["pairwise"]["psnr"]["x_id"]["mean"])
+    assert r["table1"][0]["set"] == "dataset" and r["table1"][0]["psnr"]["x_id"] == pytest.approx(
+        ds["pairwise"]["psnr"]["x_id"]["mean"]
+    )
     assert r["provenance"]["synthetic_demo"] is False and r["provenance"]["sources"][0]["kind"] == "images"
     assert all(v >= 0 for v in r["timings_s"].values()) and "fid_distance" in r["timings_s"]
 
@@ -180,7 +238,9 @@ def test_identity_and_privacy_audit_on_real_faces(real):
     for item, row in flagged.items():
         if int(item) not in real["copies"] and item not in set(from_patient):
             assert int(item) >= 8 and row["subject"] == by_item.loc[item, "style_subject"]
-    assert priv["n_flagged_identity_source_is_subject"] == sum(r["identity_source_is_subject"] for r in flagged.values())
+    assert priv["n_flagged_identity_source_is_subject"] == sum(
+        r["identity_source_is_subject"] for r in flagged.values()
+    )
     assert priv["n_flagged"] == len(flagged) and priv["share_flagged"] == pytest.approx(len(flagged) / 12)
 
 
@@ -216,9 +276,18 @@ def _chrome():
         pytest.skip("Debian packages chromium and chromium-driver are not installed")
     opts = webdriver.ChromeOptions()
     opts.binary_location = str(CHROMIUM)
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage", "--window-size=1280,900"):
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        "--window-size=1280,900",
+    ):
         opts.add_argument(flag)
     profile = tempfile.mkdtemp(prefix="fpsynth-chromium-")
     opts.add_argument(f"--user-data-dir={profile}")
@@ -234,14 +303,20 @@ def test_page_renders_in_headless_chromium(real, tmp_path):
     try:
         driver.get(page.resolve().as_uri())
         images = driver.execute_script(
-            "return Array.from(document.images).map(i => [i.complete, i.naturalWidth, i.naturalHeight])")
+            "return Array.from(document.images).map(i => [i.complete, i.naturalWidth, i.naturalHeight])"
+        )
         resources = driver.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
         height = driver.execute_script("return document.documentElement.scrollHeight")
         sections = driver.execute_script("return Array.from(document.querySelectorAll('section')).map(s => s.id)")
         svgs = driver.execute_script("return Array.from(document.querySelectorAll('svg')).map(s => s.getBBox().width)")
-        shot = driver.execute_cdp_cmd("Page.captureScreenshot", {
-            "format": "png", "captureBeyondViewport": True,
-            "clip": {"x": 0, "y": 0, "width": 1280, "height": height, "scale": 1}})
+        shot = driver.execute_cdp_cmd(
+            "Page.captureScreenshot",
+            {
+                "format": "png",
+                "captureBeyondViewport": True,
+                "clip": {"x": 0, "y": 0, "width": 1280, "height": height, "scale": 1},
+            },
+        )
         errors = [e for e in driver.get_log("browser") if e["level"] in ("SEVERE", "WARNING")]
     finally:
         driver.quit()
@@ -250,7 +325,9 @@ def test_page_renders_in_headless_chromium(real, tmp_path):
     (tmp_path / "report.png").write_bytes(png)
     pixels = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
     assert errors == []
-    assert len(images) == page.read_text().count("<img ") >= 12 and all(ok and w == 112 and h == 112 for ok, w, h in images)
+    assert len(images) == page.read_text().count("<img ") >= 12 and all(
+        ok and w == 112 and h == 112 for ok, w, h in images
+    )
     assert resources == []  # nothing fetched: no file, no network
     assert sections == list(SECTIONS) and all(w > 0 for w in svgs)
     assert pixels.shape[0] == height > 3000 and pixels.shape[1] == 1280

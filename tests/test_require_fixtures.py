@@ -38,8 +38,15 @@ def test_missing_fixtures_skip_or_fail(pytester, monkeypatch, required):
     else:
         monkeypatch.delenv(REQUIRE_VARIABLE, raising=False)
     # helpers.fixtures is imported already (no assertion rewriting the second time: harmless)
-    result = pytester.runpytest("-p", "helpers.fixtures", "-p", "no:cacheprovider", "--continue-on-collection-errors",
-                                "-W", "ignore::pytest.PytestAssertRewriteWarning")
+    result = pytester.runpytest(
+        "-p",
+        "helpers.fixtures",
+        "-p",
+        "no:cacheprovider",
+        "--continue-on-collection-errors",
+        "-W",
+        "ignore::pytest.PytestAssertRewriteWarning",
+    )
     if required:
         result.assert_outcomes(failed=2, skipped=1, errors=1)
         result.stdout.fnmatch_lines([f"*{REQUIRE_VARIABLE}=1: a missing fixture fails*"])

@@ -98,7 +98,11 @@ def _rezip(src: Path, dst: Path, prefix: str, rewrite=lambda data: data) -> None
 
 def test_lightning_like_checkpoint(tmp_path):
     path = tmp_path / "model.ckpt"
-    ckpt = {"state_dict": _state(), "hyper_parameters": {"cfg": functools.partial(print, 1), "x": HyperParams(0.1)}, "epoch": 3}
+    ckpt = {
+        "state_dict": _state(),
+        "hyper_parameters": {"cfg": functools.partial(print, 1), "x": HyperParams(0.1)},
+        "epoch": 3,
+    }
     torch.save(ckpt, path)
     loaded = load_checkpoint_object(path)
     assert loaded.container == "torch-zip"
@@ -269,7 +273,9 @@ def test_truncated_zip(tmp_path):
 
 def test_random_bytes(tmp_path):
     path = tmp_path / "noise.pth"
-    path.write_bytes(torch.randint(0, 256, (4096,), generator=torch.Generator().manual_seed(0), dtype=torch.uint8).numpy().tobytes())
+    path.write_bytes(
+        torch.randint(0, 256, (4096,), generator=torch.Generator().manual_seed(0), dtype=torch.uint8).numpy().tobytes()
+    )
     with pytest.raises(WeightsError) as err:
         read_state_dict(path)
     assert str(path) in str(err.value)

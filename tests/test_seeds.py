@@ -21,8 +21,11 @@ _SEED_FUNCS = {"rng", "derive", "torch_generator", "global_torch_rng"}
 
 
 def _trees() -> list[tuple[Path, ast.AST]]:
-    return [(p, ast.parse(p.read_text(), str(p))) for p in sorted(PACKAGE.rglob("*.py")) if p.name != "seeds.py"
-            or p.parent != PACKAGE]
+    return [
+        (p, ast.parse(p.read_text(), str(p)))
+        for p in sorted(PACKAGE.rglob("*.py"))
+        if p.name != "seeds.py" or p.parent != PACKAGE
+    ]
 
 
 def _name(node: ast.AST) -> str | None:
@@ -43,16 +46,20 @@ def test_distinct_streams_seeds_and_keys_give_distinct_numbers() -> None:
     assert len(set(firsts.values())) == len(DERIVED)
     assert len({derive(7, name) for name in DERIVED}) == len(DERIVED)
     for name in DERIVED:
-        draws = {tuple(rng(seed, name, *keys).integers(0, 2**62, 4))
-                 for seed, keys in [(7, ()), (8, ()), (7, (1,)), (7, (2,)), (7, (1, 2)), (7, ("a",))]}
+        draws = {
+            tuple(rng(seed, name, *keys).integers(0, 2**62, 4))
+            for seed, keys in [(7, ()), (8, ()), (7, (1,)), (7, (2,)), (7, (1, 2)), (7, ("a",))]
+        }
         assert len(draws) == 6, name
 
 
 def test_given_streams_take_the_seed_as_it_is() -> None:
     for name in GIVEN:
         assert derive(12345, name) == 12345
-        assert torch.equal(torch.randn(5, generator=torch_generator(12345, name)),
-                           torch.randn(5, generator=torch.Generator().manual_seed(12345)))
+        assert torch.equal(
+            torch.randn(5, generator=torch_generator(12345, name)),
+            torch.randn(5, generator=torch.Generator().manual_seed(12345)),
+        )
         with pytest.raises(ValueError, match="no keys"):
             derive(12345, name, 1)
 
@@ -63,8 +70,9 @@ def test_unknown_stream_and_shared_tags_are_refused() -> None:
     with pytest.raises(ValueError, match="share"):
         seeds._check_unique({"a": Stream("a", "x", tag=5), "b": Stream("b", "y", tag=5)})
     with pytest.raises(ValueError, match="share"):
-        seeds._check_unique({"a": Stream("a", "x", Recipe.UTILITY_TEXT, text="t"),
-                             "b": Stream("b", "y", Recipe.UTILITY_TEXT, text="t")})
+        seeds._check_unique(
+            {"a": Stream("a", "x", Recipe.UTILITY_TEXT, text="t"), "b": Stream("b", "y", Recipe.UTILITY_TEXT, text="t")}
+        )
 
 
 def test_global_torch_rng_seeds_inside_and_restores_after() -> None:

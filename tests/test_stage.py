@@ -35,8 +35,9 @@ def test_stage_skips_when_nothing_changed_and_redoes_with_force(tmp_path):
     ws = tmp_path / "ws"
 
     def make(force=False, section=None):
-        return Stage("demo", ws, section or {"k": 1}, inputs={"src": Input(src, "make src")},
-                     outputs=["out.txt"], force=force)
+        return Stage(
+            "demo", ws, section or {"k": 1}, inputs={"src": Input(src, "make src")}, outputs=["out.txt"], force=force
+        )
 
     s = make()
     assert not s.is_up_to_date()
@@ -67,8 +68,9 @@ def test_item_store_resumes_without_duplicates(tmp_path):
 
 
 def test_cli_reports_config_errors_without_traceback():
-    r = subprocess.run([sys.executable, "-m", "fpsynth.cli", "config", "show", "--set", "seed=abc"],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "fpsynth.cli", "config", "show", "--set", "seed=abc"], capture_output=True, text=True
+    )
     assert r.returncode == 2
     assert "seed: expected an integer" in r.stderr and "Traceback" not in r.stderr
 

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -16,7 +15,10 @@ from typer.testing import CliRunner
 from fpsynth.cli import app
 from fpsynth.lock import LOCK_FILE, FolderBusyError, folder_lock
 
-HOLD = "import sys, time\nfrom fpsynth.lock import folder_lock\nwith folder_lock(sys.argv[1]):\n    print('held', flush=True)\n    time.sleep(60)"
+HOLD = (
+    "import sys, time\nfrom fpsynth.lock import folder_lock\n"
+    "with folder_lock(sys.argv[1]):\n    print('held', flush=True)\n    time.sleep(60)"
+)
 
 
 def _holder(folder: Path) -> subprocess.Popen:
@@ -25,8 +27,14 @@ def _holder(folder: Path) -> subprocess.Popen:
     return proc
 
 
-@pytest.mark.parametrize("command,stage", [(["prepare", "--images", "."], "prepare"), (["train", "-c", "tiny"], "train"),
-                                           (["report", "-c", "tiny"], "report")])
+@pytest.mark.parametrize(
+    "command,stage",
+    [
+        (["prepare", "--images", "."], "prepare"),
+        (["train", "-c", "tiny"], "train"),
+        (["report", "-c", "tiny"], "report"),
+    ],
+)
 def test_a_second_run_on_a_held_stage_folder_fails_naming_the_holder(tmp_path, command, stage):
     proc = _holder(tmp_path / stage)
     try:
@@ -56,10 +64,13 @@ def test_generate_shards_share_a_folder_by_design(tmp_path, monkeypatch):
     """--shard i/n runs write one folder together: they take no exclusive lock."""
     proc = _holder(tmp_path / "generate")
     try:
-        result = CliRunner().invoke(app, ["generate", "--ids", str(tmp_path / "none"), "--shard", "0/2",
-                                          "-w", str(tmp_path), "-c", "tiny"])
+        result = CliRunner().invoke(
+            app, ["generate", "--ids", str(tmp_path / "none"), "--shard", "0/2", "-w", str(tmp_path), "-c", "tiny"]
+        )
         assert "being written by" not in result.output  # it fails later, on the missing --ids folder
-        result = CliRunner().invoke(app, ["generate", "--ids", str(tmp_path / "none"), "-w", str(tmp_path), "-c", "tiny"])
+        result = CliRunner().invoke(
+            app, ["generate", "--ids", str(tmp_path / "none"), "-w", str(tmp_path), "-c", "tiny"]
+        )
         assert "being written by" in " ".join(result.output.split())
     finally:
         proc.kill()
@@ -69,8 +80,11 @@ def test_generate_shards_share_a_folder_by_design(tmp_path, monkeypatch):
 def test_the_next_run_removes_temporaries_a_killed_run_left(tmp_path):
     folder = tmp_path / "generate"
     (folder / "shards" / "00000").mkdir(parents=True)
-    left = [folder / ".plan.k3j2h1g0.tmp.parquet", folder / ".metadata.a1b2c3d4.tmp.parquet",
-            folder / "shards" / "00000" / ".00000.zz99yy88.tmp.parquet"]
+    left = [
+        folder / ".plan.k3j2h1g0.tmp.parquet",
+        folder / ".metadata.a1b2c3d4.tmp.parquet",
+        folder / "shards" / "00000" / ".00000.zz99yy88.tmp.parquet",
+    ]
     kept = [folder / "plan.parquet", folder / "shards" / "00000" / "00000001.png"]
     for p in left + kept:
         p.write_bytes(b"x")

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from fpsynth.pipeline import load_pipeline
 from fpsynth.models.ccfexp import build_model
+from fpsynth.pipeline import load_pipeline
 from fpsynth.train.checkpoint import (
     EMA_FILE,
     LATEST,
@@ -26,8 +26,8 @@ from fpsynth.train.checkpoint import (
     read_state,
     save_checkpoint,
 )
-from fpsynth.train.ema import EMA, ema_decay
 from fpsynth.train.config import EMAConfig, EMATiming
+from fpsynth.train.ema import EMA, ema_decay
 
 
 @pytest.fixture(scope="module")
@@ -50,8 +50,9 @@ def trained():
 
 def _save(folder: Path, step: int, trained, keep_last: int = 3) -> Path:
     cfg, model, records, ema, optimizer, names = trained
-    payload = CheckpointPayload(model.state_dict(), ema.state_dict(), optimizer.state_dict(), names,
-                                {**describe_run(cfg, records), "epoch": 0})
+    payload = CheckpointPayload(
+        model.state_dict(), ema.state_dict(), optimizer.state_dict(), names, {**describe_run(cfg, records), "epoch": 0}
+    )
     return save_checkpoint(folder, step, payload, keep_last)
 
 
@@ -84,7 +85,7 @@ def test_round_trip_ema_and_raw(tmp_path, trained):
     ema_sd, raw_sd, ref = loaded.model.state_dict(), raw.model.state_dict(), model.state_dict()
     for key, value in ref.items():
         assert torch.equal(raw_sd[key], value), key
-        expected = ema.shadow[key[len("unet."):]] if key.startswith("unet.") else value
+        expected = ema.shadow[key[len("unet.") :]] if key.startswith("unet.") else value
         assert torch.equal(ema_sd[key], expected), key
     assert not torch.equal(ema_sd["unet.out.2.weight"], ref["unet.out.2.weight"])
     # frozen networks come from the checkpoint alone: no weight files, no random init at load

@@ -38,8 +38,9 @@ def test_step_batches_cover_each_epoch_once_and_split_over_ranks():
     two = Batching(batch_size=4, world_size=2, accum=1)
     halves = [list(StepBatches(10, two, 123, 0, 6, r)) for r in (0, 1)]
     assert [a + b for a, b in zip(*halves)] == list(sampler)
-    assert StepBatches(10, batching, 124, 0, 6, 0).global_batch(0) != sampler.global_batch(0) or \
-        StepBatches(10, batching, 124, 0, 6, 0).global_batch(1) != sampler.global_batch(1)
+    assert StepBatches(10, batching, 124, 0, 6, 0).global_batch(0) != sampler.global_batch(0) or StepBatches(
+        10, batching, 124, 0, 6, 0
+    ).global_batch(1) != sampler.global_batch(1)
 
 
 def test_step_noise_is_a_function_of_seed_and_step():

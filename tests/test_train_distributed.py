@@ -26,8 +26,16 @@ from fpsynth.train.run import run
 from helpers.train import MICRO, flipped_workspace
 
 REPO = Path(__file__).resolve().parent.parent
-SETS = [*MICRO, "train.data.batch_size=4", "train.max_steps=3", "train.log.every=1", "train.log.sample_pairs=0",
-        "train.log.tensorboard=false", "train.checkpoint.every=3", "train.device=cpu"]
+SETS = [
+    *MICRO,
+    "train.data.batch_size=4",
+    "train.max_steps=3",
+    "train.log.every=1",
+    "train.log.sample_pairs=0",
+    "train.log.tensorboard=false",
+    "train.checkpoint.every=3",
+    "train.device=cpu",
+]
 
 
 def _log(ws: Path) -> list[dict[str, str]]:
@@ -40,8 +48,22 @@ def test_two_gloo_processes_equal_one_process_accumulating(tmp_path):
     two, one = tmp_path / "two", tmp_path / "one"
     for ws in (two, one):
         flipped_workspace(ws)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "fpsynth.cli", "train", "-w", str(two), "-c", "tiny", *[a for s in SETS for a in ("--set", s)]]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "fpsynth.cli",
+        "train",
+        "-w",
+        str(two),
+        "-c",
+        "tiny",
+        *[a for s in SETS for a in ("--set", s)],
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]

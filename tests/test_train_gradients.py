@@ -19,7 +19,13 @@ def test_optimizer_holds_exactly_the_trainable_parameters_and_all_of_them_learn(
     cfg = load_pipeline("tiny", [*MICRO, f"train.model.variant={variant}"])
     trainer = build_trainer(cfg.train, cfg.weights, cfg.seed, DistContext(), resume=None)
     model = trainer.model
-    expected = {"unet", "id_encoder", "fusion", "context_proj", *(("exp_adapter",) if variant == "ccfexp" else ("style_encoder",))}
+    expected = {
+        "unet",
+        "id_encoder",
+        "fusion",
+        "context_proj",
+        *(("exp_adapter",) if variant == "ccfexp" else ("style_encoder",)),
+    }
     assert set(model.trainable_modules()) == expected
     in_optimizer = {id(p) for group in trainer.optimizer.param_groups for p in group["params"]}
     trainable = {id(p) for m in model.trainable_modules().values() for p in m.parameters()}
@@ -61,8 +67,16 @@ def test_ema_timing_in_the_real_loop(timing, one_thread):
     g = torch.Generator().manual_seed(0)
     x0, x_id = torch.rand(2, 2, 3, 112, 112, generator=g) * 2 - 1
     for step in range(2):
-        trainer.train_step(Batching(batch_size=2, world_size=1, accum=1), x0, x_id, torch.tensor([300, 800]),
-                           torch.randn(2, 3, 112, 112, generator=g), [step], lr=1e-3, grad_clip=0.0)
+        trainer.train_step(
+            Batching(batch_size=2, world_size=1, accum=1),
+            x0,
+            x_id,
+            torch.tensor([300, 800]),
+            torch.randn(2, 3, 112, 112, generator=g),
+            [step],
+            lr=1e-3,
+            grad_clip=0.0,
+        )
         weights.append({n: p.detach().clone() for n, p in unet.named_parameters()})
     d1 = 1 - 2**-0.75  # d(1) = 1 - (1 + 1)^-0.75; d(0) = 0
     if timing == "before_step":  # u0 = w_0 (d 0), u1 = w_1 (d(0) = 0): the newest weights w_2 not yet in

@@ -65,13 +65,26 @@ def ddim_from(model: CCFExp, schedule: NoiseSchedule, x0: torch.Tensor, t0: int,
 @pytest.mark.slow
 def test_tiny_model_overfits_four_real_crops(tmp_path):
     crops = real_crops()
-    frames = [{"frame_id": f"F{i}", "subject": f"S{i}", "split": "train", "crop": c, "landmarks": lm}
-              for i, (c, lm) in enumerate(crops)]
+    frames = [
+        {"frame_id": f"F{i}", "subject": f"S{i}", "split": "train", "crop": c, "landmarks": lm}
+        for i, (c, lm) in enumerate(crops)
+    ]
     prepare = write_prepare(tmp_path, frames, [(f"F{i}", f"F{i}") for i in range(4)])
-    cfg = load_pipeline("tiny", [*MICRO, f"train.max_steps={STEPS}", "train.data.batch_size=4",
-                                 "train.optim.lr=3e-3", "train.optim.warmup_steps=20", "train.log.every=1",
-                                 "train.log.sample_pairs=0", "train.log.tensorboard=false",
-                                 f"train.checkpoint.every={STEPS}", "train.device=cpu"])
+    cfg = load_pipeline(
+        "tiny",
+        [
+            *MICRO,
+            f"train.max_steps={STEPS}",
+            "train.data.batch_size=4",
+            "train.optim.lr=3e-3",
+            "train.optim.warmup_steps=20",
+            "train.log.every=1",
+            "train.log.sample_pairs=0",
+            "train.log.tensorboard=false",
+            f"train.checkpoint.every={STEPS}",
+            "train.device=cpu",
+        ],
+    )
     out = tmp_path / "train"
     train(cfg, out, prepare, DistContext(), resume=None)
 

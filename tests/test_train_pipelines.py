@@ -20,8 +20,12 @@ CHANGES = {
     "ablation-no-landmarks": {"model.use_landmarks": False},
     "ablation-no-cross-fusion": {"model.cross_fusion": False},
     "ablation-no-cycle": {"loss.cycle": False},
-    "dcface-3x3": {"model.variant": "dcface", "model.dcface_grid": 3, "loss.cycle": False,
-                   "init_from": "weights/dcface_3x3.ckpt"},
+    "dcface-3x3": {
+        "model.variant": "dcface",
+        "model.dcface_grid": 3,
+        "loss.cycle": False,
+        "init_from": "weights/dcface_3x3.ckpt",
+    },
     "dcface-5x5": {"model.variant": "dcface", "model.dcface_grid": 5, "loss.cycle": False},
 }
 
@@ -37,8 +41,14 @@ def _flat(tree, prefix=""):
 def test_paper_train_is_the_papers_setting():
     t = load_pipeline("paper").train
     assert t.model == ModelConfig() and t.model.variant is Variant.CCFEXP
-    assert t.loss == LossConfig(lambda_id=0.05, gamma_lm=1.0, landmark_scale=10.0, sigma=0.3, cycle=True,
-                                second_pass_conditions=SecondPassConditions.FIRST_PASS)
+    assert t.loss == LossConfig(
+        lambda_id=0.05,
+        gamma_lm=1.0,
+        landmark_scale=10.0,
+        sigma=0.3,
+        cycle=True,
+        second_pass_conditions=SecondPassConditions.FIRST_PASS,
+    )
     assert t.optim == OptimConfig(lr=1e-4) and t.data == DataConfig(batch_size=32)
     assert (t.epochs, t.max_steps, t.precision) == (10, None, Precision.AUTO)
     assert (t.ema.power, t.ema.max_decay, t.ema.timing) == (0.75, 0.9999, EMATiming.BEFORE_STEP)  # the authors' EMA

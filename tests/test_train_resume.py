@@ -28,8 +28,16 @@ REPO = Path(__file__).resolve().parent.parent
 # 6 training pairs, batch 2: 3 steps per epoch, so 4 steps cross an epoch boundary. Dropout in the
 # U-Net makes the global RNG matter; a sample grid every 2 steps checks that sampling with the EMA
 # weights leaves training untouched; log rows every 3 steps straddle the checkpoint at step 2.
-BASE = [*MICRO, "train.data.batch_size=2", "train.model.unet.dropout=0.1", "train.log.every=3",
-        "train.log.sample_every=2", "train.log.sample_pairs=2", "train.sampler.steps=2", "train.checkpoint.every=2"]
+BASE = [
+    *MICRO,
+    "train.data.batch_size=2",
+    "train.model.unet.dropout=0.1",
+    "train.log.every=3",
+    "train.log.sample_every=2",
+    "train.log.sample_pairs=2",
+    "train.sampler.steps=2",
+    "train.checkpoint.every=2",
+]
 
 
 def _cfg(*extra: str):
@@ -76,7 +84,9 @@ def test_two_n_steps_equal_n_plus_resume_plus_n(tmp_path):
     assert _losses(straight) == _losses(resumed)
     assert [r["step"] for r in _losses(straight)] == ["3", "4"]
     assert sorted(p.name for p in (resumed / "train" / "samples").iterdir()) == [
-        "step-00000002.png", "step-00000004.png"]
+        "step-00000002.png",
+        "step-00000004.png",
+    ]
     grid = cv2.imread(str(resumed / "train" / "samples" / "step-00000004.png"))
     assert grid.shape == (2 * 112, 3 * 112, 3)  # 2 held-out pairs: identity | style | sample
     assert any(p.name.startswith("events.out.tfevents") for p in (resumed / "train" / "tensorboard").iterdir())

@@ -22,8 +22,9 @@ from fpsynth.utility.tasks import Kind
 
 SEV = [0.0, 0.5, 0.0, 0.8, 0.0, 0.35, 0.0, 1.0]
 TEST_SEV = [0.0, 0.62, 0.0, 0.2, 0.0, 0.9, 0.0, 0.5]
-GEOMETRY = UtilityConfig(graders=(Grader.GEOMETRY,), tasks=("palsy", "severity", "eface"), repeats=2,
-                         bootstrap=200, ratios=(1.0, 4.0))
+GEOMETRY = UtilityConfig(
+    graders=(Grader.GEOMETRY,), tasks=("palsy", "severity", "eface"), repeats=2, bootstrap=200, ratios=(1.0, 4.0)
+)
 
 
 def real_set(train_sev: list[float]) -> Samples:
@@ -66,7 +67,7 @@ def shuffled(samples: Samples, seed: int) -> Samples:
     perm = dict(zip(subjects, np.random.default_rng(seed).permutation(subjects)))
     first = t.drop_duplicates("style_subject").set_index("style_subject")
     for col in ("severity", "eface", "side"):
-        t[col] = t["style_subject"].map(lambda s: first.loc[perm[s], col]).to_numpy()
+        t[col] = t["style_subject"].map(lambda s, c=col: first.loc[perm[s], c]).to_numpy()
     return Samples(t, samples.landmarks, samples.images)
 
 
@@ -129,8 +130,11 @@ def test_a_test_subject_never_trains_in_any_regime(real, extra):
     # a generated set that copies the TEST frames (style = a test subject) on top of the extra subjects
     test_rows = real.take(np.flatnonzero(real.table["split"] == "test"))
     leaked = as_synthetic(Samples(test_rows.table.drop(columns="split"), test_rows.landmarks, test_rows.images))
-    both = Samples(pd.concat([extra.table, leaked.table]), np.concatenate([extra.landmarks, leaked.landmarks]),
-                   np.concatenate([extra.images, leaked.images]))
+    both = Samples(
+        pd.concat([extra.table, leaked.table]),
+        np.concatenate([extra.landmarks, leaked.landmarks]),
+        np.concatenate([extra.images, leaked.images]),
+    )
     r = evaluate(real, both, GEOMETRY, seed=0)
     assert r.summary["leaks"]["synthetic_excluded"] == {"style source is a test subject": len(leaked)}
     assert r.summary["leaks"]["synthetic_usable"] == len(extra)
@@ -141,11 +145,20 @@ def test_a_test_subject_never_trains_in_any_regime(real, extra):
 
 
 def test_leak_rules_name_each_exclusion():
-    table = pd.DataFrame({"style_subject": ["a", "t1", "b", "c"], "style_frame": ["a/1", "t1/1", "x/9", "c/1"],
-                          "identity_source": ["ids/z.png", "ids/q.png", "ids/y.png", "ids/t2.png"]})
+    table = pd.DataFrame(
+        {
+            "style_subject": ["a", "t1", "b", "c"],
+            "style_frame": ["a/1", "t1/1", "x/9", "c/1"],
+            "identity_source": ["ids/z.png", "ids/q.png", "ids/y.png", "ids/t2.png"],
+        }
+    )
     reasons = leaks.synthetic_exclusions(table, {"t1", "t2"}, {"x/9"})
-    assert reasons.tolist() == ["", "style source is a test subject", "style source is a test frame",
-                                "identity source is a test subject"]
+    assert reasons.tolist() == [
+        "",
+        "style source is a test subject",
+        "style source is a test frame",
+        "identity source is a test subject",
+    ]
     with pytest.raises(leaks.LeakError):
         leaks.check_training_set(np.array(["a", "t1"]), table.iloc[:0], {"t1"})
     with pytest.raises(leaks.LeakError):
@@ -181,8 +194,9 @@ def test_bootstrap_resamples_subjects_not_images():
     subjects = np.array(["a"] * 100 + ["b"])
     y = np.ones(101)
     s = np.r_[np.ones(100), 0.0]
-    vals = subject_bootstrap(subjects, lambda rows: {"acc": float(np.mean((s[rows] >= 0.5) == y[rows]))}, 400,
-                             np.random.default_rng(0))["acc"]
+    vals = subject_bootstrap(
+        subjects, lambda rows: {"acc": float(np.mean((s[rows] >= 0.5) == y[rows]))}, 400, np.random.default_rng(0)
+    )["acc"]
     assert set(np.round(np.unique(vals), 4)) <= {0.0, round(100 / 101, 4), round(200 / 202, 4), 1.0}
     assert 0.15 < np.mean(vals == 0.0) < 0.35
 

@@ -39,7 +39,9 @@ def test_cnn_beats_chance_on_unseen_subjects_and_not_on_shuffled_labels(rendered
     s, tr, te = rendered
     cfg = AppearanceConfig()  # the defaults: mirror input, 20 epochs
     y = labels(s.table, TASKS["palsy"])
-    learned = task_metrics(Kind.BINARY, y[te], appearance_grader(s.images[tr], y[tr], s.images[te], Kind.BINARY, cfg, 0))
+    learned = task_metrics(
+        Kind.BINARY, y[te], appearance_grader(s.images[tr], y[tr], s.images[te], Kind.BINARY, cfg, 0)
+    )
     # chance is 0.5 for both; measured 0.83-0.86 AUROC, 0.76-0.79 balanced accuracy over seeds (side 56 and 112)
     assert learned["auroc"] >= 0.75 and learned["balanced_accuracy"] >= 0.65
     # the control: every training subject gets another subject's label; the images are the same
@@ -49,8 +51,9 @@ def test_cnn_beats_chance_on_unseen_subjects_and_not_on_shuffled_labels(rendered
     perm = dict(zip(uniq, np.random.default_rng(0).permutation(uniq)))
     y_shuffled = np.array([first[perm[u]] for u in subj])
     assert (y_shuffled != y[tr]).mean() > 0.3
-    control = task_metrics(Kind.BINARY, y[te], appearance_grader(s.images[tr], y_shuffled, s.images[te], Kind.BINARY,
-                                                                 cfg, 0))
+    control = task_metrics(
+        Kind.BINARY, y[te], appearance_grader(s.images[tr], y_shuffled, s.images[te], Kind.BINARY, cfg, 0)
+    )
     assert control["auroc"] < 0.65 and learned["auroc"] >= control["auroc"] + 0.15
     # severity (ordinal, chance QWK 0): measured 0.77-0.84
     sev = labels(s.table, TASKS["severity"])
@@ -98,8 +101,14 @@ def test_appearance_grader_is_seeded_on_a_lazy_training_set():
     p2 = appearance_grader(s.images, y, s.images[:5], Kind.BINARY, cfg, seed=7)
     np.testing.assert_array_equal(p1, p2)
     for mode in AppearanceInput:
-        out = appearance_grader(s.images, labels(s.table, TASKS["eface"]), s.images[:3], Kind.REGRESSION,
-                                AppearanceConfig(epochs=1, width=4, batch_size=8, input=mode), seed=7)
+        out = appearance_grader(
+            s.images,
+            labels(s.table, TASKS["eface"]),
+            s.images[:3],
+            Kind.REGRESSION,
+            AppearanceConfig(epochs=1, width=4, batch_size=8, input=mode),
+            seed=7,
+        )
         assert out.shape == (3,) and np.isfinite(out).all()
 
 
@@ -117,8 +126,9 @@ def _ir50_file(tmp_path, ir: IRConfig):
     return path
 
 
-@pytest.mark.parametrize("ir, dim", [(TINY_IR, 128), pytest.param(IRConfig(), 512, marks=pytest.mark.slow)],
-                         ids=["tiny", "ir50"])
+@pytest.mark.parametrize(
+    "ir, dim", [(TINY_IR, 128), pytest.param(IRConfig(), 512, marks=pytest.mark.slow)], ids=["tiny", "ir50"]
+)
 def test_ir50_features_have_their_shape_and_are_deterministic(tmp_path, ir, dim):
     from fpsynth.utility.ir50 import ir50_features, load_ir50
 
@@ -177,8 +187,9 @@ def test_evaluate_runs_the_ir50_grader_on_image_features(rendered):
         return np.concatenate([images[:, :, :56].mean((1, 2)), images[:, :, 56:].mean((1, 2))], 1)
 
     r = evaluate(s, extra, cfg, seed=0, image_features=features)
-    assert sorted(seen) == sorted([len(extra), int((s.table["split"] == "train").sum()),
-                                   int((s.table["split"] == "test").sum())])  # each image once
+    assert sorted(seen) == sorted(
+        [len(extra), int((s.table["split"] == "train").sum()), int((s.table["split"] == "test").sum())]
+    )  # each image once
     assert set(r.summary["tasks"]["palsy"]["graders"]["ir50"]) == {"real", "synthetic", "real+synthetic x1"}
     assert {"features_ir50", "ir50_training", "ir50_bootstrap"} <= set(r.summary["timings_s"])
 

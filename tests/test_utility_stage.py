@@ -25,8 +25,7 @@ def _write(folder: Path, rel: list[str], images: np.ndarray) -> None:
 
 
 def make_workspace(ws: Path) -> None:
-    real = with_split(rendered_samples([0.0, 0.5, 0.0, 0.8, 0.0, 1.0, 0.0, 0.35], seed=1, frames=2),
-                      ["r006", "r007"])
+    real = with_split(rendered_samples([0.0, 0.5, 0.0, 0.8, 0.0, 1.0, 0.0, 0.35], seed=1, frames=2), ["r006", "r007"])
     t = real.table
     paths = [f"crops/{f.replace('/', '_')}.png" for f in t["frame_id"]]
     _write(ws / "prepare", paths, real.images)
@@ -38,10 +37,13 @@ def make_workspace(ws: Path) -> None:
     style[0] = style[1] = t.loc[t["split"] == "test", ["frame_id", "subject"]].to_numpy()[0]
     names = [f"shards/00000/{i:08d}.png" for i in range(len(gen))]
     _write(ws / "generate", names, gen.images)
-    gen.table.assign(item_id=[f"{i:08d}" for i in range(len(gen))], file_name=names,
-                     style_frame=[s[0] for s in style], style_subject=[s[1] for s in style],
-                     identity_source=[f"ids/id{i}.png" for i in range(len(gen))]
-                     ).drop(columns=["subject", "frame_id"]).to_parquet(ws / "generate" / "metadata.parquet")
+    gen.table.assign(
+        item_id=[f"{i:08d}" for i in range(len(gen))],
+        file_name=names,
+        style_frame=[s[0] for s in style],
+        style_subject=[s[1] for s in style],
+        identity_source=[f"ids/id{i}.png" for i in range(len(gen))],
+    ).drop(columns=["subject", "frame_id"]).to_parquet(ws / "generate" / "metadata.parquet")
 
 
 def test_stage_writes_utility_json_and_runs_and_skips(tmp_path):
@@ -58,7 +60,11 @@ def test_stage_writes_utility_json_and_runs_and_skips(tmp_path):
     assert out["protocol"]["ci_over"] == "test subjects"
     palsy = out["tasks"]["palsy"]
     assert palsy["status"] == "ok" and set(palsy["graders"]["geometry"]) == {
-        "real", "synthetic", "real+synthetic x1", "real+synthetic x4"}
+        "real",
+        "synthetic",
+        "real+synthetic x1",
+        "real+synthetic x4",
+    }
     assert set(runs["regime"]) == {"real", "synthetic", "real+synthetic"}
     assert (runs.groupby(["task", "regime", "ratio"], dropna=False).size() == 2).all()  # two repeats each
     assert run(cfg, ws).get("skipped")  # nothing changed
@@ -90,8 +96,11 @@ def test_report_contents_list_names_the_utility_section_only_when_it_ran(tmp_pat
     assert f'id="{utility_section.ANCHOR}"' in utility_section.render(data)  # the link lands on the section
 
 
-IR_TINY = ["utility.ir50.network.stage_units=[1,1,1,1]", "utility.ir50.network.stage_channels=[16,32,64,128]",
-           "utility.ir50.network.embedding_dim=128"]
+IR_TINY = [
+    "utility.ir50.network.stage_units=[1,1,1,1]",
+    "utility.ir50.network.stage_channels=[16,32,64,128]",
+    "utility.ir50.network.embedding_dim=128",
+]
 
 
 def test_stage_runs_the_ir50_grader_from_weights_and_refuses_without_them(tmp_path):
@@ -109,12 +118,16 @@ def test_stage_runs_the_ir50_grader_from_weights_and_refuses_without_them(tmp_pa
     assert not (ws / "utility" / "utility.json").exists()
     torch.manual_seed(0)
     path = tmp_path / "ir.pth"
-    torch.save(IResNet(IRConfig(stage_units=(1, 1, 1, 1), stage_channels=(16, 32, 64, 128), embedding_dim=128)).state_dict(),
-               path)
+    torch.save(
+        IResNet(IRConfig(stage_units=(1, 1, 1, 1), stage_channels=(16, 32, 64, 128), embedding_dim=128)).state_dict(),
+        path,
+    )
     rec = run(load_pipeline("tiny", [*base, f"weights.ir50_id={path}"]), ws)
     assert rec["status"] == "finished"
     out = json.loads((ws / "utility" / "utility.json").read_text())
     assert set(out["tasks"]["palsy"]["graders"]) == {"geometry", "ir50"}
     assert out["networks"][0]["path"] == str(path) and len(out["networks"][0]["sha256"]) == 64
     assert not out["networks"][0]["random_init"]
-    assert {"read_landmarks_real", "read_landmarks_generated", "features_ir50", "ir50_training"} <= set(out["timings_s"])
+    assert {"read_landmarks_real", "read_landmarks_generated", "features_ir50", "ir50_training"} <= set(
+        out["timings_s"]
+    )

@@ -44,7 +44,8 @@ def test_no_weights_path_executes_a_payload(tmp_path, kind):
         assert not marker.exists(), spec.name
     from fpsynth.nets.inception import load_inception
 
-    with pytest.raises(Exception):
+    # any refusal will do (the file is not a state dict); what matters is the marker below
+    with pytest.raises(Exception):  # noqa: B017
         load_inception(path, verify_checksum=False)
     from fpsynth.train.init import init_model_from
 

@@ -103,8 +103,9 @@ def warp(img: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
         shrunk = _shrink_region(img, matrix, size, scale)
         if shrunk is not None:
             img, matrix = shrunk
-    return cv2.warpAffine(img, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
-                          borderValue=0)
+    return cv2.warpAffine(
+        img, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0
+    )
 
 
 def _shrink_region(img: np.ndarray, matrix: np.ndarray, size: int, scale: float):

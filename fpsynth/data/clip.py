@@ -35,7 +35,7 @@ from fpsynth.data.config import VideoConfig
 from fpsynth.data.faces import Face, FaceBackend, box_anchor, box_from_landmarks, detect_faces, detect_near
 from fpsynth.data.jobs import Context, Face68, Result, frame_row, reject_row, write_crop
 from fpsynth.data.motion import label_phases, level_phases, motion_curve, pick_frames
-from fpsynth.data.privacy import Job
+from fpsynth.data.pseudonyms import Job
 from fpsynth.data.quality import Quality, assess, check, dominant_face, interocular
 from fpsynth.data.reasons import Reason, Rejected
 from fpsynth.data.still import StillGate
@@ -147,10 +147,16 @@ class _Tracker:
         return best
 
 
-
-def analyse(decoder: VideoDecoder, ctx: Context, wanted: Callable[[int], bool], max_frames: int | None = None,
-            restart: Callable[[int], bool] = lambda i: False, signatures: bool = False,
-            known: Mapping[int, bytes] | None = None, next_wanted: Callable[[int], int] | None = None) -> Analysis:
+def analyse(
+    decoder: VideoDecoder,
+    ctx: Context,
+    wanted: Callable[[int], bool],
+    max_frames: int | None = None,
+    restart: Callable[[int], bool] = lambda i: False,
+    signatures: bool = False,
+    known: Mapping[int, bytes] | None = None,
+    next_wanted: Callable[[int], int] | None = None,
+) -> Analysis:
     """Decode once; landmarks, alignment and quality gates on every frame ``wanted`` takes.
 
     ``restart(i)``: the tracker detects afresh on frame i (a frame that does not follow the last
@@ -212,8 +218,19 @@ def process_clip(job: Job, ctx: Context) -> Result:
     rows = []
     for k in keep:
         c = a.candidates[k]
-        rows.append(frame_row(job, c.index, c.aligned, c.face, c.quality, a.size, time_s=a.info.time_of(c.index),
-                              phase=filled[k], motion=float(curve[k])))
+        rows.append(
+            frame_row(
+                job,
+                c.index,
+                c.aligned,
+                c.face,
+                c.quality,
+                a.size,
+                time_s=a.info.time_of(c.index),
+                phase=filled[k],
+                motion=float(curve[k]),
+            )
+        )
     write_crops(ctx, [(row["path"], a.candidates[k].aligned.crop) for row, k in zip(rows, keep)])
     end = max(a.decoded - 1, 0)
     rejects += shortfall_rows(job, "the clip", len(rows), vc.quota.total, len(a.candidates), a.failures, 0, end, stride)
@@ -241,14 +258,28 @@ def decode_rows(job: Job, a: Analysis, stride: int, max_frames: int | None) -> l
     rows = [reject_row(job, reason, detail, s, e) for s, e, reason, detail in _runs(a.failures, stride)]
     short = a.shortfall
     if short:
-        rows.append(reject_row(job, Reason.TRUNCATED.value,
-                               f"decoding stopped after {a.decoded} of {a.info.frame_count} frames; "
-                               "the decoded frames were used", *short))
+        rows.append(
+            reject_row(
+                job,
+                Reason.TRUNCATED.value,
+                f"decoding stopped after {a.decoded} of {a.info.frame_count} frames; the decoded frames were used",
+                *short,
+            )
+        )
     return rows
 
 
-def shortfall_rows(job: Job, what: str, got: int, wanted: int, usable: int, failures: list[tuple[int, Rejected]],
-                   start: int, end: int, stride: int) -> list[dict]:
+def shortfall_rows(
+    job: Job,
+    what: str,
+    got: int,
+    wanted: int,
+    usable: int,
+    failures: list[tuple[int, Rejected]],
+    start: int,
+    end: int,
+    stride: int,
+) -> list[dict]:
     """A row per share of the ``wanted`` frames that ``what`` (frames ``start``-``end``) did not give.
 
     The share lost to rejected frames is said first (``frames_rejected``, with the gates that
@@ -265,14 +296,28 @@ def shortfall_rows(job: Job, what: str, got: int, wanted: int, usable: int, fail
         for r in inside:
             counts[r.reason.value] = counts.get(r.reason.value, 0) + 1
         gates = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
-        rows.append(reject_row(job, Reason.FRAMES_REJECTED.value,
-                               f"{lost} of the {wanted} frames of {what} missing: {len(inside)} of its analysed "
-                               f"frames were rejected ({gates}; their rows give the frames)", start, end))
+        rows.append(
+            reject_row(
+                job,
+                Reason.FRAMES_REJECTED.value,
+                f"{lost} of the {wanted} frames of {what} missing: {len(inside)} of its analysed "
+                f"frames were rejected ({gates}; their rows give the frames)",
+                start,
+                end,
+            )
+        )
     if missing - lost:
         every = f", every {stride}th frame analysed" if stride > 1 else ""
-        rows.append(reject_row(job, Reason.TOO_FEW_FRAMES.value,
-                               f"{missing - lost} of the {wanted} frames of {what} missing: it holds {usable} usable "
-                               f"frames (frames {start}-{end}{every})", start, end))
+        rows.append(
+            reject_row(
+                job,
+                Reason.TOO_FEW_FRAMES.value,
+                f"{missing - lost} of the {wanted} frames of {what} missing: it holds {usable} usable "
+                f"frames (frames {start}-{end}{every})",
+                start,
+                end,
+            )
+        )
     return rows
 
 
@@ -294,4 +339,6 @@ def _runs(failures: list[tuple[int, Rejected]], stride: int) -> list[tuple[int, 
             runs[-1][1] = index
         else:
             runs.append([index, index, r.reason.value, r.detail])
-    return [(a, b, reason, detail if a == b else f"{detail} (first of frames {a}-{b})") for a, b, reason, detail in runs]
+    return [
+        (a, b, reason, detail if a == b else f"{detail} (first of frames {a}-{b})") for a, b, reason, detail in runs
+    ]

@@ -69,8 +69,9 @@ class PhaseQuota:
         counts = dataclasses.asdict(self)
         negative = [k for k, v in counts.items() if v < 0]
         if negative:
-            raise ValueError(f"{', '.join(negative)}: frame counts must be >= 0, got "
-                             f"{', '.join(str(counts[k]) for k in negative)}")
+            raise ValueError(
+                f"{', '.join(negative)}: frame counts must be >= 0, got {', '.join(str(counts[k]) for k in negative)}"
+            )
         if self.total < 1:
             raise ValueError("the phase counts add up to 0: a clip would keep no frame")
 
@@ -147,8 +148,16 @@ class SourcesConfig:
 # The sequence of the MEEI Facial Palsy Photo and Video Standard Set as we read its protocol (check
 # it against the PDF that comes with the set): the face at rest, then seven movements. The 8
 # photos of a participant are matched to the same list.
-STANDARD_MOVEMENTS = ("rest", "brow_elevation", "gentle_eye_closure", "full_eye_closure", "gentle_smile",
-                      "full_smile", "lip_pucker", "lower_lip_depression")
+STANDARD_MOVEMENTS = (
+    "rest",
+    "brow_elevation",
+    "gentle_eye_closure",
+    "full_eye_closure",
+    "gentle_smile",
+    "full_smile",
+    "lip_pucker",
+    "lower_lip_depression",
+)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -55,7 +55,8 @@ def write_crop_checks(out_dir: Path, frames: pd.DataFrame) -> None:
         for key, col in _COLUMNS.items():
             frames.at[idx, col] = check[key]
     rows = frames[["path", *_COLUMNS.values(), "_input"]].rename(
-        columns={**{v: k for k, v in _COLUMNS.items()}, "_input": "input"})
+        columns={**{v: k for k, v in _COLUMNS.items()}, "_input": "input"}
+    )
     rows = rows.astype({"path": "object", "size": "int64", "mtime_ns": "int64", "sha256": "object", "input": "object"})
     write_check_list(Path(out_dir) / CHECKS_FILE, rows)
 

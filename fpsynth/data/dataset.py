@@ -77,14 +77,23 @@ class FrameDataset(Dataset):
     ``frames`` holds the selected manifest rows, in item order.
     """
 
-    def __init__(self, prepare_dir: Path, split: str | None = "train", *, datasets: Iterable[str] | None = None,
-                 expressions: Iterable[str] | None = None, severities: Iterable[str] | None = None,
-                 phases: Iterable[str] | None = None, transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
-                 frames: pd.DataFrame | None = None) -> None:
+    def __init__(
+        self,
+        prepare_dir: Path,
+        split: str | None = "train",
+        *,
+        datasets: Iterable[str] | None = None,
+        expressions: Iterable[str] | None = None,
+        severities: Iterable[str] | None = None,
+        phases: Iterable[str] | None = None,
+        transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        frames: pd.DataFrame | None = None,
+    ) -> None:
         self.root = Path(prepare_dir)
         table = read_manifest(self.root, "frames") if frames is None else frames
-        self.frames = _select(table, split, "frames", dataset=datasets, expression=expressions,
-                              severity=severities, phase=phases)
+        self.frames = _select(
+            table, split, "frames", dataset=datasets, expression=expressions, severity=severities, phase=phases
+        )
         self.transform = transform
 
     def __len__(self) -> int:
@@ -96,8 +105,12 @@ class FrameDataset(Dataset):
         return {
             "image": self.transform(image) if self.transform else image,
             "landmarks": _landmarks(row["landmarks"]),
-            "frame_id": row["frame_id"], "subject": row["subject"], "dataset": row["dataset"],
-            "expression": row["expression"], "phase": _text(row["phase"]), "severity": row["severity"],
+            "frame_id": row["frame_id"],
+            "subject": row["subject"],
+            "dataset": row["dataset"],
+            "expression": row["expression"],
+            "phase": _text(row["phase"]),
+            "severity": row["severity"],
             "eface": optional_float(row["eface"]),
         }
 
@@ -110,8 +123,12 @@ class PairDataset(Dataset):
     ``style_frame``, ``expression``, ``phase``, ``severity``, ``eface``.
     """
 
-    def __init__(self, prepare_dir: Path, split: str | None = "train",
-                 transform: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
+    def __init__(
+        self,
+        prepare_dir: Path,
+        split: str | None = "train",
+        transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ) -> None:
         self.root = Path(prepare_dir)
         self.pairs = _select(read_manifest(self.root, "pairs"), split, "pairs")
         frames = read_manifest(self.root, "frames").set_index("frame_id")
@@ -129,8 +146,14 @@ class PairDataset(Dataset):
         if self.transform:
             x_id, x0 = self.transform(x_id), self.transform(x0)
         return {
-            "x_id": x_id, "x0": x0, "lm0": torch.from_numpy(self._lm0[i]),
-            "subject": row["subject"], "id_frame": row["id_frame"], "style_frame": row["style_frame"],
-            "expression": row["expression"], "phase": _text(row["phase"]), "severity": row["severity"],
+            "x_id": x_id,
+            "x0": x0,
+            "lm0": torch.from_numpy(self._lm0[i]),
+            "subject": row["subject"],
+            "id_frame": row["id_frame"],
+            "style_frame": row["style_frame"],
+            "expression": row["expression"],
+            "phase": _text(row["phase"]),
+            "severity": row["severity"],
             "eface": optional_float(self._eface[i]),
         }

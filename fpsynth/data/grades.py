@@ -51,8 +51,10 @@ def read_sheet(path: Path, source: str = "grades") -> ScoreTable:
             headers.append(f"sheet {sheet.title!r}: {', '.join(repr(c) for c in first if c) or '(empty)'}")
     finally:
         book.close()
-    raise ScoresError(f"{what}: no sheet has a header row naming a participant column and an eFACE column "
-                      f"(first rows: {'; '.join(headers) or 'no sheets'})")
+    raise ScoresError(
+        f"{what}: no sheet has a header row naming a participant column and an eFACE column "
+        f"(first rows: {'; '.join(headers) or 'no sheets'})"
+    )
 
 
 def _text(value: object) -> str:
@@ -88,9 +90,16 @@ def merge(grades: ScoreTable, scores: ScoreTable) -> tuple[ScoreTable, list[Prob
         out.scores[key] = Score(**merged)
         if said:
             line = grades.lines.get(key, 0)
-            notes.append(Problem(line, key[1], key[0],
-                                 "in both tables: " + "; ".join(said) + "; the XLSX values are used",
-                                 grades.source, grades.unit))
+            notes.append(
+                Problem(
+                    line,
+                    key[1],
+                    key[0],
+                    "in both tables: " + "; ".join(said) + "; the XLSX values are used",
+                    grades.source,
+                    grades.unit,
+                )
+            )
     out.lines.update(grades.lines)
     return out, notes
 

@@ -88,13 +88,17 @@ def check_size(data: bytes, max_pixels: int) -> None:
             with Image.open(io.BytesIO(data)) as im:
                 width, height = im.size
     except Image.DecompressionBombError:  # Pillow's own header bound (2 x Image.MAX_IMAGE_PIXELS, set when raised)
-        raise Rejected(Reason.IMAGE_TOO_LARGE, f"its header states more than {2 * (Image.MAX_IMAGE_PIXELS or 0)} "
-                       "pixels (Pillow's bound): not decoded") from None
+        raise Rejected(
+            Reason.IMAGE_TOO_LARGE,
+            f"its header states more than {2 * (Image.MAX_IMAGE_PIXELS or 0)} pixels (Pillow's bound): not decoded",
+        ) from None
     except Exception:  # not a format Pillow reads, or a damaged header: decoding decides
         return
     if width * height > max_pixels:
-        raise Rejected(Reason.IMAGE_TOO_LARGE, f"{width} x {height} pixels, above prepare.max_image_pixels "
-                       f"({max_pixels}): not decoded")
+        raise Rejected(
+            Reason.IMAGE_TOO_LARGE,
+            f"{width} x {height} pixels, above prepare.max_image_pixels ({max_pixels}): not decoded",
+        )
 
 
 def to_rgb8(arr: np.ndarray) -> np.ndarray:

@@ -19,7 +19,7 @@ from fpsynth.data.align import Aligned
 from fpsynth.data.codec import encode_png
 from fpsynth.data.config import PrepareConfig
 from fpsynth.data.faces import FaceBackend, get_backend
-from fpsynth.data.privacy import Job
+from fpsynth.data.pseudonyms import Job
 from fpsynth.data.quality import Quality
 from fpsynth.errors import FpsynthError
 from fpsynth.stage import atomic_write_bytes
@@ -75,8 +75,15 @@ class Result:
 
 
 def reject_row(job: Job, reason: str, detail: str, start: int | None = None, end: int | None = None) -> dict[str, Any]:
-    return {"input": job.input, "dataset": job.dataset, "subject": job.subject, "frame_start": start,
-            "frame_end": start if end is None else end, "reason": reason, "detail": detail}
+    return {
+        "input": job.input,
+        "dataset": job.dataset,
+        "subject": job.subject,
+        "frame_start": start,
+        "frame_end": start if end is None else end,
+        "reason": reason,
+        "detail": detail,
+    }
 
 
 def crop_path(job: Job, index: int, clip: str | None = None) -> str:
@@ -92,24 +99,52 @@ def write_crop(ctx: Context, rel: str, crop: np.ndarray) -> None:
     except OSError as exc:  # never a reject row: the input is fine, and the rerun must retry it
         what = errno.errorcode.get(exc.errno or 0, type(exc).__name__)
         advice = _WRITE_ADVICE.get(exc.errno or 0, "fix the cause")
-        raise CropWriteError(f"prepare stopped: cannot write the crop {path} ({exc.strerror or exc}, {what}); "
-                             f"{advice}, then run the same command again: it redoes only the unfinished inputs") from None
+        raise CropWriteError(
+            f"prepare stopped: cannot write the crop {path} ({exc.strerror or exc}, {what}); "
+            f"{advice}, then run the same command again: it redoes only the unfinished inputs"
+        ) from None
 
 
-def frame_row(job: Job, index: int, aligned: Aligned, face: Face68, q: Quality, size: tuple[int, int],
-              time_s: float | None = None, phase: str | None = None, motion: float | None = None,
-              clip: str | None = None, expression: str | None = None) -> dict[str, Any]:
+def frame_row(
+    job: Job,
+    index: int,
+    aligned: Aligned,
+    face: Face68,
+    q: Quality,
+    size: tuple[int, int],
+    time_s: float | None = None,
+    phase: str | None = None,
+    motion: float | None = None,
+    clip: str | None = None,
+    expression: str | None = None,
+) -> dict[str, Any]:
     """One frames-manifest row (subject-level fields: severity, scores and split, come later).
 
     ``clip`` and ``expression``: those of a movement cut from the job's video (default: the job's).
     """
     clip = clip or job.input
     return {
-        "frame_id": f"{clip}-{index:05d}", "path": crop_path(job, index, clip), "subject": job.subject,
-        "dataset": job.dataset, "kind": job.kind.value, "clip": clip, "expression": expression or job.expression,
-        "side": job.side, "frame_index": index, "time_s": time_s, "phase": phase, "motion": motion,
+        "frame_id": f"{clip}-{index:05d}",
+        "path": crop_path(job, index, clip),
+        "subject": job.subject,
+        "dataset": job.dataset,
+        "kind": job.kind.value,
+        "clip": clip,
+        "expression": expression or job.expression,
+        "side": job.side,
+        "frame_index": index,
+        "time_s": time_s,
+        "phase": phase,
+        "motion": motion,
         "landmarks": aligned.landmarks.reshape(-1).astype(np.float32),
-        "bbox": np.asarray(face.bbox, np.float32), "affine": aligned.matrix.reshape(-1).astype(np.float32),
-        "landmark_source": face.source, "det_score": face.det_score, "n_faces": face.n_faces,
-        "blur": q.blur, "interocular": q.interocular, "yaw": q.yaw, "width": size[1], "height": size[0],
+        "bbox": np.asarray(face.bbox, np.float32),
+        "affine": aligned.matrix.reshape(-1).astype(np.float32),
+        "landmark_source": face.source,
+        "det_score": face.det_score,
+        "n_faces": face.n_faces,
+        "blur": q.blur,
+        "interocular": q.interocular,
+        "yaw": q.yaw,
+        "width": size[1],
+        "height": size[0],
     }

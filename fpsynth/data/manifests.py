@@ -22,28 +22,67 @@ from fpsynth.seeds import rng
 
 _f32, _str, _i32 = pa.float32(), pa.string(), pa.int32()
 
-FRAMES = pa.schema([
-    ("frame_id", _str), ("path", _str), ("subject", _str), ("dataset", _str), ("kind", _str),
-    ("clip", _str), ("expression", _str), ("side", _str), ("frame_index", _i32), ("time_s", pa.float64()),
-    ("phase", _str), ("motion", _f32),
-    ("severity", _str), ("eface", _f32), ("house_brackmann", pa.int8()), ("sunnybrook", _f32),
-    ("palsy_type", _str), ("category_from_name", _str),
-    ("landmarks", pa.list_(_f32, 136)), ("bbox", pa.list_(_f32, 4)), ("affine", pa.list_(_f32, 6)),
-    ("landmark_source", _str), ("det_score", _f32), ("n_faces", pa.int16()),
-    ("blur", _f32), ("interocular", _f32), ("yaw", _f32), ("width", _i32), ("height", _i32),
-    ("split", _str),
-])
+FRAMES = pa.schema(
+    [
+        ("frame_id", _str),
+        ("path", _str),
+        ("subject", _str),
+        ("dataset", _str),
+        ("kind", _str),
+        ("clip", _str),
+        ("expression", _str),
+        ("side", _str),
+        ("frame_index", _i32),
+        ("time_s", pa.float64()),
+        ("phase", _str),
+        ("motion", _f32),
+        ("severity", _str),
+        ("eface", _f32),
+        ("house_brackmann", pa.int8()),
+        ("sunnybrook", _f32),
+        ("palsy_type", _str),
+        ("category_from_name", _str),
+        ("landmarks", pa.list_(_f32, 136)),
+        ("bbox", pa.list_(_f32, 4)),
+        ("affine", pa.list_(_f32, 6)),
+        ("landmark_source", _str),
+        ("det_score", _f32),
+        ("n_faces", pa.int16()),
+        ("blur", _f32),
+        ("interocular", _f32),
+        ("yaw", _f32),
+        ("width", _i32),
+        ("height", _i32),
+        ("split", _str),
+    ]
+)
 
-PAIRS = pa.schema([
-    ("pair_id", _str), ("subject", _str), ("split", _str),
-    ("id_frame", _str), ("id_path", _str), ("style_frame", _str), ("style_path", _str),
-    ("expression", _str), ("phase", _str), ("severity", _str),
-])
+PAIRS = pa.schema(
+    [
+        ("pair_id", _str),
+        ("subject", _str),
+        ("split", _str),
+        ("id_frame", _str),
+        ("id_path", _str),
+        ("style_frame", _str),
+        ("style_path", _str),
+        ("expression", _str),
+        ("phase", _str),
+        ("severity", _str),
+    ]
+)
 
-REJECTS = pa.schema([
-    ("input", _str), ("dataset", _str), ("subject", _str), ("frame_start", _i32), ("frame_end", _i32),
-    ("reason", _str), ("detail", _str),
-])
+REJECTS = pa.schema(
+    [
+        ("input", _str),
+        ("dataset", _str),
+        ("subject", _str),
+        ("frame_start", _i32),
+        ("frame_end", _i32),
+        ("reason", _str),
+        ("detail", _str),
+    ]
+)
 
 SPLITS = ("train", "test")
 
@@ -83,8 +122,12 @@ def assign_splits(subjects: list[str], test_fraction: float, seed: int) -> dict[
     return {s: "test" if s in test else "train" for s in subjects}
 
 
-def add_subject_columns(frames: pd.DataFrame, scores: Mapping[str, Score], splits: Mapping[str, str],
-                        from_name: Mapping[str, tuple[str, str | None]] | None = None) -> pd.DataFrame:
+def add_subject_columns(
+    frames: pd.DataFrame,
+    scores: Mapping[str, Score],
+    splits: Mapping[str, str],
+    from_name: Mapping[str, tuple[str, str | None]] | None = None,
+) -> pd.DataFrame:
     """Severity, clinical scores (by subject pseudonym) and split onto the frame rows; ``from_name``:
     subject -> (palsy type, severity category) read from its participant key (else unknown, null)."""
     frames = frames.copy()
@@ -100,8 +143,9 @@ def add_subject_columns(frames: pd.DataFrame, scores: Mapping[str, Score], split
     return frames
 
 
-def build_pairs(frames: pd.DataFrame, pairs_per_frame: int, seed: int,
-                pairing: Pairing = Pairing.OTHER_FRAME) -> tuple[pd.DataFrame, pd.DataFrame]:
+def build_pairs(
+    frames: pd.DataFrame, pairs_per_frame: int, seed: int, pairing: Pairing = Pairing.OTHER_FRAME
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Training pairs as the paper trains: style = a frame, identity = another image of the subject.
 
     For every frame, ``pairs_per_frame`` identity frames are drawn without replacement from the
@@ -117,24 +161,52 @@ def build_pairs(frames: pd.DataFrame, pairs_per_frame: int, seed: int,
         ids, paths = group["frame_id"].to_numpy(), group["path"].to_numpy()
         if Pairing(pairing) is Pairing.AUTHORS:
             for style in group.itertuples(index=False):
-                pairs.append({"pair_id": f"{style.frame_id}~0", "subject": subject, "split": style.split,
-                              "id_frame": ids[0], "id_path": paths[0], "style_frame": style.frame_id,
-                              "style_path": style.path, "expression": style.expression, "phase": style.phase,
-                              "severity": style.severity})
+                pairs.append(
+                    {
+                        "pair_id": f"{style.frame_id}~0",
+                        "subject": subject,
+                        "split": style.split,
+                        "id_frame": ids[0],
+                        "id_path": paths[0],
+                        "style_frame": style.frame_id,
+                        "style_path": style.path,
+                        "expression": style.expression,
+                        "phase": style.phase,
+                        "severity": style.severity,
+                    }
+                )
             continue
         if len(group) < 2:
-            rejects.append({"input": group["clip"].iloc[0], "dataset": group["dataset"].iloc[0], "subject": subject,
-                            "frame_start": None, "frame_end": None, "reason": Reason.NO_PAIR.value,
-                            "detail": "the subject has a single usable image; identity and style must differ"})
+            rejects.append(
+                {
+                    "input": group["clip"].iloc[0],
+                    "dataset": group["dataset"].iloc[0],
+                    "subject": subject,
+                    "frame_start": None,
+                    "frame_end": None,
+                    "reason": Reason.NO_PAIR.value,
+                    "detail": "the subject has a single usable image; identity and style must differ",
+                }
+            )
             continue
         k = min(pairs_per_frame, len(group) - 1)
         for i, style in enumerate(group.itertuples(index=False)):
             others = np.delete(np.arange(len(group)), i)
             for j, pick in enumerate(draw.choice(others, size=k, replace=False)):
-                pairs.append({"pair_id": f"{style.frame_id}~{j}", "subject": subject, "split": style.split,
-                              "id_frame": ids[pick], "id_path": paths[pick], "style_frame": style.frame_id,
-                              "style_path": style.path, "expression": style.expression, "phase": style.phase,
-                              "severity": style.severity})
+                pairs.append(
+                    {
+                        "pair_id": f"{style.frame_id}~{j}",
+                        "subject": subject,
+                        "split": style.split,
+                        "id_frame": ids[pick],
+                        "id_path": paths[pick],
+                        "style_frame": style.frame_id,
+                        "style_path": style.path,
+                        "expression": style.expression,
+                        "phase": style.phase,
+                        "severity": style.severity,
+                    }
+                )
     return pd.DataFrame(pairs, columns=PAIRS.names), pd.DataFrame(rejects, columns=REJECTS.names)
 
 
@@ -144,5 +216,9 @@ def sort_frames(frames: pd.DataFrame) -> pd.DataFrame:
 
 def sort_rejects(rejects: pd.DataFrame) -> pd.DataFrame:
     key = rejects["frame_start"].fillna(-1) if len(rejects) else rejects["frame_start"]
-    return (rejects.assign(_k=key).sort_values(["input", "_k", "reason"], kind="stable")
-            .drop(columns="_k").reset_index(drop=True))
+    return (
+        rejects.assign(_k=key)
+        .sort_values(["input", "_k", "reason"], kind="stable")
+        .drop(columns="_k")
+        .reset_index(drop=True)
+    )

@@ -34,16 +34,36 @@ def discover_meei(root: Path, cfg: SourcesConfig, movements: MovementsConfig | N
             continue  # a photo's annotation sidecar, a grades spreadsheet
         kind = Kind.VIDEO if suffix in cfg.video_extensions else Kind.PHOTO if suffix in cfg.image_extensions else None
         if kind is None:
-            found.append(Found("meei", (path,), reason=Reason.UNSUPPORTED,
-                               detail=f"extension '{suffix}' is neither a video nor an image"))
+            found.append(
+                Found(
+                    "meei",
+                    (path,),
+                    reason=Reason.UNSUPPORTED,
+                    detail=f"extension '{suffix}' is neither a video nor an image",
+                )
+            )
             continue
         m = pattern.match(path.relative_to(root).with_suffix("").as_posix())
         if m is None or not m.groupdict().get("subject"):
-            found.append(Found("meei", (path,), reason=Reason.PATH_PATTERN,
-                               detail="path does not match sources.meei_pattern (<subject>/<expression>[_<side>])"))
+            found.append(
+                Found(
+                    "meei",
+                    (path,),
+                    reason=Reason.PATH_PATTERN,
+                    detail="path does not match sources.meei_pattern (<subject>/<expression>[_<side>])",
+                )
+            )
             continue
         groups = m.groupdict()
         side = groups.get("side")
-        found.append(Found("meei", (path,), kind, groups["subject"], slug(groups.get("expression") or ""),
-                           _SIDES.get(side.lower()) if side else None))
+        found.append(
+            Found(
+                "meei",
+                (path,),
+                kind,
+                groups["subject"],
+                slug(groups.get("expression") or ""),
+                _SIDES.get(side.lower()) if side else None,
+            )
+        )
     return found

@@ -180,8 +180,13 @@ def segment(lms: np.ndarray, index: np.ndarray, fps: float, cfg: MovementsConfig
     return _assemble(spans, cuts, index, t, cfg)
 
 
-def _assemble(spans: list[tuple[str, int, int, np.ndarray]], cuts: list[int], index: np.ndarray, t: np.ndarray,
-              cfg: MovementsConfig) -> Segmentation:
+def _assemble(
+    spans: list[tuple[str, int, int, np.ndarray]],
+    cuts: list[int],
+    index: np.ndarray,
+    t: np.ndarray,
+    cfg: MovementsConfig,
+) -> Segmentation:
     """Positions -> frame numbers; bursts out of the movements; pads from the neighbouring rest."""
     seg = Segmentation([], [], [], [int(index[c]) for c in cuts])
     cut_set = set(cuts)
@@ -208,5 +213,7 @@ def _assemble(spans: list[tuple[str, int, int, np.ndarray]], cuts: list[int], in
             shared = k + 2 < len(kept) and kept[k + 2][0] == "move"
             hi = min(t[b] + cfg.pad_s, (t[ra] + t[rb]) / 2 if shared else t[rb])
             pad_to = int(np.searchsorted(t[ra : rb + 1], hi, side="right")) + ra - 1
-        seg.movements.append(Movement(int(index[a]), int(index[b]), int(index[pad_from]), int(index[max(pad_to, b)]), ref))
+        seg.movements.append(
+            Movement(int(index[a]), int(index[b]), int(index[pad_from]), int(index[max(pad_to, b)]), ref)
+        )
     return seg

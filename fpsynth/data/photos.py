@@ -12,16 +12,23 @@ from pathlib import Path
 import pandas as pd
 
 from fpsynth.data.config import PrepareConfig
-from fpsynth.data.manifests import REJECTS
-from fpsynth.data.privacy import pseudonymise
 from fpsynth.data.faces import check_backend
 from fpsynth.data.jobs import Context
+from fpsynth.data.manifests import REJECTS
+from fpsynth.data.pseudonyms import pseudonymise
 from fpsynth.data.runner import execute
 from fpsynth.data.sources import SourceError, check_root, discover_images
 
 
-def process_photos(folder: Path, cfg: PrepareConfig, out_dir: Path, *, dlib_models: Path | None = None,
-                   n_jobs: int | None = None, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+def process_photos(
+    folder: Path,
+    cfg: PrepareConfig,
+    out_dir: Path,
+    *,
+    dlib_models: Path | None = None,
+    n_jobs: int | None = None,
+    seed: int = 0,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Align every usable face photo below ``folder``; crops go to ``out_dir/crops/...``.
 
     Returns ``(kept, rejects)``. ``kept`` has one row per crop with the frames-manifest columns
@@ -48,8 +55,17 @@ def process_photos(folder: Path, cfg: PrepareConfig, out_dir: Path, *, dlib_mode
     execute(ps.jobs, ctx, cfg.n_jobs if n_jobs is None else n_jobs, sink, label="identity photos")
     for input_id, f in ps.unusable:
         assert f.reason is not None  # discovery gives every input it cannot use a reason
-        rejects.append({"input": input_id, "dataset": f.dataset, "subject": None, "frame_start": None,
-                        "frame_end": None, "reason": f.reason.value, "detail": f.detail})
+        rejects.append(
+            {
+                "input": input_id,
+                "dataset": f.dataset,
+                "subject": None,
+                "frame_start": None,
+                "frame_end": None,
+                "reason": f.reason.value,
+                "detail": f.detail,
+            }
+        )
     kept = pd.DataFrame(frames)
     kept = kept.assign(source=[source[c] for c in kept["clip"]]) if len(kept) else pd.DataFrame(columns=["source"])
     rej = pd.DataFrame(rejects, columns=REJECTS.names)

@@ -32,10 +32,18 @@ from fpsynth.data.grades import merge, read_scores, read_sheet
 from fpsynth.data.input_sources import BY_NAME, flags_text, given_roots
 from fpsynth.data.jobs import CROPS_DIR, Context
 from fpsynth.data.manifests import (
-    FRAMES, PAIRS, REJECTS, add_subject_columns, assign_splits, build_pairs, sort_frames, sort_rejects, to_table,
+    FRAMES,
+    PAIRS,
+    REJECTS,
+    add_subject_columns,
+    assign_splits,
+    build_pairs,
+    sort_frames,
+    sort_rejects,
+    to_table,
 )
-from fpsynth.data.privacy import Pseudonymised, pseudonymise
 from fpsynth.data.provenance import source_provenance
+from fpsynth.data.pseudonyms import Pseudonymised, pseudonymise
 from fpsynth.data.reasons import Reason
 from fpsynth.data.runner import console, execute
 from fpsynth.data.scores import Problem, ScoreTable, norm
@@ -94,8 +102,11 @@ def run(cfg: PipelineConfig, workspace: Path, force: bool = False) -> dict[str, 
     for key in damaged:  # a stored job whose crop was deleted or damaged since: done again
         frames_store.forget(key)
     if damaged:
-        console.print(f"prepare: {len(damaged)} finished job(s) with missing or damaged crops "
-                      f"(e.g. {next(iter(damaged.values()))}); making them again", highlight=False)
+        console.print(
+            f"prepare: {len(damaged)} finished job(s) with missing or damaged crops "
+            f"(e.g. {next(iter(damaged.values()))}); making them again",
+            highlight=False,
+        )
     pending = [job for job in ps.jobs if not frames_store.done(job.input)]
     execute(pending, ctx, pc.n_jobs, sink, done=len(ps.jobs) - len(pending))
 
@@ -113,8 +124,10 @@ def _score_tables(pc: PrepareConfig, meei: Path | None) -> tuple[ScoreTable, lis
     csv = read_scores(Path(pc.scores)) if pc.scores is not None else None
     sheets = find_sheets(files_below(meei)) if meei is not None else []
     if len(sheets) > 1:
-        raise SourceError(f"--meei {meei}: {len(sheets)} spreadsheets ({', '.join(p.name for p in sheets)}); keep the "
-                          "grades XLSX only, or give one with --scores")
+        raise SourceError(
+            f"--meei {meei}: {len(sheets)} spreadsheets ({', '.join(p.name for p in sheets)}); keep the "
+            "grades XLSX only, or give one with --scores"
+        )
     grades = read_sheet(sheets[0]) if sheets else None
     if grades is None:
         return csv or ScoreTable({}, []), [], set()
@@ -125,16 +138,27 @@ def _score_tables(pc: PrepareConfig, meei: Path | None) -> tuple[ScoreTable, lis
     return table, notes, graded
 
 
-def _write_manifests(stage: Stage, pc: PrepareConfig, seed: int, ps: Pseudonymised, scores: ScoreTable,
-                     frames_store: ItemStore, rejects_store: ItemStore, notes: list[Problem],
-                     graded: set[str]) -> tuple[dict[str, Any], set[str]]:
+def _write_manifests(
+    stage: Stage,
+    pc: PrepareConfig,
+    seed: int,
+    ps: Pseudonymised,
+    scores: ScoreTable,
+    frames_store: ItemStore,
+    rejects_store: ItemStore,
+    notes: list[Problem],
+    graded: set[str],
+) -> tuple[dict[str, Any], set[str]]:
     """Build and write the manifests from every stored job; returns (summary, crop paths in use)."""
     frames = frames_store.read_all()
     if len(frames):
         frames = sort_frames(frames)
         by_pseudonym = {p: s for key, p in ps.subjects.items() if (s := scores.lookup(*key)) is not None}
-        from_name = {p: dataclasses.astuple(parse_key(subject)) for (dataset, subject), p in ps.subjects.items()
-                     if dataset == "meei"}
+        from_name = {
+            p: dataclasses.astuple(parse_key(subject))
+            for (dataset, subject), p in ps.subjects.items()
+            if dataset == "meei"
+        }
         splits = assign_splits(frames["subject"].tolist(), pc.split.test_fraction, seed)
         frames = add_subject_columns(frames, by_pseudonym, splits, from_name)
         pairs, pair_rejects = build_pairs(frames, pc.split.pairs_per_frame, seed, pc.split.pairing)
@@ -152,11 +176,14 @@ def _write_manifests(stage: Stage, pc: PrepareConfig, seed: int, ps: Pseudonymis
     atomic_write_parquet(out / "private" / "rejects.parquet", _rejects_with_paths(rejects, ps.mapping))
     write_crop_checks(out, frames)
     summary = {
-        "frames": len(frames), "pairs": len(pairs), "rejects": len(rejects),
+        "frames": len(frames),
+        "pairs": len(pairs),
+        "rejects": len(rejects),
         "subjects": int(frames["subject"].nunique()) if len(frames) else 0,
         "inputs": len(ps.jobs) + len(ps.unusable),
         "split_subjects": {s: int(frames.loc[frames["split"] == s, "subject"].nunique()) for s in ("train", "test")}
-        if len(frames) else {},
+        if len(frames)
+        else {},
         "reasons": {str(k): int(v) for k, v in rejects["reason"].value_counts().sort_index().items()},
     }
     return summary, set(frames["path"])
@@ -166,38 +193,80 @@ def _discovery_rejects(ps: Pseudonymised) -> pd.DataFrame:
     rows = []
     for input_id, f in ps.unusable:
         assert f.reason is not None  # unusable: discovery said why
-        rows.append({"input": input_id, "dataset": f.dataset, "subject": None, "frame_start": None, "frame_end": None,
-                     "reason": f.reason.value, "detail": f.detail})
+        rows.append(
+            {
+                "input": input_id,
+                "dataset": f.dataset,
+                "subject": None,
+                "frame_start": None,
+                "frame_end": None,
+                "reason": f.reason.value,
+                "detail": f.detail,
+            }
+        )
     return pd.DataFrame(rows, columns=REJECTS.names)
 
 
 def _score_rejects(ps: Pseudonymised, scores: ScoreTable, notes: list[Problem], graded: set[str]) -> pd.DataFrame:
     """Problems of the scores tables, values given in both, rows naming no subject of the inputs
     (a typo in an id?), and standard-set participants the grades XLSX has no row for."""
+
     def pseudonym(dataset: str | None, subject: str | None) -> str | None:
         if subject is None:
             return None
-        hits = [p for (d, s), p in ps.subjects.items() if norm(s) == norm(subject) and (dataset is None or d == dataset)]
+        hits = [
+            p for (d, s), p in ps.subjects.items() if norm(s) == norm(subject) and (dataset is None or d == dataset)
+        ]
         return hits[0] if hits else None
 
-    rows = [{"input": p.input, "dataset": p.dataset, "subject": pseudonym(p.dataset, p.subject),
-             "reason": Reason.BAD_SCORE_ROW.value, "detail": p.detail, "subject_original": p.subject}
-            for p in scores.problems]
-    rows += [{"input": p.input, "dataset": p.dataset, "subject": pseudonym(p.dataset, p.subject),
-              "reason": Reason.SCORES_BOTH.value, "detail": p.detail, "subject_original": p.subject} for p in notes]
-    for (dataset, subject) in scores.scores:
+    rows = [
+        {
+            "input": p.input,
+            "dataset": p.dataset,
+            "subject": pseudonym(p.dataset, p.subject),
+            "reason": Reason.BAD_SCORE_ROW.value,
+            "detail": p.detail,
+            "subject_original": p.subject,
+        }
+        for p in scores.problems
+    ]
+    rows += [
+        {
+            "input": p.input,
+            "dataset": p.dataset,
+            "subject": pseudonym(p.dataset, p.subject),
+            "reason": Reason.SCORES_BOTH.value,
+            "detail": p.detail,
+            "subject_original": p.subject,
+        }
+        for p in notes
+    ]
+    for dataset, subject in scores.scores:
         if pseudonym(dataset, subject) is None:
             source = "grades" if subject in graded else "scores"
-            rows.append({"input": source, "dataset": dataset, "subject": None,
-                         "reason": Reason.UNMATCHED_SCORE.value,
-                         "detail": f"a {source} row names a subject that has no input (see private/rejects.parquet)",
-                         "subject_original": subject})
+            rows.append(
+                {
+                    "input": source,
+                    "dataset": dataset,
+                    "subject": None,
+                    "reason": Reason.UNMATCHED_SCORE.value,
+                    "detail": f"a {source} row names a subject that has no input (see private/rejects.parquet)",
+                    "subject_original": subject,
+                }
+            )
     if graded:  # a grades XLSX was read: its participants without a row stay unknown, and say so
         for (dataset, subject), p in sorted(ps.subjects.items()):
             if dataset == "meei" and scores.lookup(dataset, subject) is None:
-                rows.append({"input": "grades", "dataset": dataset, "subject": p, "reason": Reason.NO_SCORE_ROW.value,
-                             "detail": "the grades XLSX has no row for this participant: severity 'unknown'",
-                             "subject_original": subject})
+                rows.append(
+                    {
+                        "input": "grades",
+                        "dataset": dataset,
+                        "subject": p,
+                        "reason": Reason.NO_SCORE_ROW.value,
+                        "detail": "the grades XLSX has no row for this participant: severity 'unknown'",
+                        "subject_original": subject,
+                    }
+                )
     return pd.DataFrame(rows, columns=[*REJECTS.names, "subject_original"])
 
 
@@ -243,7 +312,8 @@ def _print_summary(summary: dict[str, Any]) -> None:
     console.print(
         f"prepare: {summary['frames']} crops of {summary['subjects']} subjects "
         f"({split.get('train', 0)} train / {split.get('test', 0)} test), {summary['pairs']} pairs, "
-        f"{summary['rejects']} rejects rows", highlight=False,
+        f"{summary['rejects']} rejects rows",
+        highlight=False,
     )
     for reason, n in summary["reasons"].items():
         console.print(f"  {reason}: {n}", highlight=False)

@@ -19,7 +19,7 @@ from fpsynth.data.faces import FaceBackend, detect_faces
 from fpsynth.data.images import read_image
 from fpsynth.data.jobs import Context, Face68, Result, crop_path, frame_row, reject_row, write_crop
 from fpsynth.data.motion import label_phases, motion_curve
-from fpsynth.data.privacy import Job
+from fpsynth.data.pseudonyms import Job
 from fpsynth.data.pts import check_in_frame, read_pts
 from fpsynth.data.quality import assess, check, dominant_face
 from fpsynth.data.reasons import Reason, Rejected

@@ -36,8 +36,13 @@ def source_provenance(kind: str, given: Path, folder: Path) -> dict[str, Any]:
     it, whether ``folder`` (where it resolved) exists, and whether it is the synthetic demo data."""
     found = Path(folder).exists()
     demo = read_demo_manifest(Path(folder)) if found else None
-    return {"kind": kind, "path": str(given), "found": found,
-            "synthetic": bool(demo and demo.get("synthetic")), "generator": demo.get("generator") if demo else None}
+    return {
+        "kind": kind,
+        "path": str(given),
+        "found": found,
+        "synthetic": bool(demo and demo.get("synthetic")),
+        "generator": demo.get("generator") if demo else None,
+    }
 
 
 def is_synthetic(folder: Path) -> bool:

@@ -59,8 +59,11 @@ def check_in_frame(landmarks: np.ndarray, size: tuple[int, int], margin: float =
     outside = ~((lm >= lo) & (lm <= hi)).all(axis=1)  # also catches nan
     if outside.any():
         i = int(np.flatnonzero(outside)[0])
-        raise Rejected(Reason.BAD_ANNOTATION, f"{int(outside.sum())} point(s) far outside the {w} x {h} image "
-                       f"(point {i + 1} at {lm[i, 0]:.6g}, {lm[i, 1]:.6g})")
+        raise Rejected(
+            Reason.BAD_ANNOTATION,
+            f"{int(outside.sum())} point(s) far outside the {w} x {h} image "
+            f"(point {i + 1} at {lm[i, 0]:.6g}, {lm[i, 1]:.6g})",
+        )
     return landmarks
 
 

@@ -19,9 +19,13 @@ class Reason(str, enum.Enum):
     TRUNCATED = "truncated_video"  # decoding stopped before the frame count in the header
     UNSUPPORTED = "unsupported_file"  # extension that is neither an image nor a video
     PATH_PATTERN = "path_pattern"  # path does not match the source layout / pattern
-    DUPLICATE = "duplicate_file"  # the same file (device, inode) as an input taken already: a link, or one folder given twice
+    DUPLICATE = (
+        "duplicate_file"  # the same file (device, inode) as an input taken already: a link, or one folder given twice
+    )
     SPECIAL_FILE = "special_file"  # a FIFO, socket or device named like an input: never opened
-    STAGE_FOLDER = "stage_folder"  # a folder of fpsynth outputs (it holds a stage.json) inside an input tree: not walked
+    STAGE_FOLDER = (
+        "stage_folder"  # a folder of fpsynth outputs (it holds a stage.json) inside an input tree: not walked
+    )
     IMAGE_TOO_LARGE = "image_too_large"  # its header states more pixels than prepare.max_image_pixels: not decoded
     # annotations
     MISSING_ANNOTATION = "missing_annotation"  # AFLFP image without its .pts

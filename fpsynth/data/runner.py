@@ -25,8 +25,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from fpsynth.data.jobs import Context, Result
-from fpsynth.data.privacy import Job
 from fpsynth.data.process import run_job
+from fpsynth.data.pseudonyms import Job
 from fpsynth.data.sources import Kind
 
 Sink = Callable[[Job, Result], None]
@@ -82,8 +82,13 @@ def _order(job: Job) -> tuple[bool, int]:
 def execute(jobs: Sequence[Job], ctx: Context, n_jobs: int, sink: Sink, done: int = 0, label: str = "prepare") -> None:
     """Run ``jobs`` (``done`` more were finished by an earlier, interrupted run)."""
     jobs = sorted(jobs, key=_order)  # stable: videos first, the largest first; then the rest in order
-    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn(), TimeRemainingColumn())
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
     with Progress(*columns, console=console, transient=False) as progress:
         task = progress.add_task(label, total=done + len(jobs), completed=done)
         if n_jobs == 1 or len(jobs) <= 1:

@@ -42,8 +42,11 @@ class Severity(str, enum.Enum):
 # (category, lowest eFACE in it), mildest first; below the last bound: complete. Integer scores
 # fall in the paper's bands, fractional ones (95.5) in the band whose lower bound they reach.
 EFACE_BANDS: tuple[tuple[Severity, float], ...] = (
-    (Severity.NORMAL, 96.0), (Severity.NEAR_NORMAL, 91.0), (Severity.MILD, 80.0),
-    (Severity.MODERATE, 70.0), (Severity.SEVERE, 60.0),
+    (Severity.NORMAL, 96.0),
+    (Severity.NEAR_NORMAL, 91.0),
+    (Severity.MILD, 80.0),
+    (Severity.MODERATE, 70.0),
+    (Severity.SEVERE, 60.0),
 )
 SEVERITY_ORDER = tuple(s.value for s in Severity)  # normal ... complete, unknown: how tables sort
 GRADED = tuple(s.value for s in Severity if s is not Severity.UNKNOWN)  # normal ... complete: the ordinal scale 0..5
@@ -122,8 +125,24 @@ class ScoreTable:
 
 
 _ALIASES = {
-    "subject": ("subject", "subjectid", "subj", "id", "patient", "patientid", "participant", "participantid",
-                "participantkey", "patientkey", "key", "name", "filename", "video", "case", "caseid"),
+    "subject": (
+        "subject",
+        "subjectid",
+        "subj",
+        "id",
+        "patient",
+        "patientid",
+        "participant",
+        "participantid",
+        "participantkey",
+        "patientkey",
+        "key",
+        "name",
+        "filename",
+        "video",
+        "case",
+        "caseid",
+    ),
     "dataset": ("dataset", "source"),
 }
 _ROMAN = {"i": 1, "ii": 2, "iii": 3, "iv": 4, "v": 5, "vi": 6}
@@ -136,8 +155,10 @@ def norm(name: str) -> str:
 
 def _pick(field: str, cols: list[int], names: list[str]) -> int | None:
     """Of several columns naming ``field``, the summary one (total, composite), else the only one."""
-    for test in (lambda n: any(w in n for w in ("total", "composite", "overall")),
-                 lambda n: n in (field, field + "score")):
+    for test in (
+        lambda n: any(w in n for w in ("total", "composite", "overall")),
+        lambda n: n in (field, field + "score"),
+    ):
         hits = [i for i, n in zip(cols, names) if test(n)]
         if hits:
             return hits[0]
@@ -181,16 +202,20 @@ def header_text(header: Sequence[object]) -> str:
 def check_columns(cols: dict[str, int], header: Sequence[object], what: str) -> None:
     """:class:`ScoresError` naming the columns found when the subject or eFACE column is missing."""
     if "eface_choices" in cols:
-        raise ScoresError(f"{what}: several eFACE columns and none is the total or composite; rename the "
-                          f"one to use 'eFACE total' (columns found: {header_text(header)})")
+        raise ScoresError(
+            f"{what}: several eFACE columns and none is the total or composite; rename the "
+            f"one to use 'eFACE total' (columns found: {header_text(header)})"
+        )
     missing = [name for field, name in (("subject", "subject/participant"), ("eface", "eFACE")) if field not in cols]
     if missing:
-        raise ScoresError(f"{what}: no {' and no '.join(missing)} column in the header "
-                          f"(columns found: {header_text(header)})")
+        raise ScoresError(
+            f"{what}: no {' and no '.join(missing)} column in the header (columns found: {header_text(header)})"
+        )
 
 
-def table_from_rows(rows: list[list[str]], first_line: int, cols: dict[str, int], source: str = "scores",
-                    unit: str = "line") -> ScoreTable:
+def table_from_rows(
+    rows: list[list[str]], first_line: int, cols: dict[str, int], source: str = "scores", unit: str = "line"
+) -> ScoreTable:
     """A :class:`ScoreTable` from the text cells of the rows under a header (blank rows skipped)."""
     table = ScoreTable({}, [], source=source, unit=unit)
     for i, row in enumerate(rows, start=first_line):
@@ -217,9 +242,16 @@ def _read_row(row: list[str], line: int, cols: dict[str, int], table: ScoreTable
         table.problems.append(Problem(line, subject, dataset, detail, table.source, table.unit))
     score, key = Score(eface, hb, sunnybrook), (dataset, subject)
     if key in table.scores and table.scores[key] != score:
-        table.problems.append(Problem(line, subject, dataset,
-                                      "subject listed again with other scores; the first row is used",
-                                      table.source, table.unit))
+        table.problems.append(
+            Problem(
+                line,
+                subject,
+                dataset,
+                "subject listed again with other scores; the first row is used",
+                table.source,
+                table.unit,
+            )
+        )
         return
     table.scores.setdefault(key, score)
     table.lines.setdefault(key, line)

@@ -26,7 +26,7 @@ from fpsynth.data.config import MovementsConfig, VideoConfig
 from fpsynth.data.jobs import Context, Result, frame_row, reject_row
 from fpsynth.data.motion import Phase, label_phases, level_phases, pick_frames, smooth, unlabelled
 from fpsynth.data.movements import Segmentation, regional_motion, segment
-from fpsynth.data.privacy import Job
+from fpsynth.data.pseudonyms import Job
 from fpsynth.data.reasons import Reason
 from fpsynth.data.video import SeekMismatch, VideoDecoder
 
@@ -50,9 +50,16 @@ def process_session(job: Job, ctx: Context) -> Result:
         found = ", ".join(f"{m.start}-{m.end}" for m in seg.movements) or "none"
         rejects.append(reject_row(job, Reason.MOVEMENT_COUNT.value, f"{note}; movements found at frames {found}"))
     for first, last in seg.bursts:
-        rejects.append(reject_row(job, Reason.BRIEF_MOTION.value,
-                                  f"motion for {(last - first) / (fps or 25):.2f} s, shorter than "
-                                  f"prepare.movements.min_movement_s {mc.min_movement_s:g} s: not a movement", first, last))
+        rejects.append(
+            reject_row(
+                job,
+                Reason.BRIEF_MOTION.value,
+                f"motion for {(last - first) / (fps or 25):.2f} s, shorter than "
+                f"prepare.movements.min_movement_s {mc.min_movement_s:g} s: not a movement",
+                first,
+                last,
+            )
+        )
 
     index = np.array([c.index for c in a.candidates])
     rows: list[dict] = []
@@ -68,8 +75,17 @@ def process_session(job: Job, ctx: Context) -> Result:
         phases = level_phases(curve, phases, vc)
         keep = pick_frames(phases, vc.quota)
         rows += _rows(job, a, label, [(span[k], phases[k], curve[k]) for k in keep], crops)
-        rejects += shortfall_rows(job, f"movement {label}", len(keep), vc.quota.total, len(span), a.failures,
-                                  m.pad_from, m.pad_to, 1 if n in dense else stride)
+        rejects += shortfall_rows(
+            job,
+            f"movement {label}",
+            len(keep),
+            vc.quota.total,
+            len(span),
+            a.failures,
+            m.pad_from,
+            m.pad_to,
+            1 if n in dense else stride,
+        )
     if mc.rest in mc.names:
         rows_, rejects_ = _rest_clip(job, ctx, a, seg, {r["frame_index"] for r in rows}, stride, crops)
         rows += rows_
@@ -84,8 +100,10 @@ def movement_labels(found: int, mc: MovementsConfig) -> tuple[list[str], str | N
     if found == len(expected):
         return list(expected), None
     labels = [f"movement_{k:02d}" for k in range(1, found + 1)]
-    note = (f"expected {len(expected)} movements ({', '.join(expected)}) from prepare.movements.names, found "
-            f"{found}; labelled {labels[0] + '..' + labels[-1] if labels else 'nothing'} in order, not named")
+    note = (
+        f"expected {len(expected)} movements ({', '.join(expected)}) from prepare.movements.names, found "
+        f"{found}; labelled {labels[0] + '..' + labels[-1] if labels else 'nothing'} in order, not named"
+    )
     return labels, note
 
 
@@ -121,22 +139,41 @@ def _densify(path: Path, ctx: Context, a: Analysis, seg: Segmentation, stride: i
     return short
 
 
-def _rows(job: Job, a: Analysis, label: str, picked: list[tuple[int, str, float]],
-          crops: list[tuple[str, np.ndarray]]) -> list[dict]:
+def _rows(
+    job: Job, a: Analysis, label: str, picked: list[tuple[int, str, float]], crops: list[tuple[str, np.ndarray]]
+) -> list[dict]:
     """Rows of the picked candidates; (path, crop) of each added to ``crops``, written at the end."""
     clip = f"{job.input}-{label}"
     rows = []
     for k, phase, motion in picked:
         c = a.candidates[k]
-        row = frame_row(job, c.index, c.aligned, c.face, c.quality, a.size, time_s=a.info.time_of(c.index),
-                        phase=phase, motion=float(motion), clip=clip, expression=label)
+        row = frame_row(
+            job,
+            c.index,
+            c.aligned,
+            c.face,
+            c.quality,
+            a.size,
+            time_s=a.info.time_of(c.index),
+            phase=phase,
+            motion=float(motion),
+            clip=clip,
+            expression=label,
+        )
         crops.append((row["path"], c.aligned.crop))
         rows.append(row)
     return rows
 
 
-def _rest_clip(job: Job, ctx: Context, a: Analysis, seg: Segmentation, taken: set[int], stride: int,
-               crops: list[tuple[str, np.ndarray]]) -> tuple[list[dict], list[dict]]:
+def _rest_clip(
+    job: Job,
+    ctx: Context,
+    a: Analysis,
+    seg: Segmentation,
+    taken: set[int],
+    stride: int,
+    crops: list[tuple[str, np.ndarray]],
+) -> tuple[list[dict], list[dict]]:
     """The ``rest`` clip: 32 frames spread over the rest between movements (frames already picked
     for a movement's neutral phase and brief bursts left out), each measured from its run's pose."""
     vc, mc = ctx.cfg.video, ctx.cfg.movements
@@ -154,5 +191,6 @@ def _rest_clip(job: Job, ctx: Context, a: Analysis, seg: Segmentation, taken: se
     first = seg.rest[0].start if seg.rest else 0
     last = seg.rest[-1].end if seg.rest else a.decoded - 1
     rest_failures = [(i, r) for i, r in a.failures if any(run.start <= i <= run.end for run in seg.rest)]
-    return rows, shortfall_rows(job, f"the {mc.rest} clip", len(rows), vc.quota.total, len(span_all),
-                                rest_failures, first, last, stride)
+    return rows, shortfall_rows(
+        job, f"the {mc.rest} clip", len(rows), vc.quota.total, len(span_all), rest_failures, first, last, stride
+    )

@@ -87,14 +87,35 @@ class Walk:
 
     def rows(self, dataset: str) -> list[Found]:
         """A reason row for each path the walk left out on purpose."""
-        return ([Found(dataset, (p,), reason=Reason.SPECIAL_FILE,
-                       detail="a FIFO, socket or device, not a regular file: never opened") for p in self.special]
-                + [Found(dataset, (p,), reason=Reason.DUPLICATE,
-                         detail="the same file as another input below this folder (a link): taken once")
-                   for p in self.duplicates]
-                + [Found(dataset, (p,), reason=Reason.STAGE_FOLDER,
-                         detail="a folder of fpsynth outputs (it holds a stage.json): its files are not inputs")
-                   for p in self.stage_folders])
+        return (
+            [
+                Found(
+                    dataset,
+                    (p,),
+                    reason=Reason.SPECIAL_FILE,
+                    detail="a FIFO, socket or device, not a regular file: never opened",
+                )
+                for p in self.special
+            ]
+            + [
+                Found(
+                    dataset,
+                    (p,),
+                    reason=Reason.DUPLICATE,
+                    detail="the same file as another input below this folder (a link): taken once",
+                )
+                for p in self.duplicates
+            ]
+            + [
+                Found(
+                    dataset,
+                    (p,),
+                    reason=Reason.STAGE_FOLDER,
+                    detail="a folder of fpsynth outputs (it holds a stage.json): its files are not inputs",
+                )
+                for p in self.stage_folders
+            ]
+        )
 
 
 def walk(root: Path) -> Walk:
@@ -182,11 +203,13 @@ def check_roots(roots: dict[str, Path], workspace: Path) -> dict[str, Path]:
             raise SourceError(
                 f"--{name} {root}: the workspace {workspace} lies inside it, so prepare would read its own "
                 f"outputs as inputs; give a workspace outside the input folders (-w ../workspace), or move "
-                f"the inputs into a sub-folder and give that")
+                f"the inputs into a sub-folder and give that"
+            )
         if ws / "prepare" == real or ws / "prepare" in real.parents:
             raise SourceError(
                 f"--{name} {root}: lies inside the prepare stage folder {Path(workspace) / 'prepare'}, whose "
-                f"crops prepare replaces; copy the inputs elsewhere, or use another workspace")
+                f"crops prepare replaces; copy the inputs elsewhere, or use another workspace"
+            )
     return checked
 
 
@@ -212,12 +235,24 @@ def take_once(found: list[Found]) -> list[Found]:
             (dups if file_id in taken else keep).append(i)
             taken.add(file_id)
         if keep:
-            out.append(f if not dups else dataclasses.replace(
-                f, files=tuple(f.files[i] for i in keep),
-                phases=tuple(f.phases[i] for i in keep) if f.phases else ()))
-        out += [Found(f.dataset, (f.files[i],), reason=Reason.DUPLICATE,
-                      detail="the same file as an input taken already (a folder given twice, or a link): taken once")
-                for i in dups]
+            out.append(
+                f
+                if not dups
+                else dataclasses.replace(
+                    f,
+                    files=tuple(f.files[i] for i in keep),
+                    phases=tuple(f.phases[i] for i in keep) if f.phases else (),
+                )
+            )
+        out += [
+            Found(
+                f.dataset,
+                (f.files[i],),
+                reason=Reason.DUPLICATE,
+                detail="the same file as an input taken already (a folder given twice, or a link): taken once",
+            )
+            for i in dups
+        ]
     return out
 
 
@@ -231,11 +266,18 @@ def discover_aflfp(root: Path, cfg: SourcesConfig) -> list[Found]:
             continue
         parts = path.relative_to(root).parts
         if suffix not in cfg.image_extensions:
-            found.append(Found("aflfp", (path,), reason=Reason.UNSUPPORTED,
-                               detail=f"extension '{suffix}' is not an image"))
+            found.append(
+                Found("aflfp", (path,), reason=Reason.UNSUPPORTED, detail=f"extension '{suffix}' is not an image")
+            )
         elif len(parts) != 3:
-            found.append(Found("aflfp", (path,), reason=Reason.PATH_PATTERN,
-                               detail="expected <subject>/<expression>/<NNN>[_<phase>].<image>"))
+            found.append(
+                Found(
+                    "aflfp",
+                    (path,),
+                    reason=Reason.PATH_PATTERN,
+                    detail="expected <subject>/<expression>/<NNN>[_<phase>].<image>",
+                )
+            )
         else:
             groups.setdefault((parts[0], parts[1]), []).append(path)
     for (subject, expression), files in sorted(groups.items()):
@@ -259,8 +301,9 @@ def discover_images(root: Path, cfg: SourcesConfig) -> list[Found]:
         if suffix == ".pts":
             continue
         if suffix not in cfg.image_extensions:
-            found.append(Found("images", (path,), reason=Reason.UNSUPPORTED,
-                               detail=f"extension '{suffix}' is not an image"))
+            found.append(
+                Found("images", (path,), reason=Reason.UNSUPPORTED, detail=f"extension '{suffix}' is not an image")
+            )
             continue
         parts = path.relative_to(root).parts
         subject = parts[0] if len(parts) > 1 else path.stem

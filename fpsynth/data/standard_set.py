@@ -35,8 +35,12 @@ from fpsynth.data.sources import Found, Kind, slug
 # "nearnormal" before "normal".
 _CATEGORIES = tuple(sorted(((c.replace("-", ""), c) for c in GRADED), key=lambda wc: -len(wc[0])))
 # Palsy-type words: "nonflaccid" (the paper's other name for synkinetic) before "flaccid".
-_TYPES = (("nonflaccid", "synkinetic"), ("synkinetic", "synkinetic"), ("synkinesis", "synkinetic"),
-          ("flaccid", "flaccid"))
+_TYPES = (
+    ("nonflaccid", "synkinetic"),
+    ("synkinetic", "synkinetic"),
+    ("synkinesis", "synkinetic"),
+    ("flaccid", "flaccid"),
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,8 +104,7 @@ def _remainder(stem: str, key: str) -> str | None:
     return rest.strip(" _-.")
 
 
-def discover_standard_set(root: Path, files: list[Path], cfg: SourcesConfig,
-                          movements: MovementsConfig) -> list[Found]:
+def discover_standard_set(root: Path, files: list[Path], cfg: SourcesConfig, movements: MovementsConfig) -> list[Found]:
     found: list[Found] = []
     keys: dict[str, str] = {}  # norm(key) -> the key as first written (a video's name wins)
     videos, photos = [], []
@@ -118,8 +121,14 @@ def discover_standard_set(root: Path, files: list[Path], cfg: SourcesConfig,
         elif suffix in cfg.image_extensions:
             photos.append(path)
         else:
-            found.append(Found("meei", (path,), reason=Reason.UNSUPPORTED,
-                               detail=f"extension '{suffix}' is neither a video, an image nor a spreadsheet"))
+            found.append(
+                Found(
+                    "meei",
+                    (path,),
+                    reason=Reason.UNSUPPORTED,
+                    detail=f"extension '{suffix}' is neither a video, an image nor a spreadsheet",
+                )
+            )
     for path, key in videos:
         found.append(Found("meei", (path,), Kind.VIDEO, keys[norm(key)], "video", segment=True))
     by_participant: dict[str, list[tuple[Path, str]]] = {}
@@ -148,17 +157,20 @@ def _photo_key(path: Path, root: Path, keys: dict[str, str]) -> tuple[str, str]:
 def _photos_of(key: str, items: list[tuple[Path, str]], movements: MovementsConfig) -> list[Found]:
     """Found photos of one participant, with their expressions (see the module's notes)."""
     named = [(p, r) for p, r in items if r and not r.isdigit()]
-    numbered = sorted(((p, r) for p, r in items if not r or r.isdigit()),
-                      key=lambda pr: (int(pr[1]) if pr[1] else -1, pr[0].name))
+    numbered = sorted(
+        ((p, r) for p, r in items if not r or r.isdigit()), key=lambda pr: (int(pr[1]) if pr[1] else -1, pr[0].name)
+    )
     out = [Found("meei", (p,), Kind.PHOTO, key, slug(r)) for p, r in named]
     if len(numbered) == len(movements.names):
         return out + [Found("meei", (p,), Kind.PHOTO, key, name) for (p, _), name in zip(numbered, movements.names)]
     note = None
     for k, (p, _) in enumerate(numbered, start=1):
         if k == 1:
-            note = (Reason.MOVEMENT_COUNT.value,
-                    f"{len(movements.names)} numbered photos expected per participant (one per entry of "
-                    f"prepare.movements.names), found {len(numbered)}: labelled photo_01..photo_{len(numbered):02d} "
-                    "in name order, not named")
+            note = (
+                Reason.MOVEMENT_COUNT.value,
+                f"{len(movements.names)} numbered photos expected per participant (one per entry of "
+                f"prepare.movements.names), found {len(numbered)}: labelled photo_01..photo_{len(numbered):02d} "
+                "in name order, not named",
+            )
         out.append(Found("meei", (p,), Kind.PHOTO, key, f"photo_{k:02d}", note=note if k == 1 else None))
     return out

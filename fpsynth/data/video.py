@@ -45,8 +45,12 @@ def frame_signature(rgb: np.ndarray) -> bytes:
 # Signatures of still-image formats: FFmpeg opens such a file as a one-frame "video" whatever its
 # name, so a photo named .mp4 is caught by its first bytes instead.
 _IMAGE_MAGIC = (
-    (b"\xff\xd8\xff", "a JPEG image"), (b"\x89PNG\r\n\x1a\n", "a PNG image"), (b"GIF8", "a GIF image"),
-    (b"BM", "a BMP image"), (b"II*\x00", "a TIFF image"), (b"MM\x00*", "a TIFF image"),
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"\x89PNG\r\n\x1a\n", "a PNG image"),
+    (b"GIF8", "a GIF image"),
+    (b"BM", "a BMP image"),
+    (b"II*\x00", "a TIFF image"),
+    (b"MM\x00*", "a TIFF image"),
 )
 
 
@@ -89,7 +93,9 @@ class VideoDecoder:
             cv2.utils.logging.setLogLevel(level)
         if not self._cap.isOpened():
             self._cap.release()
-            raise Rejected(Reason.NOT_A_VIDEO, "OpenCV/FFmpeg cannot open it (not a video, or an MP4 cut before its index)")
+            raise Rejected(
+                Reason.NOT_A_VIDEO, "OpenCV/FFmpeg cannot open it (not a video, or an MP4 cut before its index)"
+            )
         self.info = VideoInfo(
             frame_count=max(0, int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT))),
             fps=float(self._cap.get(cv2.CAP_PROP_FPS) or 0.0),
@@ -99,9 +105,13 @@ class VideoDecoder:
         self.decoded = 0
         self.seeks = 0  # seeks made by frames(known=...)
 
-    def frames(self, wanted: Callable[[int], bool] = lambda i: True, max_frames: int | None = None,
-               known: Mapping[int, bytes] | None = None,
-               next_wanted: Callable[[int], int] | None = None) -> Iterator[tuple[int, np.ndarray]]:
+    def frames(
+        self,
+        wanted: Callable[[int], bool] = lambda i: True,
+        max_frames: int | None = None,
+        known: Mapping[int, bytes] | None = None,
+        next_wanted: Callable[[int], int] | None = None,
+    ) -> Iterator[tuple[int, np.ndarray]]:
         """(index, (H, W, 3) uint8 RGB) for every frame index ``wanted`` accepts, in order.
 
         ``known``: signatures (:func:`frame_signature`) of frames an earlier pass decoded from the
@@ -131,7 +141,9 @@ class VideoDecoder:
                     self.decoded = index + 1
                     rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
                     if check and frame_signature(rgb) != sigs[index]:
-                        raise SeekMismatch(f"{self.path}: frame {index} reached by seeking is not the frame decoded there")
+                        raise SeekMismatch(
+                            f"{self.path}: frame {index} reached by seeking is not the frame decoded there"
+                        )
                     if wanted(index):
                         yield index, rgb
                 else:
@@ -156,8 +168,14 @@ def _last_below(sorted_keys: list[int], target: int) -> int | None:
     return sorted_keys[k - 1] if k else None
 
 
-def join_clips(parts: list[tuple[Path, int, int]], out: Path, still_s: float = 3.0, fps: float = 30.0,
-               side: int = 480, blank_s: float = 0.0) -> list[tuple[int, int]]:
+def join_clips(
+    parts: list[tuple[Path, int, int]],
+    out: Path,
+    still_s: float = 3.0,
+    fps: float = 30.0,
+    side: int = 480,
+    blank_s: float = 0.0,
+) -> list[tuple[int, int]]:
     """Write one MP4 (mp4v) of clip ranges with ``still_s`` of still frames before, between and after them.
 
     ``parts``: (video, first frame, last frame) each. Every frame is centre-cropped to a square and

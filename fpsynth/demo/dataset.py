@@ -48,8 +48,17 @@ from fpsynth.version import __version__
 SUBJECT_PREFIX = "synthetic-"
 ID_PREFIX = "synthetic-id-"
 SCORES_COLUMNS = ("subject", "eface", "house_brackmann", "sunnybrook")
-SUBJECT_COLUMNS = ("subject", "synthetic", "side", "severity", "eface", "category", "house_brackmann",
-                   "sunnybrook", "hair_style")
+SUBJECT_COLUMNS = (
+    "subject",
+    "synthetic",
+    "side",
+    "severity",
+    "eface",
+    "category",
+    "house_brackmann",
+    "sunnybrook",
+    "hair_style",
+)
 DISCLAIMER = "SYNTHETIC: a rendered face of no real person; not a photograph and not clinical data"
 
 
@@ -65,10 +74,20 @@ def subject_plan(cfg: DemoConfig, seed: int) -> list[dict[str, Any]]:
         side = ("left", "right")[(k + seed) % 2]  # alternate the affected side across subjects
         g = grade(severity)
         idt = sample_identity(seeds.rng(seed, "demo-identity", k))
-        rows.append({"subject": f"{SUBJECT_PREFIX}{k + 1:03d}", "synthetic": True, "side": side,
-                     "severity": severity, "eface": g.eface, "category": g.category,
-                     "house_brackmann": g.house_brackmann, "sunnybrook": g.sunnybrook,
-                     "hair_style": idt.hair_style.value, "identity": idt})
+        rows.append(
+            {
+                "subject": f"{SUBJECT_PREFIX}{k + 1:03d}",
+                "synthetic": True,
+                "side": side,
+                "severity": severity,
+                "eface": g.eface,
+                "category": g.category,
+                "house_brackmann": g.house_brackmann,
+                "sunnybrook": g.sunnybrook,
+                "hair_style": idt.hair_style.value,
+                "identity": idt,
+            }
+        )
     return rows
 
 
@@ -97,11 +116,14 @@ def _render_subject(root: Path, row: dict[str, Any], cfg: DemoConfig, seed: int,
             m = _pose(rng, cfg.pose, cfg.image_size)
             state = pose_face(idt, neutral, movement, intensity * idt.effort, palsy)
             rgb, px = render_face(idt, state, m, cfg.image_size, rng, cfg.noise)
-            comment = (f"subject={row['subject']} movement={movement.value} phase={phase} frame={f} "
-                       f"intensity={intensity * idt.effort:.3f} palsy_side={palsy.side} "
-                       f"severity={palsy.severity:.3f} eface={row['eface']}")
-            _write_face(root / "aflfp" / row["subject"] / movement.value / f"{f:03d}_{phase}", rgb, px,
-                        {"Comment": comment})
+            comment = (
+                f"subject={row['subject']} movement={movement.value} phase={phase} frame={f} "
+                f"intensity={intensity * idt.effort:.3f} palsy_side={palsy.side} "
+                f"severity={palsy.severity:.3f} eface={row['eface']}"
+            )
+            _write_face(
+                root / "aflfp" / row["subject"] / movement.value / f"{f:03d}_{phase}", rgb, px, {"Comment": comment}
+            )
             n += 1
     return n
 
@@ -144,7 +166,8 @@ def write_demo_dataset(out_dir: Path, cfg: DemoConfig, seed: int, workers: int |
     if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / DEMO_MANIFEST).is_file():
         raise DemoFolderError(
             f"{out_dir} is not empty and is not an fpsynth demo dataset (no demo.json); "
-            "choose a new or empty folder for the demo data")
+            "choose a new or empty folder for the demo data"
+        )
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -158,19 +181,36 @@ def write_demo_dataset(out_dir: Path, cfg: DemoConfig, seed: int, workers: int |
         (tmp / "scores.csv").write_text(_csv(plan, SCORES_COLUMNS))
         (tmp / "subjects.csv").write_text(_csv(plan, SUBJECT_COLUMNS))
         subjects = [{c: row[c] for c in SUBJECT_COLUMNS} for row in plan]
-        manifest = {"synthetic": True, "generator": DEMO_GENERATOR, "version": __version__, "seed": seed,
-                    "config": to_dict(cfg), "subjects": subjects, "ids": ids,
-                    "counts": {"subjects": len(plan), "images": images, "id_images": len(ids)},
-                    "disclaimer": DISCLAIMER}
+        manifest = {
+            "synthetic": True,
+            "generator": DEMO_GENERATOR,
+            "version": __version__,
+            "seed": seed,
+            "config": to_dict(cfg),
+            "subjects": subjects,
+            "ids": ids,
+            "counts": {"subjects": len(plan), "images": images, "id_images": len(ids)},
+            "disclaimer": DISCLAIMER,
+        }
         (tmp / DEMO_MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
         (tmp / "README.md").write_text(_readme(cfg, seed, plan, images, len(ids)))
         _swap_into_place(tmp, out_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return {"root": out_dir, "aflfp": out_dir / "aflfp", "scores": out_dir / "scores.csv",
-            "subjects_csv": out_dir / "subjects.csv", "ids": out_dir / "ids", "readme": out_dir / "README.md",
-            "manifest": out_dir / DEMO_MANIFEST, "synthetic": True, "subjects": len(plan), "images": images,
-            "id_images": len(ids), "categories": dict(Counter(row["category"] for row in plan))}
+    return {
+        "root": out_dir,
+        "aflfp": out_dir / "aflfp",
+        "scores": out_dir / "scores.csv",
+        "subjects_csv": out_dir / "subjects.csv",
+        "ids": out_dir / "ids",
+        "readme": out_dir / "README.md",
+        "manifest": out_dir / DEMO_MANIFEST,
+        "synthetic": True,
+        "subjects": len(plan),
+        "images": images,
+        "id_images": len(ids),
+        "categories": dict(Counter(row["category"] for row in plan)),
+    }
 
 
 def _swap_into_place(tmp: Path, out_dir: Path) -> None:
@@ -228,8 +268,16 @@ def _readme(cfg: DemoConfig, seed: int, plan: list[dict[str, Any]], images: int,
     counts = Counter(row["category"] for row in plan)
     phases = sorted({p for p, _ in clip_schedule(cfg.frames)}, key=PHASES.index)
     return README_TEMPLATE.format(
-        subject_prefix=SUBJECT_PREFIX, seed=seed, subjects=len(plan), movements=len(cfg.movements),
-        frames=cfg.frames, images=images, size=cfg.image_size, ids=ids, phases=", ".join(phases),
+        subject_prefix=SUBJECT_PREFIX,
+        seed=seed,
+        subjects=len(plan),
+        movements=len(cfg.movements),
+        frames=cfg.frames,
+        images=images,
+        size=cfg.image_size,
+        ids=ids,
+        phases=", ".join(phases),
         bands=eface_bands_text(),
         movement_list="\n".join(f"- {m.value}" for m in cfg.movements),
-        category_rows="\n".join(f"| {c} | {counts[c]} |" for c in sorted(counts, key=severity_rank)))
+        category_rows="\n".join(f"| {c} | {counts[c]} |" for c in sorted(counts, key=severity_rank)),
+    )

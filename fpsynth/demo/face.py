@@ -29,8 +29,9 @@ JAW_TOP = -0.006  # height of jaw points 0 / 16 (the ear line) relative to the e
 
 MIDLINE = np.flatnonzero(MIRROR == np.arange(68))  # 8, 27-30, 33, 51, 57, 62, 66
 # Points on the image-left half; with MIDLINE they determine a symmetric face.
-IMAGE_LEFT = np.array(list(range(0, 8)) + [17, 18, 19, 20, 21, 31, 32] + list(range(36, 42))
-                      + [48, 49, 50, 58, 59, 60, 61, 67])
+IMAGE_LEFT = np.array(
+    list(range(0, 8)) + [17, 18, 19, 20, 21, 31, 32] + list(range(36, 42)) + [48, 49, 50, 58, 59, 60, 61, 67]
+)
 
 RIGHT_EYE = ibug68.indices(ibug68.RIGHT_EYE)  # the subject's right eye, on the image's left
 LEFT_EYE = ibug68.indices(ibug68.LEFT_EYE)  # the subject's left eye, on the image's right
@@ -44,15 +45,19 @@ class HairStyle(str, enum.Enum):
 
 
 # Skin tones from light to very dark (RGB); a subject's tone is a point on this ramp.
-_SKIN_RAMP = np.array([[240, 205, 180], [222, 178, 145], [196, 145, 108], [160, 110, 75],
-                       [116, 78, 54], [82, 56, 42]], np.float32)
-_HAIR = np.array([[28, 22, 20], [58, 38, 26], [104, 68, 42], [182, 150, 96], [130, 62, 32],
-                  [150, 146, 140]], np.float32)
+_SKIN_RAMP = np.array(
+    [[240, 205, 180], [222, 178, 145], [196, 145, 108], [160, 110, 75], [116, 78, 54], [82, 56, 42]], np.float32
+)
+_HAIR = np.array(
+    [[28, 22, 20], [58, 38, 26], [104, 68, 42], [182, 150, 96], [130, 62, 32], [150, 146, 140]], np.float32
+)
 _IRIS = np.array([[74, 46, 28], [45, 30, 22], [70, 110, 150], [80, 110, 70], [110, 85, 50]], np.float32)
-_BACKDROP = np.array([[196, 206, 214], [170, 184, 168], [212, 200, 182], [150, 160, 184],
-                      [120, 128, 136], [218, 214, 210]], np.float32)
-_SHIRT = np.array([[40, 60, 110], [150, 40, 45], [60, 110, 80], [210, 210, 205], [45, 45, 50],
-                   [170, 140, 90]], np.float32)
+_BACKDROP = np.array(
+    [[196, 206, 214], [170, 184, 168], [212, 200, 182], [150, 160, 184], [120, 128, 136], [218, 214, 210]], np.float32
+)
+_SHIRT = np.array(
+    [[40, 60, 110], [150, 40, 45], [60, 110, 80], [210, 210, 205], [45, 45, 50], [170, 140, 90]], np.float32
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,17 +115,33 @@ def sample_identity(rng: np.random.Generator) -> Identity:
     top = np.array(_pick(rng, _BACKDROP, 14))
     bottom = np.clip(top * u(0.7, 0.92), 0, 255)
     return Identity(
-        face_w=u(0.245, 0.285), face_h=u(0.34, 0.39), jaw_square=u(2.1, 3.0), eye_y=u(0.415, 0.445),
-        eye_sep=u(0.095, 0.108), eye_w=u(0.075, 0.088), eye_open=u(0.3, 0.4), canthal_tilt=u(-0.002, 0.006),
-        brow_gap=u(0.05, 0.062), brow_arch=u(0.012, 0.022), brow_thick=u(0.009, 0.017),
-        nose_len=u(0.15, 0.175), nose_w=u(0.034, 0.046), mouth_gap=u(0.05, 0.065), mouth_w=u(0.15, 0.185),
-        lip_upper=u(0.013, 0.02), lip_lower=u(0.018, 0.027),
+        face_w=u(0.245, 0.285),
+        face_h=u(0.34, 0.39),
+        jaw_square=u(2.1, 3.0),
+        eye_y=u(0.415, 0.445),
+        eye_sep=u(0.095, 0.108),
+        eye_w=u(0.075, 0.088),
+        eye_open=u(0.3, 0.4),
+        canthal_tilt=u(-0.002, 0.006),
+        brow_gap=u(0.05, 0.062),
+        brow_arch=u(0.012, 0.022),
+        brow_thick=u(0.009, 0.017),
+        nose_len=u(0.15, 0.175),
+        nose_w=u(0.034, 0.046),
+        mouth_gap=u(0.05, 0.065),
+        mouth_w=u(0.15, 0.185),
+        lip_upper=u(0.013, 0.02),
+        lip_lower=u(0.018, 0.027),
         skin=_rgb(np.clip(skin, 0, 255)),
         lips=_rgb(np.clip(lips, 0, 255)),
-        hair=hair, brows=_rgb(0.6 * v for v in hair), iris=_pick(rng, _IRIS, 10),
+        hair=hair,
+        brows=_rgb(0.6 * v for v in hair),
+        iris=_pick(rng, _IRIS, 10),
         backdrop=(_rgb(top), _rgb(bottom)),
-        shirt=_pick(rng, _SHIRT, 16), hair_style=HairStyle(rng.choice([s.value for s in HairStyle])),
-        fold_depth=u(0.25, 0.6), effort=u(0.85, 1.0),
+        shirt=_pick(rng, _SHIRT, 16),
+        hair_style=HairStyle(rng.choice([s.value for s in HairStyle])),
+        fold_depth=u(0.25, 0.6),
+        effort=u(0.85, 1.0),
     )
 
 
@@ -152,8 +173,9 @@ def neutral_landmarks(idt: Identity) -> np.ndarray:
     # Jaw: the lower-left quarter of a superellipse, 0 (ear) .. 8 (chin) at equal arc length.
     phi = np.linspace(0.0, np.pi / 2, 200)
     n = idt.jaw_square
-    curve = np.stack([cx - idt.face_w * np.cos(phi) ** (2 / n),
-                      jaw_top + (chin - jaw_top) * np.sin(phi) ** (2 / n)], axis=1)
+    curve = np.stack(
+        [cx - idt.face_w * np.cos(phi) ** (2 / n), jaw_top + (chin - jaw_top) * np.sin(phi) ** (2 / n)], axis=1
+    )
     arc = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(curve, axis=0), axis=1))])
     at = np.linspace(0.0, arc[-1], 9)
     p[0:9] = np.stack([np.interp(at, arc, curve[:, 0]), np.interp(at, arc, curve[:, 1])], axis=1)
@@ -204,23 +226,32 @@ def auxiliary_outline(idt: Identity, lm: np.ndarray) -> dict[str, np.ndarray]:
     jaw_top = ey + JAW_TOP
     top = ey - 0.28  # crown of the skull
     phi = np.linspace(0.0, np.pi, 25)
-    skull = np.stack([cx + idt.face_w * 1.02 * np.cos(phi),  # from the image-right ear over the top
-                      jaw_top - (jaw_top - top) * np.sin(phi) ** 0.8], axis=1)
+    skull = np.stack(
+        [
+            cx + idt.face_w * 1.02 * np.cos(phi),  # from the image-right ear over the top
+            jaw_top - (jaw_top - top) * np.sin(phi) ** 0.8,
+        ],
+        axis=1,
+    )
     hair_y = ey - idt.brow_gap - 0.075  # hairline at the forehead's top
     side = np.clip((np.abs(np.cos(phi)) - 0.8) / 0.18, 0.0, 1.0)
     side = side * side * (3 - 2 * side)  # smoothstep: the hairline drops at the temples
-    hairline = np.stack([cx + idt.face_w * 0.98 * np.cos(phi),
-                         hair_y + (ey - 0.015 - hair_y) * side - 0.012 * np.sin(phi) ** 2],
-                        axis=1)[::-1]  # image-left to right
+    hairline = np.stack(
+        [cx + idt.face_w * 0.98 * np.cos(phi), hair_y + (ey - 0.015 - hair_y) * side - 0.012 * np.sin(phi) ** 2], axis=1
+    )[::-1]  # image-left to right
     # Neck down to a round neckline (the shirt is drawn first, the neck over it).
     chin = ey + idt.face_h
     neck_w, collar = 0.5 * idt.face_w, chin + 0.1
     arc = np.linspace(0.0, np.pi, 13)
-    neck = np.concatenate([
-        [[cx - neck_w, lm[4, 1]], [cx + neck_w, lm[12, 1]]],
-        np.stack([cx + 1.12 * neck_w * np.cos(arc), collar + 0.035 * np.sin(arc)], axis=1)])
-    shirt = np.concatenate([
-        np.stack([cx - 0.5 * np.cos(arc), collar + 0.13 - 0.14 * np.sin(arc)], axis=1), [[1.2, 1.2], [-0.2, 1.2]]])
+    neck = np.concatenate(
+        [
+            [[cx - neck_w, lm[4, 1]], [cx + neck_w, lm[12, 1]]],
+            np.stack([cx + 1.12 * neck_w * np.cos(arc), collar + 0.035 * np.sin(arc)], axis=1),
+        ]
+    )
+    shirt = np.concatenate(
+        [np.stack([cx - 0.5 * np.cos(arc), collar + 0.13 - 0.14 * np.sin(arc)], axis=1), [[1.2, 1.2], [-0.2, 1.2]]]
+    )
     ear_y = 0.5 * (lm[0, 1] + lm[3, 1])
     ears = np.array([[lm[0, 0] - 0.006, ear_y], [lm[16, 0] + 0.006, ear_y]])
     return {"skull": skull, "hairline": hairline, "neck": neck, "shirt": shirt, "ears": ears}

@@ -31,9 +31,9 @@ def png_text(data: bytes) -> dict[str, str]:
         raise ValueError("not a PNG file")
     out, pos = {}, len(_PNG_SIGNATURE)
     while pos + 8 <= len(data):
-        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
-        payload = data[pos + 8:pos + 8 + length]
-        (crc,) = struct.unpack(">I", data[pos + 8 + length:pos + 12 + length])
+        length, kind = struct.unpack(">I4s", data[pos : pos + 8])
+        payload = data[pos + 8 : pos + 8 + length]
+        (crc,) = struct.unpack(">I", data[pos + 8 + length : pos + 12 + length])
         if crc != zlib.crc32(kind + payload):
             raise ValueError(f"PNG chunk {kind!r} at byte {pos} fails its CRC")
         if kind == b"tEXt":

@@ -201,8 +201,9 @@ def _halves(values: Iterable[float]) -> tuple[float, float]:
     return left, right
 
 
-def pose_face(idt: Identity, neutral: np.ndarray, movement: Movement | None, intensity: float,
-              palsy: Palsy = NO_PALSY) -> FaceState:
+def pose_face(
+    idt: Identity, neutral: np.ndarray, movement: Movement | None, intensity: float, palsy: Palsy = NO_PALSY
+) -> FaceState:
     """The face of ``idt`` performing ``movement`` at ``intensity`` (0..1) with ``palsy``.
 
     ``neutral`` is :func:`fpsynth.demo.face.neutral_landmarks` of ``idt`` (passed in so that a

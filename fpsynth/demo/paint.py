@@ -17,8 +17,9 @@ _SHIFT = 4  # fractional bits of the fixed-point coordinates handed to OpenCV
 _ONE = 1 << _SHIFT
 
 
-def similarity_matrix(size: int, rotation_deg: float = 0.0, scale: float = 1.0,
-                      shift: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
+def similarity_matrix(
+    size: int, rotation_deg: float = 0.0, scale: float = 1.0, shift: tuple[float, float] = (0.0, 0.0)
+) -> np.ndarray:
     """(2, 3) map from the canonical frame (image fractions) to pixels.
 
     Rotates by ``rotation_deg`` (counter-clockwise on screen) and scales about the image centre,
@@ -45,7 +46,7 @@ def spline(pts: np.ndarray, closed: bool = False, per_segment: int = 8) -> np.nd
     t2, t3 = t * t, t * t * t
     # Catmull-Rom basis rows for (p0, p1, p2, p3).
     b = 0.5 * np.stack([-t3 + 2 * t2 - t, 3 * t3 - 5 * t2 + 2, -3 * t3 + 4 * t2 + t, t3 - t2], axis=1)
-    out = [b @ ext[i:i + 4] for i in range(n_seg)]
+    out = [b @ ext[i : i + 4] for i in range(n_seg)]
     if not closed:
         out.append(p[-1:])
     return np.concatenate(out)
@@ -82,8 +83,9 @@ class Canvas:
         y1 = min(int(math.ceil(allp[:, 1].max() + pad)) + 1, self.size)
         return (x0, y0, x1, y1) if x1 > x0 and y1 > y0 else None
 
-    def coverage(self, polys: list[np.ndarray], blur: float = 0.0, thickness: float | None = None,
-                 closed: bool = True) -> tuple[tuple[int, int, int, int], np.ndarray] | None:
+    def coverage(
+        self, polys: list[np.ndarray], blur: float = 0.0, thickness: float | None = None, closed: bool = True
+    ) -> tuple[tuple[int, int, int, int], np.ndarray] | None:
         """Anti-aliased coverage (0..1) of filled polygons, or of polylines when ``thickness`` is set."""
         pad = 3 * blur + (thickness or 0) + 2
         roi = self._roi(polys, pad)
@@ -101,8 +103,7 @@ class Canvas:
             cov = cv2.GaussianBlur(cov, (0, 0), blur)
         return roi, cov
 
-    def paint(self, roi: tuple[int, int, int, int], alpha: np.ndarray, colour: np.ndarray,
-              lit: bool = False) -> None:
+    def paint(self, roi: tuple[int, int, int, int], alpha: np.ndarray, colour: np.ndarray, lit: bool = False) -> None:
         """Blend ``colour`` ((3,) or a field of the roi's shape) into ``roi`` with per-pixel ``alpha``."""
         x0, y0, x1, y1 = roi
         sub = self.img[y0:y1, x0:x1]
@@ -111,9 +112,15 @@ class Canvas:
             col = col * self.light[y0:y1, x0:x1, None]
         sub += (col - sub) * alpha[..., None]
 
-    def fill(self, poly: np.ndarray | list[np.ndarray], colour: np.ndarray, alpha: float = 1.0,
-             blur: float = 0.0, clip: tuple[tuple[int, int, int, int], np.ndarray] | None = None,
-             lit: bool = False) -> None:
+    def fill(
+        self,
+        poly: np.ndarray | list[np.ndarray],
+        colour: np.ndarray,
+        alpha: float = 1.0,
+        blur: float = 0.0,
+        clip: tuple[tuple[int, int, int, int], np.ndarray] | None = None,
+        lit: bool = False,
+    ) -> None:
         """Fill polygon(s); ``clip`` (a coverage result) restricts the paint to another shape."""
         polys = poly if isinstance(poly, list) else [poly]
         got = self.coverage(polys, blur)
@@ -123,8 +130,15 @@ class Canvas:
                 cov = cov * _crop(clip, roi)
             self.paint(roi, cov * alpha, colour, lit)
 
-    def stroke(self, pts: np.ndarray, colour: np.ndarray, thickness: float, alpha: float = 1.0,
-               blur: float = 0.0, closed: bool = False) -> None:
+    def stroke(
+        self,
+        pts: np.ndarray,
+        colour: np.ndarray,
+        thickness: float,
+        alpha: float = 1.0,
+        blur: float = 0.0,
+        closed: bool = False,
+    ) -> None:
         got = self.coverage([pts], blur, thickness=thickness, closed=closed)
         if got is not None:
             self.paint(got[0], got[1] * alpha, colour)
@@ -146,5 +160,5 @@ def _crop(got: tuple[tuple[int, int, int, int], np.ndarray], roi: tuple[int, int
     out = np.zeros((y1 - y0, x1 - x0), np.float32)
     ix0, iy0, ix1, iy1 = max(a0, x0), max(b0, y0), min(a1, x1), min(b1, y1)
     if ix1 > ix0 and iy1 > iy0:
-        out[iy0 - y0:iy1 - y0, ix0 - x0:ix1 - x0] = cov[iy0 - b0:iy1 - b0, ix0 - a0:ix1 - a0]
+        out[iy0 - y0 : iy1 - y0, ix0 - x0 : ix1 - x0] = cov[iy0 - b0 : iy1 - b0, ix0 - a0 : ix1 - a0]
     return out

@@ -36,8 +36,14 @@ _CATCHLIGHT = np.full(3, 250, np.float32)
 _EYES = (RIGHT_EYE, LEFT_EYE)
 
 
-def render_face(idt: Identity, state: FaceState, m: np.ndarray, size: int,
-                rng: np.random.Generator | None = None, noise: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+def render_face(
+    idt: Identity,
+    state: FaceState,
+    m: np.ndarray,
+    size: int,
+    rng: np.random.Generator | None = None,
+    noise: float = 0.0,
+) -> tuple[np.ndarray, np.ndarray]:
     """Render one face -> ((size, size, 3) uint8 RGB image, (68, 2) landmarks in its pixels).
 
     ``m`` is the (2, 3) canonical-to-pixel map (:func:`fpsynth.demo.paint.similarity_matrix`);
@@ -123,8 +129,12 @@ class _Renderer:
         for sign in (-1, 1):
             eye_x = CENTRE_X + sign * self.idt.eye_sep
             c.fill(self.oval((eye_x, self.idt.eye_y + 0.1), (0.05, 0.032)), lips, 0.13, self.u(0.02))
-            c.fill(self.oval((eye_x + sign * 0.02, self.idt.eye_y + 0.06), (0.045, 0.018)),
-                   np.minimum(self.skin * 1.15 + 10, 255), 0.14, self.u(0.015))
+            c.fill(
+                self.oval((eye_x + sign * 0.02, self.idt.eye_y + 0.06), (0.045, 0.018)),
+                np.minimum(self.skin * 1.15 + 10, 255),
+                0.14,
+                self.u(0.015),
+            )
 
     def creases(self) -> None:
         """Nasolabial folds, forehead lines and the mentolabial shadow, each per image half."""
@@ -138,35 +148,51 @@ class _Renderer:
                 t = np.linspace(0, 1, 16)[:, None]
                 fold = (1 - t) ** 2 * p0 + 2 * (1 - t) * t * p1 + t * t * p2  # quadratic Bezier
                 c.stroke(self.T(fold), dark, self.u(0.006), 0.45 * depth, self.u(0.004))
-                c.stroke(self.T(fold + (sign * 0.01, -0.004)), np.minimum(self.skin * 1.12, 255),
-                         self.u(0.012), 0.3 * depth, self.u(0.006))
+                c.stroke(
+                    self.T(fold + (sign * 0.01, -0.004)),
+                    np.minimum(self.skin * 1.12, 255),
+                    self.u(0.012),
+                    0.3 * depth,
+                    self.u(0.006),
+                )
             lines = self.st.forehead[k]
             if lines > 0.01:
                 brow_y = lm[RIGHT_BROW, 1].mean() if k == 0 else lm[LEFT_BROW, 1].mean()
                 x = CENTRE_X + sign * np.linspace(0.0, 0.16, 9)
                 for j, off in enumerate((0.022, 0.038, 0.054)):
                     y = brow_y - off - 0.01 * ((x - CENTRE_X) / 0.16) ** 2
-                    c.stroke(self.T(np.stack([x, y], 1)), self.skin * 0.62, self.u(0.004),
-                             0.5 * lines * (1 - 0.2 * j), self.u(0.002))
+                    c.stroke(
+                        self.T(np.stack([x, y], 1)),
+                        self.skin * 0.62,
+                        self.u(0.004),
+                        0.5 * lines * (1 - 0.2 * j),
+                        self.u(0.002),
+                    )
         chin = lm[57] + (0.0, 0.022)
         c.fill(self.oval(chin, (0.03, 0.007)), dark, 0.18, self.u(0.006))
 
     def nose(self) -> None:
         c, lm = self.canvas, self.lm
         for sign, ala, inner in ((-1, 31, 32), (1, 35, 34)):
-            side = np.array([[CENTRE_X + sign * 0.013, lm[27, 1] + 0.02], [CENTRE_X + sign * 0.017, lm[29, 1]],
-                             lm[ala] + (sign * 0.004, -0.02)])
+            side = np.array(
+                [
+                    [CENTRE_X + sign * 0.013, lm[27, 1] + 0.02],
+                    [CENTRE_X + sign * 0.017, lm[29, 1]],
+                    lm[ala] + (sign * 0.004, -0.02),
+                ]
+            )
             c.stroke(self.T(side), self.skin * 0.7, self.u(0.006), 0.3, self.u(0.006))
-            c.fill(self.oval(lm[ala] + (-sign * 0.004, -0.008), (0.012, 0.011)), self.skin * 0.84, 0.55,
-                   self.u(0.004))
+            c.fill(self.oval(lm[ala] + (-sign * 0.004, -0.008), (0.012, 0.011)), self.skin * 0.84, 0.55, self.u(0.004))
             nostril = 0.5 * (lm[ala] + lm[inner]) + (0.0, -0.004)
-            c.fill(self.oval(nostril, (0.009, 0.0045), -sign * 15 + self.angle), self.skin * 0.3, 0.85,
-                   self.u(0.0015))
+            c.fill(self.oval(nostril, (0.009, 0.0045), -sign * 15 + self.angle), self.skin * 0.3, 0.85, self.u(0.0015))
         c.fill(self.oval(lm[33] + (0.0, 0.006), (0.02, 0.006)), self.skin * 0.6, 0.3, self.u(0.005))
-        c.fill(self.oval(lm[30] + (0.0, -0.004), (0.011, 0.009)), np.minimum(self.skin * 1.15 + 12, 255),
-               0.4, self.u(0.005))
-        c.stroke(self.T(lm[[27, 28, 29]]), np.minimum(self.skin * 1.1 + 8, 255), self.u(0.006), 0.25,
-                 self.u(0.004))
+        c.fill(
+            self.oval(lm[30] + (0.0, -0.004), (0.011, 0.009)),
+            np.minimum(self.skin * 1.15 + 12, 255),
+            0.4,
+            self.u(0.005),
+        )
+        c.stroke(self.T(lm[[27, 28, 29]]), np.minimum(self.skin * 1.1 + 8, 255), self.u(0.006), 0.25, self.u(0.004))
         for w, sign in zip(self.st.nose_wrinkle, (-1, 1)):  # lines across the bridge, per half
             if w <= 0.01:
                 continue
@@ -180,8 +206,7 @@ class _Renderer:
         upper, lower = idx[[0, 1, 2, 3]], idx[[3, 4, 5, 0]]
         corners = 0.5 * (lm[idx[0]] + lm[idx[3]])
         h0 = self.idt.eye_open * self.idt.eye_w  # rest opening: the socket and crease stay put
-        c.fill(self.oval(corners + (0.0, -0.015), (0.75 * self.idt.eye_w, 0.03)), self.skin * 0.78, 0.35,
-               self.u(0.008))
+        c.fill(self.oval(corners + (0.0, -0.015), (0.75 * self.idt.eye_w, 0.03)), self.skin * 0.78, 0.35, self.u(0.008))
         crease = lm[upper].copy()
         crease[1:3, 1] = np.minimum(crease[1:3, 1], corners[1] - 0.55 * h0) - 0.009
         crease[[0, 3], 1] -= 0.003
@@ -222,8 +247,9 @@ class _Renderer:
         c.fill(outer, lips, lit=True)
         upper = np.concatenate([spline(px[48:55], per_segment=5), spline(px[[64, 63, 62, 61, 60]], per_segment=5)])
         c.fill(upper, lips * 0.82, 0.8)
-        c.fill(self.oval(0.5 * (lm[57] + lm[66]), (0.022, 0.005)), np.minimum(lips * 1.25 + 15, 255), 0.3,
-               self.u(0.004))
+        c.fill(
+            self.oval(0.5 * (lm[57] + lm[66]), (0.022, 0.005)), np.minimum(lips * 1.25 + 15, 255), 0.3, self.u(0.004)
+        )
         # Mouth opening (canonical, largest inner-lip gap): the inside and teeth fade in with it,
         # so the hair-thin gap of closed lips never shows as a line of teeth.
         gap = float(np.max(lm[[67, 66, 65], 1] - lm[[61, 62, 63], 1]))
@@ -247,8 +273,9 @@ class _Renderer:
     def hair_back(self) -> None:
         chin = self.idt.eye_y + self.idt.face_h
         w = self.idt.face_w
-        back = np.concatenate([self._cap(1.14, 1.1), [[CENTRE_X - 1.3 * w, chin + 0.1],
-                                                      [CENTRE_X + 1.3 * w, chin + 0.1]]])
+        back = np.concatenate(
+            [self._cap(1.14, 1.1), [[CENTRE_X - 1.3 * w, chin + 0.1], [CENTRE_X + 1.3 * w, chin + 0.1]]]
+        )
         self.canvas.fill(self.T(back), self.hair * 0.8, lit=True)
 
     def hair_front(self) -> None:
@@ -264,8 +291,14 @@ class _Renderer:
         if style is HairStyle.LONG:  # side locks over the ears down to the jaw
             w, ey = idt.face_w, idt.eye_y
             for sign, j in ((-1, (0, 1, 2, 3)), (1, (16, 15, 14, 13))):
-                outer = np.array([[CENTRE_X + sign * 0.96 * w, ey - 0.03], [CENTRE_X + sign * 1.13 * w, ey],
-                                  [CENTRE_X + sign * 1.16 * w, ey + 0.13], [CENTRE_X + sign * 1.1 * w, ey + 0.25]])
+                outer = np.array(
+                    [
+                        [CENTRE_X + sign * 0.96 * w, ey - 0.03],
+                        [CENTRE_X + sign * 1.13 * w, ey],
+                        [CENTRE_X + sign * 1.16 * w, ey + 0.13],
+                        [CENTRE_X + sign * 1.1 * w, ey + 0.25],
+                    ]
+                )
                 inner = lm[list(j)][::-1] + (sign * 0.006, 0.0)
                 parts.append(np.concatenate([outer, inner]))
         polys = [self.T(p) for p in parts]

@@ -29,9 +29,15 @@ RENDER_SIZE = 128
 SIDES: tuple[Side, Side] = ("left", "right")  # the palsied subjects alternate sides in this order
 
 
-def rendered_samples(severities: Sequence[float], *, seed: int, prefix: str = "r",
-                     movements: Sequence[Movement] = (Movement.SMILE_OPEN, Movement.BROW_RAISE, Movement.EYE_CLOSE_TIGHT),
-                     frames: int = 3, jitter: float = 3.0) -> Samples:
+def rendered_samples(
+    severities: Sequence[float],
+    *,
+    seed: int,
+    prefix: str = "r",
+    movements: Sequence[Movement] = (Movement.SMILE_OPEN, Movement.BROW_RAISE, Movement.EYE_CLOSE_TIGHT),
+    frames: int = 3,
+    jitter: float = 3.0,
+) -> Samples:
     """One subject per entry of ``severities`` (0 none .. 1 complete), palsy sides alternating left/right.
 
     Subject k draws its identity and pose jitter from ``numpy`` generators seeded by (seed, k).
@@ -49,23 +55,40 @@ def rendered_samples(severities: Sequence[float], *, seed: int, prefix: str = "r
         subject = f"{prefix}{k:03d}"
         for movement in movements:
             for f, (phase, intensity) in enumerate(clip_schedule(frames)):
-                m = similarity_matrix(RENDER_SIZE, rng.uniform(-jitter, jitter), 1 + rng.uniform(-0.04, 0.04),
-                                      tuple(rng.uniform(-0.02, 0.02, 2)))
-                rgb, px = render_face(idt, pose_face(idt, neutral, movement, intensity * idt.effort, palsy), m, RENDER_SIZE)
+                m = similarity_matrix(
+                    RENDER_SIZE,
+                    rng.uniform(-jitter, jitter),
+                    1 + rng.uniform(-0.04, 0.04),
+                    tuple(rng.uniform(-0.02, 0.02, 2)),
+                )
+                rgb, px = render_face(
+                    idt, pose_face(idt, neutral, movement, intensity * idt.effort, palsy), m, RENDER_SIZE
+                )
                 a = align(rgb, px)
                 crops.append(a.crop)
                 lms.append(a.landmarks)
-                rows.append({"subject": subject, "frame_id": f"{subject}/{movement.value}/{f}", "severity": g.category,
-                             "eface": float(g.eface), "side": side if severity > 0 else None,
-                             "expression": movement.value, "phase": phase})
+                rows.append(
+                    {
+                        "subject": subject,
+                        "frame_id": f"{subject}/{movement.value}/{f}",
+                        "severity": g.category,
+                        "eface": float(g.eface),
+                        "side": side if severity > 0 else None,
+                        "expression": movement.value,
+                        "phase": phase,
+                    }
+                )
     return Samples(pd.DataFrame(rows), np.stack(lms), np.stack(crops))
 
 
 def as_synthetic(samples: Samples) -> Samples:
     """The same rows shaped as a generated set: ``style_subject`` / ``style_frame`` from the subject."""
     t = samples.table.rename(columns={"subject": "style_subject", "frame_id": "style_frame"})
-    return Samples(t.assign(identity_source=[f"ids/{s}-identity.png" for s in t["style_subject"]]),
-                   samples.landmarks, samples.images)
+    return Samples(
+        t.assign(identity_source=[f"ids/{s}-identity.png" for s in t["style_subject"]]),
+        samples.landmarks,
+        samples.images,
+    )
 
 
 def with_split(samples: Samples, test_subjects: Sequence[str]) -> Samples:

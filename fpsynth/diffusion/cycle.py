@@ -72,8 +72,15 @@ class _Pass:
 
 
 def _pass_losses(
-    eps_hat: torch.Tensor, eps: torch.Tensor, x0_hat: torch.Tensor, t: torch.Tensor, targets: LossTargets,
-    recognize: ImageNet, detect_landmarks: ImageNet | None, cfg: LossConfig, num_timesteps: int,
+    eps_hat: torch.Tensor,
+    eps: torch.Tensor,
+    x0_hat: torch.Tensor,
+    t: torch.Tensor,
+    targets: LossTargets,
+    recognize: ImageNet,
+    detect_landmarks: ImageNet | None,
+    cfg: LossConfig,
+    num_timesteps: int,
 ) -> _Pass:
     mse = mse_eps(eps_hat, eps)
     ident = identity_loss(recognize(x0_hat), targets.id_of_xid, targets.id_of_x0, t, num_timesteps)
@@ -118,8 +125,13 @@ def cycle_losses(
     x0_hat = schedule.predict_x0(x_t, t, eps_hat)  # step 3
     first = _pass_losses(eps_hat, eps, x0_hat, t, targets, recognize, detect_landmarks, cfg, T)  # step 4
     if not cfg.cycle:
-        return CycleLosses(first.total, float(first.total.detach()), float(first.mse.detach()),
-                           float(first.identity.detach()), _value(first.landmark))
+        return CycleLosses(
+            first.total,
+            float(first.total.detach()),
+            float(first.mse.detach()),
+            float(first.identity.detach()),
+            _value(first.landmark),
+        )
 
     x_t2 = schedule.q_sample(x0_hat, t, eps)  # step 5: same eps and t
     if cfg.second_pass_conditions is SecondPassConditions.FIRST_PASS:
@@ -134,7 +146,13 @@ def cycle_losses(
     second = _pass_losses(eps_hat2, eps, x0_hat2, t, targets2, recognize, detect_landmarks, cfg, T)  # step 8
     total = first.total + cfg.sigma * second.total  # step 9
     return CycleLosses(
-        total, float(first.total.detach()), float(first.mse.detach()), float(first.identity.detach()),
-        _value(first.landmark), float(second.total.detach()), float(second.mse.detach()),
-        float(second.identity.detach()), _value(second.landmark),
+        total,
+        float(first.total.detach()),
+        float(first.mse.detach()),
+        float(first.identity.detach()),
+        _value(first.landmark),
+        float(second.total.detach()),
+        float(second.mse.detach()),
+        float(second.identity.detach()),
+        _value(second.landmark),
     )

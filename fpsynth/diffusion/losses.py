@@ -11,7 +11,9 @@ def mse_eps(eps_hat: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
     return F.mse_loss(eps_hat, eps)
 
 
-def identity_loss(f_hat: torch.Tensor, f_id: torch.Tensor, f_0: torch.Tensor, t: torch.Tensor, num_timesteps: int) -> torch.Tensor:
+def identity_loss(
+    f_hat: torch.Tensor, f_id: torch.Tensor, f_0: torch.Tensor, t: torch.Tensor, num_timesteps: int
+) -> torch.Tensor:
     """DCFace's time-dependent identity loss.
 
     f_hat = f(x0_hat), f_id = f(x_id), f_0 = f(x0), each (B, E); t (B,). With w = t / T:
@@ -30,4 +32,3 @@ def identity_loss(f_hat: torch.Tensor, f_id: torch.Tensor, f_0: torch.Tensor, t:
 def landmark_loss(lm_hat: torch.Tensor, lm_0: torch.Tensor) -> torch.Tensor:
     """L_lm = mean squared difference of D_LM's landmarks (B, 68, 2) of x0_hat and of x0."""
     return F.mse_loss(lm_hat, lm_0)
-

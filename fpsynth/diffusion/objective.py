@@ -33,7 +33,15 @@ class CycleObjective(nn.Module):
 
         recompute = self.cfg.second_pass_conditions is SecondPassConditions.RECOMPUTE_FROM_X0_HAT
         return cycle_losses(
-            model, model.recognize, model.detect_landmarks if model.has_landmarks else None,
-            self.schedule, self.cfg, x0, cond, frozen.targets, t, eps,
+            model,
+            model.recognize,
+            model.detect_landmarks if model.has_landmarks else None,
+            self.schedule,
+            self.cfg,
+            x0,
+            cond,
+            frozen.targets,
+            t,
+            eps,
             recondition=recondition if recompute else None,
         )

@@ -197,7 +197,10 @@ class DPMSolverPP(Sampler):
 
 
 def denoise(
-    eps_fn: EpsFn, schedule: NoiseSchedule, cfg: SamplerConfig, x_T: torch.Tensor,
+    eps_fn: EpsFn,
+    schedule: NoiseSchedule,
+    cfg: SamplerConfig,
+    x_T: torch.Tensor,
     generators: Sequence[torch.Generator] | NoiseSource,
 ) -> torch.Tensor:
     """The sampling loop: x_T (B, C, H, W) down to x_0 (not clamped) with ``cfg``'s sampler, eps from ``eps_fn``."""

@@ -15,15 +15,21 @@ COLUMNS = (
     ("file_name", "the image, relative to this folder (112x112 RGB PNG, ArcFace-aligned)"),
     ("item_id / item_index", "the item's id (8 digits) and number; shard = item_index // shard_size"),
     ("identity_id / identity_source", "the identity face: pseudonymous crop id, and the photo's path under --ids"),
-    ("style_frame / style_subject / style_path", "the palsy frame whose expression was transferred: its frame id, "
-     "the patient's pseudonym and the crop's path in the prepare folder"),
+    (
+        "style_frame / style_subject / style_path",
+        "the palsy frame whose expression was transferred: its frame id, "
+        "the patient's pseudonym and the crop's path in the prepare folder",
+    ),
     ("severity / eface", "the style patient's severity category and eFACE score (the image's palsy label)"),
     ("expression / phase", "the movement and its phase in the style frame"),
     ("seed", "the item's noise seed, derived from (run seed, item id) alone"),
     ("sampler / steps / eta", "the sampler and its settings"),
     ("checkpoint / checkpoint_step", "sha256 of the model weights, and their training step"),
-    ("profile", "the model's behaviour profile: fpsynth (the paper), or ccfexp-authors / dcface-authors "
-     "(a published checkpoint computing what the authors' code computes)"),
+    (
+        "profile",
+        "the model's behaviour profile: fpsynth (the paper), or ccfexp-authors / dcface-authors "
+        "(a published checkpoint computing what the authors' code computes)",
+    ),
     ("device / precision / batch_size", "where the image was made (see Reproducing)"),
     ("image_sha256", "sha256 of the PNG file"),
     ("synthetic", "always true: the image is generated"),
@@ -40,16 +46,21 @@ def _sorted_severities(names: set[str]) -> list[str]:
     return sorted(names, key=lambda s: (severity_rank(s), s))
 
 
-def dataset_card(counts: Counts, gen: GenerateConfig, seed: int, checkpoint: dict[str, Any], n_identity_rejects: int,
-                 title: str) -> str:
+def dataset_card(
+    counts: Counts, gen: GenerateConfig, seed: int, checkpoint: dict[str, Any], n_identity_rejects: int, title: str
+) -> str:
     """Markdown text of the card; ``checkpoint`` {path, sha256, step}."""
     severities = _sorted_severities(set(counts.severity))
     expressions = sorted(counts.expression)
     cross_rows = [(e, *[counts.cross.get((s, e), 0) for s in severities], counts.expression[e]) for e in expressions]
     cross_rows.append(("**all**", *[counts.severity[s] for s in severities], counts.images))
     sampler = gen.sampler
-    settings = to_toml({"seed": seed, "generate": {k: v for k, v in to_dict(gen).items()
-                                                       if k not in ("ids", "out", "checkpoint", "shard")}})
+    settings = to_toml(
+        {
+            "seed": seed,
+            "generate": {k: v for k, v in to_dict(gen).items() if k not in ("ids", "out", "checkpoint", "shard")},
+        }
+    )
     eta = f", eta {sampler.eta}" if sampler_class(sampler.kind).uses_eta else ""
     devices = ", ".join(f"{d} ({p})" for d, p in sorted(counts.devices))
     return f"""---
@@ -74,9 +85,9 @@ configs:
 
 - **images:** {counts.images}, from {len(counts.identities)} identities and {len(counts.style_frames)} style frames
   of {len(counts.style_subjects)} patients; identity photos rejected: {n_identity_rejects} (`identity_rejects.parquet`)
-- **model:** checkpoint `{checkpoint.get('path')}` at step {checkpoint.get('step')},
-  weights sha256 `{checkpoint.get('sha256')}` ({'EMA' if gen.ema else 'raw'} U-Net weights),
-  profile `{checkpoint.get('profile', 'fpsynth')}`
+- **model:** checkpoint `{checkpoint.get("path")}` at step {checkpoint.get("step")},
+  weights sha256 `{checkpoint.get("sha256")}` ({"EMA" if gen.ema else "raw"} U-Net weights),
+  profile `{checkpoint.get("profile", "fpsynth")}`
 - **sampler:** {sampler.kind.value}, {sampler.steps} steps{eta}; made on {devices}
 
 ## Images per expression and severity

@@ -52,8 +52,14 @@ class GeneratedDataset(Dataset):
     ``expression``, ``phase`` ("" when unknown) as strings and ``eface`` (NaN when unknown).
     """
 
-    def __init__(self, run_dir: Path, prepare_dir: Path | None = None, *, severities: list[str] | None = None,
-                 expressions: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        run_dir: Path,
+        prepare_dir: Path | None = None,
+        *,
+        severities: list[str] | None = None,
+        expressions: list[str] | None = None,
+    ) -> None:
         self.root = Path(run_dir)
         meta = read_metadata(self.root)
         if severities is not None:
@@ -76,8 +82,12 @@ class GeneratedDataset(Dataset):
         item = {
             "image": load_crop(self.root / row["file_name"]),
             "identity": self._identities[row["identity_id"]],
-            "item_id": row["item_id"], "identity_id": row["identity_id"], "style_frame": row["style_frame"],
-            "style_subject": row["style_subject"], "severity": row["severity"], "expression": row["expression"],
+            "item_id": row["item_id"],
+            "identity_id": row["identity_id"],
+            "style_frame": row["style_frame"],
+            "style_subject": row["style_subject"],
+            "severity": row["severity"],
+            "expression": row["expression"],
             "phase": "" if row["phase"] is None or pd.isna(row["phase"]) else row["phase"],
             "eface": optional_float(row["eface"]),
         }

@@ -37,16 +37,18 @@ _KEY = b"fpsynth.identities_key"
 _SHOWN = 10  # rejected files listed in the error message
 IDENTITY_PNG_COMPRESSION = 3  # the crops' PNG level inside identities.parquet (part of its bytes)
 
-IDENTITIES = pa.schema([
-    ("identity_id", pa.string()),  # the crop's pseudonymous id (prepare's frame_id of the photo)
-    ("subject", pa.string()),  # pseudonym of the photo's first folder (or of the photo itself)
-    ("source", pa.string()),  # the photo's path relative to --ids
-    ("png", pa.binary()),  # the aligned 112x112 RGB crop, PNG-encoded
-    ("landmarks", pa.list_(pa.float32(), 136)),  # 68 points in crop pixels, x0, y0, x1, ...
-    ("det_score", pa.float32()),
-    ("blur", pa.float32()),
-    ("yaw", pa.float32()),
-])
+IDENTITIES = pa.schema(
+    [
+        ("identity_id", pa.string()),  # the crop's pseudonymous id (prepare's frame_id of the photo)
+        ("subject", pa.string()),  # pseudonym of the photo's first folder (or of the photo itself)
+        ("source", pa.string()),  # the photo's path relative to --ids
+        ("png", pa.binary()),  # the aligned 112x112 RGB crop, PNG-encoded
+        ("landmarks", pa.list_(pa.float32(), 136)),  # 68 points in crop pixels, x0, y0, x1, ...
+        ("det_score", pa.float32()),
+        ("blur", pa.float32()),
+        ("yaw", pa.float32()),
+    ]
+)
 IDENTITY_REJECTS = pa.schema([("source", pa.string()), ("reason", pa.string()), ("detail", pa.string())])
 
 
@@ -74,11 +76,18 @@ class Identities:
         """Identities from already aligned (112, 112, 3) uint8 RGB crops (benchmarks, other tools)."""
         pngs = [encode_png(c, IDENTITY_PNG_COMPRESSION) for c in crops]
         names = [f"ID{i:05d}" for i in range(len(crops))]
-        table = pd.DataFrame({
-            "identity_id": names, "subject": names,
-            "source": list(sources), "png": pngs, "landmarks": [None] * len(crops), "det_score": np.nan,
-            "blur": np.nan, "yaw": np.nan,
-        })
+        table = pd.DataFrame(
+            {
+                "identity_id": names,
+                "subject": names,
+                "source": list(sources),
+                "png": pngs,
+                "landmarks": [None] * len(crops),
+                "det_score": np.nan,
+                "blur": np.nan,
+                "yaw": np.nan,
+            }
+        )
         key = hashlib.sha256(b"".join(hashlib.sha256(p).digest() for p in pngs)).hexdigest()
         return cls(table, pd.DataFrame(columns=IDENTITY_REJECTS.names), key)
 
@@ -91,13 +100,23 @@ def decode_crop(png: bytes) -> torch.Tensor:
 def identities_key(folder: Path, prepare: PrepareConfig, seed: int, dlib_models: Path | None) -> str:
     """Fingerprint of everything the identity crops depend on (not the worker count)."""
     settings = {k: v for k, v in to_dict(prepare).items() if k in ("faces", "quality", "sources", "png_compression")}
-    payload = json.dumps({"photos": hash_paths({"ids": folder}), "settings": settings, "seed": seed,
-                          "dlib": str(dlib_models)}, sort_keys=True, default=str)
+    payload = json.dumps(
+        {"photos": hash_paths({"ids": folder}), "settings": settings, "seed": seed, "dlib": str(dlib_models)},
+        sort_keys=True,
+        default=str,
+    )
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
-def prepare_identities(folder: Path | None, prepare: PrepareConfig, out_dir: Path, *, seed: int,
-                       dlib_models: Path | None = None, n_jobs: int | None = None) -> Identities:
+def prepare_identities(
+    folder: Path | None,
+    prepare: PrepareConfig,
+    out_dir: Path,
+    *,
+    seed: int,
+    dlib_models: Path | None = None,
+    n_jobs: int | None = None,
+) -> Identities:
     """Align the faces of ``folder``, re-using ``out_dir``'s stored table when nothing changed.
 
     Writes nothing (the caller stores the tables once it knows the output folder is this run's).
@@ -122,8 +141,9 @@ def prepare_identities(folder: Path | None, prepare: PrepareConfig, out_dir: Pat
     return result
 
 
-def _align(root: Path, prepare: PrepareConfig, seed: int, dlib_models: Path | None, n_jobs: int | None,
-           key: str) -> Identities:
+def _align(
+    root: Path, prepare: PrepareConfig, seed: int, dlib_models: Path | None, n_jobs: int | None, key: str
+) -> Identities:
     with tempfile.TemporaryDirectory(prefix="fpsynth-ids-") as tmp:
         kept, rejects = process_photos(root, prepare, Path(tmp), dlib_models=dlib_models, n_jobs=n_jobs, seed=seed)
         pngs = [(Path(tmp) / p).read_bytes() for p in kept["path"]] if len(kept) else []
@@ -131,11 +151,18 @@ def _align(root: Path, prepare: PrepareConfig, seed: int, dlib_models: Path | No
     def column(name: str) -> list:
         return kept[name].tolist() if name in kept.columns else []
 
-    table = pd.DataFrame({
-        "identity_id": column("frame_id"), "subject": column("subject"), "source": column("source"), "png": pngs,
-        "landmarks": [np.asarray(v, np.float32).tolist() for v in column("landmarks")],
-        "det_score": column("det_score"), "blur": column("blur"), "yaw": column("yaw"),
-    })
+    table = pd.DataFrame(
+        {
+            "identity_id": column("frame_id"),
+            "subject": column("subject"),
+            "source": column("source"),
+            "png": pngs,
+            "landmarks": [np.asarray(v, np.float32).tolist() for v in column("landmarks")],
+            "det_score": column("det_score"),
+            "blur": column("blur"),
+            "yaw": column("yaw"),
+        }
+    )
     return Identities(table, rejects[["source", "reason", "detail"]].reset_index(drop=True), key)
 
 

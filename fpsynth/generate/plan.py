@@ -47,13 +47,24 @@ from fpsynth.stage import atomic_path
 PLAN_FILE = "plan.parquet"
 PLAN_KEY = b"fpsynth.plan_key"
 
-PLAN = pa.schema([
-    ("item_id", pa.string()), ("item_index", pa.int64()), ("shard", pa.int32()), ("file_name", pa.string()),
-    ("identity_id", pa.string()), ("identity_source", pa.string()),
-    ("style_frame", pa.string()), ("style_subject", pa.string()), ("style_path", pa.string()),
-    ("severity", pa.string()), ("eface", pa.float32()), ("expression", pa.string()), ("phase", pa.string()),
-    ("seed", pa.int64()),
-])
+PLAN = pa.schema(
+    [
+        ("item_id", pa.string()),
+        ("item_index", pa.int64()),
+        ("shard", pa.int32()),
+        ("file_name", pa.string()),
+        ("identity_id", pa.string()),
+        ("identity_source", pa.string()),
+        ("style_frame", pa.string()),
+        ("style_subject", pa.string()),
+        ("style_path", pa.string()),
+        ("severity", pa.string()),
+        ("eface", pa.float32()),
+        ("expression", pa.string()),
+        ("phase", pa.string()),
+        ("seed", pa.int64()),
+    ]
+)
 _STYLE_COLUMNS = ["frame_id", "subject", "path", "severity", "eface", "expression", "phase", "split"]
 
 
@@ -198,12 +209,19 @@ class Plan:
 
     def key(self) -> str:
         """Fingerprint of everything the plan's rows depend on."""
-        payload = json.dumps({
-            "count": self.count, "seed": self.seed, "shard_size": self.shard_size,
-            "weights": [[s.severity, s.expression, s.weight] for s in self.strata],
-            "phases": list(self.cfg.phases), "split": self.cfg.split.value,
-            "identities": self.identities.key, "pool": self.pool.key(),
-        }, sort_keys=True)
+        payload = json.dumps(
+            {
+                "count": self.count,
+                "seed": self.seed,
+                "shard_size": self.shard_size,
+                "weights": [[s.severity, s.expression, s.weight] for s in self.strata],
+                "phases": list(self.cfg.phases),
+                "split": self.cfg.split.value,
+                "identities": self.identities.key,
+                "pool": self.pool.key(),
+            },
+            sort_keys=True,
+        )
         return hashlib.sha256(payload.encode()).hexdigest()
 
     def shard_rows(self, shard: int) -> pd.DataFrame:
@@ -220,12 +238,19 @@ class Plan:
             f, i = self.strata[s].pair(r)
             iid = item_id(k)
             values = {
-                "item_id": iid, "item_index": k, "shard": shard,
+                "item_id": iid,
+                "item_index": k,
+                "shard": shard,
                 "file_name": f"shards/{shard_dir_name(shard)}/{iid}.png",
-                "identity_id": ids["identity_id"][i], "identity_source": ids["source"][i],
-                "style_frame": frames["frame_id"][f], "style_subject": frames["subject"][f],
-                "style_path": frames["path"][f], "severity": frames["severity"][f], "eface": frames["eface"][f],
-                "expression": frames["expression"][f], "phase": frames["phase"][f],
+                "identity_id": ids["identity_id"][i],
+                "identity_source": ids["source"][i],
+                "style_frame": frames["frame_id"][f],
+                "style_subject": frames["subject"][f],
+                "style_path": frames["path"][f],
+                "severity": frames["severity"][f],
+                "eface": frames["eface"][f],
+                "expression": frames["expression"][f],
+                "phase": frames["phase"][f],
                 "seed": item_seed(self.seed, iid),
             }
             for name, value in values.items():

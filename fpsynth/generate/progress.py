@@ -6,8 +6,16 @@ import contextlib
 from collections.abc import Callable, Iterator
 
 from rich.console import Console
-from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn,
-                           TimeElapsedColumn, TimeRemainingColumn)
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.text import Text
 
 console = Console(stderr=True)
@@ -22,8 +30,15 @@ class ImagesPerSecond(ProgressColumn):
 @contextlib.contextmanager
 def image_progress(label: str, total: int, done: int, enabled: bool = True) -> Iterator[Callable[[int], None]]:
     """Yields ``advance(n)``; the speed (and so the time left) counts images made in this run only."""
-    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), ImagesPerSecond(),
-               TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn())
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        ImagesPerSecond(),
+        TimeElapsedColumn(),
+        TextColumn("left"),
+        TimeRemainingColumn(),
+    )
     with Progress(*columns, console=console, disable=not enabled) as progress:
         task = progress.add_task(label, total=total, completed=done)
         yield lambda n: progress.advance(task, n)

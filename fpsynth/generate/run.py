@@ -40,8 +40,8 @@ from fpsynth.generate.identities import Identities, IdentityError, prepare_ident
 from fpsynth.generate.merge import METADATA_FILE, merge, pending_shards, read_metadata_key
 from fpsynth.generate.plan import Plan, StylePool, write_plan
 from fpsynth.generate.progress import console, image_progress
-from fpsynth.generate.sampling import Synthesizer
 from fpsynth.generate.shards import RunInfo, ShardMaker, verify_shard
+from fpsynth.generate.synthesizer import Synthesizer
 from fpsynth.generate.workers import Worker
 from fpsynth.outputs import require_upstream
 from fpsynth.stage import Input, MissingInputError, Stage, atomic_write_json, atomic_write_text
@@ -78,9 +78,15 @@ def run(cfg: PipelineConfig, workspace: Path, force: bool = False) -> dict[str, 
         raise IdentityError("generate needs identity faces: pass --ids DIR (a folder of face photos)")
     ids = check_root(Path(gen.ids), "--ids")
     checkpoint = None if gen.plan_only else _checkpoint_path(gen.checkpoint, workspace)
-    stage = Stage.declared(GENERATE, workspace, cfg, force=force, folder=out,
-                           at={"frames": prepare_dir / "frames.parquet", "checkpoint": checkpoint},
-                           inputs={"ids": Input(ids, GENERATE.usage)})  # the user's photos
+    stage = Stage.declared(
+        GENERATE,
+        workspace,
+        cfg,
+        force=force,
+        folder=out,
+        at={"frames": prepare_dir / "frames.parquet", "checkpoint": checkpoint},
+        inputs={"ids": Input(ids, GENERATE.usage)},
+    )  # the user's photos
     stage.require_inputs()
     if not gen.plan_only and stage.is_up_to_date():
         problem = dataset_problem(out) or stage.damage()
@@ -124,8 +130,18 @@ def _checkpoint_path(given: Path | None, workspace: Path) -> Path:
     return latest
 
 
-def produce(cfg: PipelineConfig, out: Path, identities: Identities, pool: StylePool, checkpoint: Path | None,
-            loader: Loader, *, stage: Stage | None = None, force: bool = False, worker: Worker | None = None) -> dict[str, Any]:
+def produce(
+    cfg: PipelineConfig,
+    out: Path,
+    identities: Identities,
+    pool: StylePool,
+    checkpoint: Path | None,
+    loader: Loader,
+    *,
+    stage: Stage | None = None,
+    force: bool = False,
+    worker: Worker | None = None,
+) -> dict[str, Any]:
     """Plan, sample this process's shards, and merge when the whole run is done (see the module docstring)."""
     gen, out = cfg.generate, Path(out)
     plan = Plan(gen.count, gen.plan, cfg.seed, identities, pool)
@@ -134,8 +150,13 @@ def produce(cfg: PipelineConfig, out: Path, identities: Identities, pool: StyleP
         write_identities(out, identities)
         path = write_plan(out, plan)
         console.print(f"plan of {plan.count} images in {plan.n_shards} shard(s) written to {path}")
-        return {"stage": "generate", "status": "planned", "plan": str(path), "items": plan.count,
-                "shards": plan.n_shards}
+        return {
+            "stage": "generate",
+            "status": "planned",
+            "plan": str(path),
+            "items": plan.count,
+            "shards": plan.n_shards,
+        }
 
     device = resolve_device(gen.runtime.device)
     loaded = loader(checkpoint, ema=gen.ema, device=device)
@@ -155,19 +176,33 @@ def produce(cfg: PipelineConfig, out: Path, identities: Identities, pool: StyleP
     worker = worker or Worker.from_env(gen.shard_spec)
     made, seconds = _make_shards(out, plan, synth, identities, pool, settings, worker, force)
     pending = pending_shards(out, range(plan.n_shards), run_key)
-    summary: dict[str, Any] = {"images_made": made, "seconds": round(seconds, 2),
-               "images_per_s": round(made / seconds, 3) if seconds > 0 else None, "worker": worker.describe()}
+    summary: dict[str, Any] = {
+        "images_made": made,
+        "seconds": round(seconds, 2),
+        "images_per_s": round(made / seconds, 3) if seconds > 0 else None,
+        "worker": worker.describe(),
+    }
     if pending:
-        console.print(f"{worker.describe()}: done; {len(pending)} shard(s) of other processes still pending "
-                      f"(the last process to finish merges, or run `{GENERATE.command}` without --shard).")
+        console.print(
+            f"{worker.describe()}: done; {len(pending)} shard(s) of other processes still pending "
+            f"(the last process to finish merges, or run `{GENERATE.command}` without --shard)."
+        )
         return {"stage": "generate", "status": "partial", "pending_shards": len(pending), "summary": summary}
 
     counts = merge(out, plan, run_key)
     card = dataset_card(counts, gen, cfg.seed, settings["checkpoint"], len(identities.rejects), out.name)
     atomic_write_text(out / CARD_FILE, card)
-    summary.update({"images": counts.images, "shards": plan.n_shards, "identities": len(counts.identities),
-                    "style_frames": len(counts.style_frames), "severity": dict(sorted(counts.severity.items())),
-                    "expression": dict(sorted(counts.expression.items())), "out": str(out)})
+    summary.update(
+        {
+            "images": counts.images,
+            "shards": plan.n_shards,
+            "identities": len(counts.identities),
+            "style_frames": len(counts.style_frames),
+            "severity": dict(sorted(counts.severity.items())),
+            "expression": dict(sorted(counts.expression.items())),
+            "out": str(out),
+        }
+    )
     console.print(f"{counts.images} images in {out} ({METADATA_FILE}, {CARD_FILE})")
     if stage is not None:
         summary["ids_synthetic"] = is_synthetic(Path(gen.ids)) if gen.ids is not None else False
@@ -178,15 +213,28 @@ def produce(cfg: PipelineConfig, out: Path, identities: Identities, pool: StyleP
 def _run_settings(gen: GenerateConfig, seed: int, plan: Plan, loaded: Any, checkpoint: Path | None) -> dict[str, Any]:
     """Everything that decides the images, and its hash (the run key)."""
     decisive = {
-        "plan_key": plan.key(), "count": gen.count, "seed": seed, "ema": gen.ema,
-        "sampler": to_dict(gen.sampler), "checkpoint_sha256": loaded.sha256,
+        "plan_key": plan.key(),
+        "count": gen.count,
+        "seed": seed,
+        "ema": gen.ema,
+        "sampler": to_dict(gen.sampler),
+        "checkpoint_sha256": loaded.sha256,
     }
     run_key = hashlib.sha256(json.dumps(decisive, sort_keys=True).encode()).hexdigest()
     step = loaded.state.get("step") if isinstance(loaded.state, dict) else None
-    return {"run_key": run_key, **decisive, "fpsynth": __version__,
-            "checkpoint": {"path": str(checkpoint) if checkpoint else None, "sha256": loaded.sha256, "step": step,
-                           "profile": getattr(getattr(loaded.model, "cfg", None), "profile", "fpsynth")},
-            "shards": plan.n_shards, "shard_size": plan.shard_size}
+    return {
+        "run_key": run_key,
+        **decisive,
+        "fpsynth": __version__,
+        "checkpoint": {
+            "path": str(checkpoint) if checkpoint else None,
+            "sha256": loaded.sha256,
+            "step": step,
+            "profile": getattr(getattr(loaded.model, "cfg", None), "profile", "fpsynth"),
+        },
+        "shards": plan.n_shards,
+        "shard_size": plan.shard_size,
+    }
 
 
 def _claim(out: Path, settings: dict[str, Any], force: bool, key: str) -> None:
@@ -204,8 +252,16 @@ def _claim(out: Path, settings: dict[str, Any], force: bool, key: str) -> None:
     )
 
 
-def _make_shards(out: Path, plan: Plan, synth: Synthesizer, identities: Identities, pool: StylePool,
-                 settings: dict[str, Any], worker: Worker, force: bool) -> tuple[int, float]:
+def _make_shards(
+    out: Path,
+    plan: Plan,
+    synth: Synthesizer,
+    identities: Identities,
+    pool: StylePool,
+    settings: dict[str, Any],
+    worker: Worker,
+    force: bool,
+) -> tuple[int, float]:
     """Verify this process's done shards, make the others; returns (images made, seconds sampling)."""
     run_key = settings["run_key"]
     mine = worker.shards(plan.n_shards)
@@ -222,16 +278,35 @@ def _make_shards(out: Path, plan: Plan, synth: Synthesizer, identities: Identiti
     if not todo:
         return 0, 0.0
     batch_size = synth.batch_size(divides=plan.shard_size)
-    info = RunInfo(run_key, synth.sampler.kind.value, synth.sampler.steps, synth.sampler.eta,
-                   settings["checkpoint_sha256"], settings["checkpoint"]["step"], synth.device.type,
-                   synth.precision, batch_size, settings["checkpoint"]["profile"])
+    info = RunInfo(
+        run_key,
+        synth.sampler.kind.value,
+        synth.sampler.steps,
+        synth.sampler.eta,
+        settings["checkpoint_sha256"],
+        settings["checkpoint"]["step"],
+        synth.device.type,
+        synth.precision,
+        batch_size,
+        settings["checkpoint"]["profile"],
+    )
     start = time.perf_counter()
     label = f"generate ({worker.describe()}, batch {batch_size}, {synth.device})"
     runtime = synth.runtime
-    with ShardMaker(synth, identities, pool.prepare_dir, out, info, batch_size=batch_size,
-                    writer_threads=runtime.writer_threads, png_compression=runtime.png_compression,
-                    background=synth.background_io) as maker, \
-            image_progress(label, total, done, worker.shows_progress) as advance:
+    with (
+        ShardMaker(
+            synth,
+            identities,
+            pool.prepare_dir,
+            out,
+            info,
+            batch_size=batch_size,
+            writer_threads=runtime.writer_threads,
+            png_compression=runtime.png_compression,
+            background=synth.background_io,
+        ) as maker,
+        image_progress(label, total, done, worker.shows_progress) as advance,
+    ):
         made = maker.make(((s, plan.shard_rows(s)) for s in todo), advance)
     if synth.cuda:
         torch.cuda.synchronize(synth.device)

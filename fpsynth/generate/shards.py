@@ -43,19 +43,28 @@ from fpsynth.data.dataset import load_crop
 from fpsynth.data.pixels import to_uint8
 from fpsynth.generate.identities import Identities
 from fpsynth.generate.plan import PLAN, shard_dir_name
-from fpsynth.generate.sampling import Synthesizer
+from fpsynth.generate.synthesizer import Synthesizer
 from fpsynth.stage import atomic_write_parquet
 
 RUN_KEY = b"fpsynth.run_key"
 
-METADATA = pa.schema([
-    *[f for f in PLAN if f.name != "style_path"],
-    ("style_path", pa.string()),  # relative to the prepare folder the run read (WORKSPACE/prepare)
-    ("sampler", pa.string()), ("steps", pa.int32()), ("eta", pa.float32()),
-    ("checkpoint", pa.string()), ("checkpoint_step", pa.int64()), ("profile", pa.string()),
-    ("device", pa.string()), ("precision", pa.string()), ("batch_size", pa.int32()),
-    ("image_sha256", pa.string()), ("synthetic", pa.bool_()),
-])
+METADATA = pa.schema(
+    [
+        *[f for f in PLAN if f.name != "style_path"],
+        ("style_path", pa.string()),  # relative to the prepare folder the run read (WORKSPACE/prepare)
+        ("sampler", pa.string()),
+        ("steps", pa.int32()),
+        ("eta", pa.float32()),
+        ("checkpoint", pa.string()),
+        ("checkpoint_step", pa.int64()),
+        ("profile", pa.string()),
+        ("device", pa.string()),
+        ("precision", pa.string()),
+        ("batch_size", pa.int32()),
+        ("image_sha256", pa.string()),
+        ("synthetic", pa.bool_()),
+    ]
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -165,9 +174,19 @@ class ShardMaker:
     part) runs in the finisher thread while the next shard samples.
     """
 
-    def __init__(self, synth: Synthesizer, identities: Identities, prepare_dir: Path, out: Path, info: RunInfo,
-                 *, batch_size: int, writer_threads: int = 2, png_compression: int = 3,
-                 background: bool = True) -> None:
+    def __init__(
+        self,
+        synth: Synthesizer,
+        identities: Identities,
+        prepare_dir: Path,
+        out: Path,
+        info: RunInfo,
+        *,
+        batch_size: int,
+        writer_threads: int = 2,
+        png_compression: int = 3,
+        background: bool = True,
+    ) -> None:
         self.synth, self.out, self.info = synth, Path(out), info
         self.prepare_dir = Path(prepare_dir)
         self.batch_size = batch_size
@@ -177,9 +196,11 @@ class ShardMaker:
         if background:
             self._loader: ThreadPoolExecutor | InlineExecutor = ThreadPoolExecutor(1, thread_name_prefix="fpsynth-load")
             self._writers: ThreadPoolExecutor | InlineExecutor = ThreadPoolExecutor(
-                writer_threads, thread_name_prefix="fpsynth-write")
+                writer_threads, thread_name_prefix="fpsynth-write"
+            )
             self._finisher: ThreadPoolExecutor | InlineExecutor = ThreadPoolExecutor(
-                1, thread_name_prefix="fpsynth-finish")
+                1, thread_name_prefix="fpsynth-finish"
+            )
         else:
             self._loader = self._writers = self._finisher = InlineExecutor()
 
@@ -234,8 +255,9 @@ class ShardMaker:
             if current is not None:  # decode the next batch while this one samples
                 upcoming = self._loader.submit(self._load, current[1])
             images = to_uint8(self.synth(x_id, x_style, rows["seed"].tolist()))
-            pending += [self._writers.submit(self._write, img, self.out / name)
-                        for img, name in zip(images, rows["file_name"])]
+            pending += [
+                self._writers.submit(self._write, img, self.out / name) for img, name in zip(images, rows["file_name"])
+            ]
             advance(len(rows))
             made += len(rows)
             if whole is not None:
@@ -256,8 +278,17 @@ class ShardMaker:
 
     def _metadata(self, planned: pd.DataFrame, digests: list[str]) -> pd.DataFrame:
         info = self.info
-        constant = {"sampler": info.sampler, "steps": info.steps, "eta": info.eta, "checkpoint": info.checkpoint,
-                    "checkpoint_step": info.checkpoint_step, "profile": info.profile, "device": info.device, "precision": info.precision,
-                    "batch_size": info.batch_size, "synthetic": True}
+        constant = {
+            "sampler": info.sampler,
+            "steps": info.steps,
+            "eta": info.eta,
+            "checkpoint": info.checkpoint,
+            "checkpoint_step": info.checkpoint_step,
+            "profile": info.profile,
+            "device": info.device,
+            "precision": info.precision,
+            "batch_size": info.batch_size,
+            "synthetic": True,
+        }
         meta = planned.assign(**constant, image_sha256=digests)
         return meta[METADATA.names]

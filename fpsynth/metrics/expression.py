@@ -118,7 +118,9 @@ def expression_displacement(expressive: np.ndarray, rest: np.ndarray) -> np.ndar
     return _in_frame(similarity_align(expressive, rest), frame) - _in_frame(rest, frame)
 
 
-def expression_error(generated: np.ndarray, generated_rest: np.ndarray, style: np.ndarray, style_rest: np.ndarray) -> np.ndarray:
+def expression_error(
+    generated: np.ndarray, generated_rest: np.ndarray, style: np.ndarray, style_rest: np.ndarray
+) -> np.ndarray:
     """Landmark expression-transfer error per pair (N,), in IOD units (see the module notes)."""
     d_gen = expression_displacement(generated, generated_rest)
     d_style = expression_displacement(style, style_rest)

@@ -47,7 +47,9 @@ class Frechet:
     eps_retry: bool  # sqrtm(S1 S2) was not finite; eps*I was added to both covariances
 
 
-def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray, eps: float = 1e-6) -> Frechet:
+def frechet_distance(
+    mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray, eps: float = 1e-6
+) -> Frechet:
     """Frechet distance between N(mu1, sigma1) and N(mu2, sigma2); means (D,), covariances (D, D)."""
     mu1, mu2 = np.atleast_1d(mu1).astype(np.float64), np.atleast_1d(mu2).astype(np.float64)
     sigma1, sigma2 = np.atleast_2d(sigma1).astype(np.float64), np.atleast_2d(sigma2).astype(np.float64)
@@ -145,7 +147,9 @@ def fid_of_features(a: np.ndarray, b: np.ndarray, eps: float = 1e-6) -> FIDResul
 
 
 @torch.inference_mode()
-def extract_features(net: torch.nn.Module, batches: Iterable[torch.Tensor], stats: FeatureStats | None = None) -> FeatureStats:
+def extract_features(
+    net: torch.nn.Module, batches: Iterable[torch.Tensor], stats: FeatureStats | None = None
+) -> FeatureStats:
     """Run ``net`` ((B, 3, H, W) in [-1, 1] -> (B, D)) over ``batches``, accumulating statistics."""
     for images in batches:
         feats = net(images)

@@ -101,7 +101,11 @@ class DlibEmbedder:
         shapes = []
         for lm in np.rint(points).astype(int):
             rect = dlib.rectangle(int(lm[:, 0].min()), int(lm[:, 1].min()), int(lm[:, 0].max()), int(lm[:, 1].max()))
-            shapes.append(dlib.full_object_detections([dlib.full_object_detection(rect, [dlib.point(int(x), int(y)) for x, y in lm])]))
+            shapes.append(
+                dlib.full_object_detections(
+                    [dlib.full_object_detection(rect, [dlib.point(int(x), int(y)) for x, y in lm])]
+                )
+            )
         # One call for the batch: dlib cuts each 150x150 chip from the shape and runs the ResNet.
         out = self._net.compute_face_descriptor(list(rgb), shapes)
         return np.array([list(faces[0]) for faces in out], np.float32)  # (N, 128)
@@ -148,7 +152,9 @@ class IR50Embedder:
 
     name = "ir50"
 
-    def __init__(self, network: torch.nn.Module, threshold: float = IR50_COSINE_THRESHOLD, batch_size: int = 64) -> None:
+    def __init__(
+        self, network: torch.nn.Module, threshold: float = IR50_COSINE_THRESHOLD, batch_size: int = 64
+    ) -> None:
         self.network = network.eval()
         self.verifier = Verifier(SimilarityKind.COSINE, threshold)
         self.batch_size = batch_size

@@ -19,7 +19,9 @@ from fpsynth.metrics.config import Distance, PerceptualConfig
 from fpsynth.nets.vgg import VGG16Features, imagenet_normalize
 
 
-def perceptual_distance(vgg: VGG16Features, x: torch.Tensor, y: torch.Tensor, cfg: PerceptualConfig = PerceptualConfig()) -> torch.Tensor:
+def perceptual_distance(
+    vgg: VGG16Features, x: torch.Tensor, y: torch.Tensor, cfg: PerceptualConfig = PerceptualConfig()
+) -> torch.Tensor:
     """Perceptual loss per image, (N, 3, H, W) x2 in [-1, 1] -> (N,); summed over ``cfg.taps``."""
     n = x.shape[0]
     feats = vgg(imagenet_normalize(torch.cat([x, y]).float()), cfg.taps)

@@ -41,7 +41,12 @@ class PrivacyAudit:
         idx = np.flatnonzero(self.flagged)
         order = np.argsort(self.score[idx]) if self.kind is SimilarityKind.EUCLIDEAN else np.argsort(-self.score[idx])
         return [
-            {"index": int(i), "item": self.item_ids[i], "subject": str(self.nearest_subject[i]), "score": float(self.score[i])}
+            {
+                "index": int(i),
+                "item": self.item_ids[i],
+                "subject": str(self.nearest_subject[i]),
+                "score": float(self.score[i]),
+            }
             for i in idx[order]
         ]
 
@@ -68,7 +73,9 @@ def privacy_audit(
     generated, training = np.asarray(generated, np.float32), np.asarray(training, np.float32)
     subjects = np.asarray(training_subjects).astype(str)
     if len(subjects) != len(training) or len(training) == 0:
-        raise ValueError(f"need one subject per training embedding: {len(subjects)} subjects for {len(training)} embeddings")
+        raise ValueError(
+            f"need one subject per training embedding: {len(subjects)} subjects for {len(training)} embeddings"
+        )
     ids = tuple(str(i) for i in (item_ids if item_ids is not None else range(len(generated))))
     if len(ids) != len(generated):
         raise ValueError(f"{len(ids)} item ids for {len(generated)} generated embeddings")

@@ -36,11 +36,15 @@ def open_inception(weights: WeightsConfig, cfg: FIDConfig = FIDConfig(), seed: i
     missing = missing_network("fid", inception.SPEC, weights.inception, weights.random_init)
     if missing:
         return missing
-    net, record = inception.load_inception(weights.inception, weights.random_init, verify_checksum=cfg.verify_checksum, seed=seed)
+    net, record = inception.load_inception(
+        weights.inception, weights.random_init, verify_checksum=cfg.verify_checksum, seed=seed
+    )
     return Opened(net, (record,))
 
 
-def open_vgg16(weights: WeightsConfig, metric: str = "perceptual", verify_checksum: bool = True, seed: int = 0) -> Opened | MissingNetwork:
+def open_vgg16(
+    weights: WeightsConfig, metric: str = "perceptual", verify_checksum: bool = True, seed: int = 0
+) -> Opened | MissingNetwork:
     """VGG16 features for the perceptual loss."""
     missing = missing_network(metric, vgg.SPEC, weights.vgg16, weights.random_init)
     if missing:
@@ -56,7 +60,9 @@ def open_lpips(weights: WeightsConfig, verify_checksum: bool = True, seed: int =
     )
     if missing:
         return missing
-    backbone, vgg_record = vgg.load_vgg16(weights.vgg16, weights.random_init, verify_checksum=verify_checksum, seed=seed)
+    backbone, vgg_record = vgg.load_vgg16(
+        weights.vgg16, weights.random_init, verify_checksum=verify_checksum, seed=seed
+    )
     heads, heads_record = lpips.load_lpips_heads(weights.lpips)
     return Opened(lpips.LPIPS(backbone, heads).eval(), (vgg_record, heads_record))
 
@@ -78,7 +84,9 @@ def open_embedder(
         missing = missing_network("identity", IR50_ID, weights.ir50_id, weights.random_init)
         if missing:
             return missing
-        embedder, record = ir50_embedder(weights.ir50_id, weights.random_init, cfg.ir50_threshold, cfg.batch_size, ir_config)
+        embedder, record = ir50_embedder(
+            weights.ir50_id, weights.random_init, cfg.ir50_threshold, cfg.batch_size, ir_config
+        )
         return Opened(embedder, (record,))
     missing = missing_dlib("identity", weights.dlib_models)
     if missing:

@@ -72,36 +72,95 @@ _SSIM_UNIT = "unitless, 1 = identical"
 _PL_UNIT = "mean squared VGG16 feature difference"
 
 # Order matters: it is the order of the per-image columns, of report.json's "pairwise" and of timings_s.
-PAIR_METRICS: dict[str, PairMetric] = {m.name: m for m in (
-    PairMetric("psnr", "PSNR", "dB", True, None, "psnr_ssim",
-               "10 log10(R^2 / MSE) over all pixels; identical images 100 dB (the authors' evaluation script)",
-               lambda gen, x, net, cfg: psnr(gen, x, data_range=2.0, identical=PSNR_OF_IDENTICAL)),
-    PairMetric("psnr_uncapped", "PSNR (uncapped)", "dB", True, None, "psnr_ssim",
-               "10 log10(R^2 / MSE) over all pixels; identical images inf (scikit-image), left out of means",
-               lambda gen, x, net, cfg: psnr(gen, x, data_range=2.0)),
-    PairMetric("ssim", "SSIM", _SSIM_UNIT, True, None, "psnr_ssim",
-               "scikit-image structural_similarity on images in [0, 1], data_range 1, its default 7x7 uniform "
-               "window and sample covariances, channels averaged (the authors' evaluation script)",
-               lambda gen, x, net, cfg: ssim_authors(gen, x)),
-    PairMetric("ssim_wang", "SSIM (Wang)", _SSIM_UNIT, True, None, "psnr_ssim",
-               "Wang et al. 2004: 11x11 Gaussian window of sigma 1.5, population covariances, on images in "
-               "[-1, 1] with data_range 2",
-               lambda gen, x, net, cfg: ssim(gen, x, data_range=2.0, gaussian=True)),
-    PairMetric("lpips", "LPIPS", "LPIPS distance, 0 = identical", False, "lpips", "lpips",
-               "LPIPS v0.1 with the VGG16 backbone (Zhang et al. 2018), images in [-1, 1]",
-               lambda gen, x, net, cfg: net(gen, x)),
-    PairMetric("pl", "PL", _PL_UNIT, False, "perceptual", "perceptual",
-               "mean squared difference of the whole vgg16.features output (through the last max-pool) of the "
-               "[-1, 1] images, not ImageNet-standardised (the authors' evaluation script)",
-               lambda gen, x, net, cfg: perceptual_loss_authors(net, gen, x)),
-    PairMetric("pl_johnson", "PL (Johnson)", _PL_UNIT, False, "perceptual", "perceptual",
-               "Johnson et al. 2016: mean squared difference of VGG16 activations at the taps of "
-               "report.metrics.perceptual (default relu2_2), ImageNet-standardised inputs",
-               lambda gen, x, net, cfg: perceptual_distance(net, gen, x, cfg.perceptual)),
-    PairMetric("mae", "MAE", "8-bit levels (0-255), 0 = identical", False, None, "mae",
-               "mean absolute difference over all pixels and channels, in 8-bit levels (not in Table 1)",
-               lambda gen, x, net, cfg: mae(gen, x) * 127.5),  # [-1, 1] -> 8-bit levels
-)}
+PAIR_METRICS: dict[str, PairMetric] = {
+    m.name: m
+    for m in (
+        PairMetric(
+            "psnr",
+            "PSNR",
+            "dB",
+            True,
+            None,
+            "psnr_ssim",
+            "10 log10(R^2 / MSE) over all pixels; identical images 100 dB (the authors' evaluation script)",
+            lambda gen, x, net, cfg: psnr(gen, x, data_range=2.0, identical=PSNR_OF_IDENTICAL),
+        ),
+        PairMetric(
+            "psnr_uncapped",
+            "PSNR (uncapped)",
+            "dB",
+            True,
+            None,
+            "psnr_ssim",
+            "10 log10(R^2 / MSE) over all pixels; identical images inf (scikit-image), left out of means",
+            lambda gen, x, net, cfg: psnr(gen, x, data_range=2.0),
+        ),
+        PairMetric(
+            "ssim",
+            "SSIM",
+            _SSIM_UNIT,
+            True,
+            None,
+            "psnr_ssim",
+            "scikit-image structural_similarity on images in [0, 1], data_range 1, its default 7x7 uniform "
+            "window and sample covariances, channels averaged (the authors' evaluation script)",
+            lambda gen, x, net, cfg: ssim_authors(gen, x),
+        ),
+        PairMetric(
+            "ssim_wang",
+            "SSIM (Wang)",
+            _SSIM_UNIT,
+            True,
+            None,
+            "psnr_ssim",
+            "Wang et al. 2004: 11x11 Gaussian window of sigma 1.5, population covariances, on images in "
+            "[-1, 1] with data_range 2",
+            lambda gen, x, net, cfg: ssim(gen, x, data_range=2.0, gaussian=True),
+        ),
+        PairMetric(
+            "lpips",
+            "LPIPS",
+            "LPIPS distance, 0 = identical",
+            False,
+            "lpips",
+            "lpips",
+            "LPIPS v0.1 with the VGG16 backbone (Zhang et al. 2018), images in [-1, 1]",
+            lambda gen, x, net, cfg: net(gen, x),
+        ),
+        PairMetric(
+            "pl",
+            "PL",
+            _PL_UNIT,
+            False,
+            "perceptual",
+            "perceptual",
+            "mean squared difference of the whole vgg16.features output (through the last max-pool) of the "
+            "[-1, 1] images, not ImageNet-standardised (the authors' evaluation script)",
+            lambda gen, x, net, cfg: perceptual_loss_authors(net, gen, x),
+        ),
+        PairMetric(
+            "pl_johnson",
+            "PL (Johnson)",
+            _PL_UNIT,
+            False,
+            "perceptual",
+            "perceptual",
+            "Johnson et al. 2016: mean squared difference of VGG16 activations at the taps of "
+            "report.metrics.perceptual (default relu2_2), ImageNet-standardised inputs",
+            lambda gen, x, net, cfg: perceptual_distance(net, gen, x, cfg.perceptual),
+        ),
+        PairMetric(
+            "mae",
+            "MAE",
+            "8-bit levels (0-255), 0 = identical",
+            False,
+            None,
+            "mae",
+            "mean absolute difference over all pixels and channels, in 8-bit levels (not in Table 1)",
+            lambda gen, x, net, cfg: mae(gen, x) * 127.5,
+        ),  # [-1, 1] -> 8-bit levels
+    )
+}
 
 CONVENTIONS: dict[Table1Convention, dict[str, str]] = {  # Table 1 column -> pair metric
     Table1Convention.AUTHORS: {"psnr": "psnr", "ssim": "ssim", "lpips": "lpips", "pl": "pl"},
@@ -119,6 +178,7 @@ def describe_convention(convention: Table1Convention) -> dict[str, object]:
     convention = Table1Convention(convention)
     return {
         "name": convention.value,
-        "columns": {col: {"metric": m, "definition": PAIR_METRICS[m].definition}
-                    for col, m in CONVENTIONS[convention].items()},
+        "columns": {
+            col: {"metric": m, "definition": PAIR_METRICS[m].definition} for col, m in CONVENTIONS[convention].items()
+        },
     }

@@ -140,7 +140,7 @@ class CCFExp(nn.Module):
             )
         for name, module in self.trainable_modules().items():
             prefix = f"{name}."
-            module.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
+            module.load_state_dict({k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)})
 
     def train(self, mode: bool = True) -> CCFExp:
         """Train mode for the trainable parts; the frozen networks always stay in eval mode."""

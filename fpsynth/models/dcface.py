@@ -73,7 +73,7 @@ def from_authors_state_dict(state: Mapping[str, torch.Tensor], prefix: str = AUT
     for key, value in state.items():
         if not key.startswith(prefix):
             continue
-        suffix = key[len(prefix):]
+        suffix = key[len(prefix) :]
         if suffix.startswith(AUTHORS_NOT_OURS):
             continue
         if suffix not in AUTHORS_KEYS:

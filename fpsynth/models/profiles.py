@@ -42,8 +42,12 @@ _MODEL_SWITCHES: dict[str, dict[str, Any]] = {
 }
 PROFILES = tuple(_MODEL_SWITCHES)
 # fpsynth's value of every switch a profile may set (the ModelConfig defaults)
-_DEFAULTS: dict[str, Any] = {"landmark_input": LandmarkInput.BGR_01, "landmark_tokens": TokenLayout.TRANSPOSE,
-                             "dcface_stats": PatchStats.STD, "fusion.query": FusionQuery.PROJECTED}
+_DEFAULTS: dict[str, Any] = {
+    "landmark_input": LandmarkInput.BGR_01,
+    "landmark_tokens": TokenLayout.TRANSPOSE,
+    "dcface_stats": PatchStats.STD,
+    "fusion.query": FusionQuery.PROJECTED,
+}
 CUSTOM = "custom"  # any mix of switches, named as such in every record
 
 
@@ -62,8 +66,11 @@ def profile_mismatches(cfg: ModelConfig) -> list[str]:
         return [f"profile: unknown name {cfg.profile!r} (one of {', '.join((*PROFILES, CUSTOM))})"]
     wanted = dict(_DEFAULTS)
     wanted.update(_MODEL_SWITCHES[cfg.profile])
-    return [f"{k}: has {_value(cfg, k).value}, profile {cfg.profile!r} sets {v.value}"
-            for k, v in wanted.items() if _value(cfg, k) != v]
+    return [
+        f"{k}: has {_value(cfg, k).value}, profile {cfg.profile!r} sets {v.value}"
+        for k, v in wanted.items()
+        if _value(cfg, k) != v
+    ]
 
 
 def apply_profile(cfg: ModelConfig, name: str) -> ModelConfig:

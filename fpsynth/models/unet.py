@@ -86,8 +86,14 @@ class ResBlock(TimestepBlock):
     """Residual block with scale-shift norm; optionally resamples (x2 up or /2 down) inside."""
 
     def __init__(
-        self, channels: int, emb_dim: int, out_channels: int, dropout: float, norm_groups: int,
-        up: bool = False, down: bool = False,
+        self,
+        channels: int,
+        emb_dim: int,
+        out_channels: int,
+        dropout: float,
+        norm_groups: int,
+        up: bool = False,
+        down: bool = False,
     ) -> None:
         super().__init__()
         self.in_layers = nn.Sequential(
@@ -105,7 +111,9 @@ class ResBlock(TimestepBlock):
             self.h_upd = self.x_upd = nn.Identity()
         self.emb_layers = nn.Sequential(nn.SiLU(), nn.Linear(emb_dim, 2 * out_channels))  # scale and shift
         self.out_layers = nn.Sequential(
-            nn.GroupNorm(norm_groups, out_channels), nn.SiLU(), nn.Dropout(dropout),
+            nn.GroupNorm(norm_groups, out_channels),
+            nn.SiLU(),
+            nn.Dropout(dropout),
             zero_module(nn.Conv2d(out_channels, out_channels, 3, padding=1)),
         )
         self.skip_connection = nn.Identity() if out_channels == channels else nn.Conv2d(channels, out_channels, 1)

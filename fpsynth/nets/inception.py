@@ -78,7 +78,9 @@ class FrozenBatchNorm2d(nn.Module):
 class BasicConv2d(nn.Module):
     """conv (no bias) -> BN -> ReLU; keys ``conv.weight``, ``bn.*`` as torchvision's."""
 
-    def __init__(self, cin: int, cout: int, kernel: int | tuple[int, int], stride: int = 1, padding: int | tuple[int, int] = 0) -> None:
+    def __init__(
+        self, cin: int, cout: int, kernel: int | tuple[int, int], stride: int = 1, padding: int | tuple[int, int] = 0
+    ) -> None:
         super().__init__()
         self.conv = nn.Conv2d(cin, cout, kernel, stride=stride, padding=padding, bias=False)
         self.bn = FrozenBatchNorm2d(cout)
@@ -139,7 +141,13 @@ class InceptionC(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b7 = self.branch7x7_3(self.branch7x7_2(self.branch7x7_1(x)))
         d = x
-        for layer in (self.branch7x7dbl_1, self.branch7x7dbl_2, self.branch7x7dbl_3, self.branch7x7dbl_4, self.branch7x7dbl_5):
+        for layer in (
+            self.branch7x7dbl_1,
+            self.branch7x7dbl_2,
+            self.branch7x7dbl_3,
+            self.branch7x7dbl_4,
+            self.branch7x7dbl_5,
+        ):
             d = layer(d)
         return torch.cat([self.branch1x1(x), b7, d, self.branch_pool(_tf_avg_pool(x))], 1)  # (B, 768, H, W)
 
@@ -264,7 +272,15 @@ def load_inception(
     if resolved is not None and is_torchscript(resolved):
         return _load_torchscript(resolved)
     drop = lambda key: key.startswith(("fc.", "AuxLogits.")) or key.endswith("num_batches_tracked")  # noqa: E731
-    return load_network(build_on_meta(FIDInceptionV3), SPEC, resolved, random_init, drop=drop, verify_checksum=verify_checksum, seed=seed)
+    return load_network(
+        build_on_meta(FIDInceptionV3),
+        SPEC,
+        resolved,
+        random_init,
+        drop=drop,
+        verify_checksum=verify_checksum,
+        seed=seed,
+    )
 
 
 def _load_torchscript(path: Path) -> tuple[nn.Module, LoadRecord]:
@@ -281,5 +297,7 @@ def _load_torchscript(path: Path) -> tuple[nn.Module, LoadRecord]:
     except RuntimeError as exc:  # another script's forward signature
         raise WeightsError(f"{path}: TorchScript forward(img, return_features=True) failed: {exc}") from exc
     if tuple(out.shape) != (1, FEATURE_DIM):
-        raise WeightsError(f"{path}: TorchScript Inception returned {tuple(out.shape)} features, expected (1, {FEATURE_DIM})")
+        raise WeightsError(
+            f"{path}: TorchScript Inception returned {tuple(out.shape)} features, expected (1, {FEATURE_DIM})"
+        )
     return net, LoadRecord(SPEC.name, str(path), sha256_file(path), False)

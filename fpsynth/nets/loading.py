@@ -55,7 +55,9 @@ class MissingNetwork:
         return {**dataclasses.asdict(self), "files": list(self.files), "message": self.message}
 
 
-def missing_network(metric: str, spec: WeightSpec, path: Path | None, random_init: tuple[str, ...] = ()) -> MissingNetwork | None:
+def missing_network(
+    metric: str, spec: WeightSpec, path: Path | None, random_init: tuple[str, ...] = ()
+) -> MissingNetwork | None:
     """None when ``spec``'s network can be built (file present, or random init allowed), else why not."""
     if path is None:
         if spec.name in random_init:

@@ -55,7 +55,9 @@ def to_landmark_input(x: torch.Tensor, convention: LandmarkInput = LandmarkInput
 class ConvBlock(nn.Module):
     """conv (no bias) -> BN -> PReLU, optionally without the PReLU (the repository's Linear_block)."""
 
-    def __init__(self, cin: int, cout: int, kernel: int = 1, stride: int = 1, padding: int = 0, groups: int = 1, act: bool = True) -> None:
+    def __init__(
+        self, cin: int, cout: int, kernel: int = 1, stride: int = 1, padding: int = 0, groups: int = 1, act: bool = True
+    ) -> None:
         super().__init__()
         self.conv = nn.Conv2d(cin, cout, kernel, stride, padding, groups=groups, bias=False)
         self.bn = nn.BatchNorm2d(cout)
@@ -86,7 +88,9 @@ class DepthWise(nn.Module):
 class Residual(nn.Module):
     def __init__(self, channels: int, num_blocks: int, groups: int) -> None:
         super().__init__()
-        self.model = nn.Sequential(*[DepthWise(channels, channels, groups, 1, residual=True) for _ in range(num_blocks)])
+        self.model = nn.Sequential(
+            *[DepthWise(channels, channels, groups, 1, residual=True) for _ in range(num_blocks)]
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)

@@ -11,7 +11,14 @@ from fpsynth.nets.ir50 import IR50_EXPRESSION, IR50_ID
 from fpsynth.nets.mobilefacenet import MOBILEFACENET_68
 from fpsynth.weights import WeightSpec
 
-WEIGHT_SPECS: tuple[WeightSpec, ...] = (IR50_ID, IR50_EXPRESSION, MOBILEFACENET_68, inception.SPEC, vgg.SPEC, lpips.SPEC)
+WEIGHT_SPECS: tuple[WeightSpec, ...] = (
+    IR50_ID,
+    IR50_EXPRESSION,
+    MOBILEFACENET_68,
+    inception.SPEC,
+    vgg.SPEC,
+    lpips.SPEC,
+)
 
 
 def all_weight_specs() -> list[WeightSpec]:

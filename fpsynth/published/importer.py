@@ -35,9 +35,18 @@ from fpsynth.diffusion.config import DiffusionConfig, SamplerConfig
 from fpsynth.errors import FpsynthError
 from fpsynth.models.config import ModelConfig, Variant
 from fpsynth.models.profiles import apply_profile, profile_for_variant
-from fpsynth.published.mapping import CCFEXP, DCFACE_5X5, KINDS, Mapped, MappingError, check_against, detect_kind, map_published
-from fpsynth.version import __version__
 from fpsynth.outputs import sha256_file
+from fpsynth.published.mapping import (
+    CCFEXP,
+    DCFACE_5X5,
+    KINDS,
+    Mapped,
+    MappingError,
+    check_against,
+    detect_kind,
+    map_published,
+)
+from fpsynth.version import __version__
 
 PUBLISHED_DIR = "published"  # below the workspace
 STATE_FILE, MODEL_FILE = "state.json", "model.safetensors"
@@ -112,8 +121,12 @@ def convert(path: Path, kind: str = "auto", digest: str | None = None) -> Conver
         raise PublishedImportError(f"{path}: {exc}") from exc
     tensors = {k: v.to(own[k].dtype) for k, v in mapped.tensors.items()}  # contiguous copies only when written
     source = {
-        "file": path.name, "sha256": digest, "kind": found, "profile": cfg.profile,
-        "mapped_keys": len(tensors), "mapped": _prefix_counts(mapped),
+        "file": path.name,
+        "sha256": digest,
+        "kind": found,
+        "profile": cfg.profile,
+        "mapped_keys": len(tensors),
+        "mapped": _prefix_counts(mapped),
         "left": {p: {"keys": n, "reason": why} for p, (n, why) in sorted(mapped.left.items())},
         **info,
     }
@@ -137,8 +150,14 @@ def describe(converted: Converted) -> dict[str, Any]:
         "diffusion_config": to_dict(AUTHORS_DIFFUSION),
         "sampler_config": to_dict(AUTHORS_SAMPLER),
         "unet_is_ema": True,
-        "load_records": [{"name": f"published-{converted.kind}", "path": converted.source["file"],
-                          "sha256": converted.source["sha256"], "random_init": False}],
+        "load_records": [
+            {
+                "name": f"published-{converted.kind}",
+                "path": converted.source["file"],
+                "sha256": converted.source["sha256"],
+                "random_init": False,
+            }
+        ],
         "published": converted.source,
     }
 
@@ -155,8 +174,12 @@ def write_converted(converted: Converted, folder: Path) -> Path:
     tensors = {k: v.contiguous() for k, v in converted.tensors.items()}
     save_file(tensors, str(tmp / MODEL_FILE), metadata={"format": str(FORMAT)})
     del tensors
-    state = {"format": FORMAT, "fpsynth_version": __version__, "files": {MODEL_FILE: sha256_file(tmp / MODEL_FILE)},
-             **describe(converted)}
+    state = {
+        "format": FORMAT,
+        "fpsynth_version": __version__,
+        "files": {MODEL_FILE: sha256_file(tmp / MODEL_FILE)},
+        **describe(converted),
+    }
     (tmp / STATE_FILE).write_text(json.dumps(state, indent=1, sort_keys=True, default=str) + "\n")
     if folder.exists():
         shutil.rmtree(folder)
@@ -177,7 +200,9 @@ def imported_folder(path: Path, root: Path, digest: str) -> Path | None:
     return None
 
 
-def import_published(path: Path, root: Path, kind: str = "auto", force: bool = False) -> tuple[Path, dict[str, Any], bool]:
+def import_published(
+    path: Path, root: Path, kind: str = "auto", force: bool = False
+) -> tuple[Path, dict[str, Any], bool]:
     """Import ``path`` below ``root`` (cached by sha256). Returns (folder, source record, reused)."""
     path = Path(path).expanduser()
     if not path.is_file():

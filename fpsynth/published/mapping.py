@@ -60,7 +60,8 @@ _COMMON = (
     ("label_mapping.scaler.0", "id_encoder.scale"),
 )
 _RENAMES: dict[str, tuple[tuple[str, str], ...]] = {
-    CCFEXP: _COMMON + (
+    CCFEXP: _COMMON
+    + (
         ("id_model.backbone.", "id_net."),
         ("face_model.backbone.", "face_net."),
         ("landmark_detector.", "landmark_net."),
@@ -70,7 +71,8 @@ _RENAMES: dict[str, tuple[tuple[str, str], ...]] = {
         ("condition_adapter.att_lm.", "fusion.att.lm."),
         ("cross_attn_adapter.", "context_proj."),
     ),
-    "dcface": _COMMON + (
+    "dcface": _COMMON
+    + (
         ("recognition_model.backbone.", "id_net."),
         ("external_mapping.cross_attn_adapter.", "context_proj."),
         ("external_mapping.", "style_encoder."),
@@ -79,8 +81,10 @@ _RENAMES: dict[str, tuple[tuple[str, str], ...]] = {
 _LEFT: dict[str, tuple[tuple[str, str], ...]] = {
     CCFEXP: (
         ("model.", NON_EMA),
-        ("recognition_model.", "the identity-loss IR-50 (adaface_ir50_casia, as id_model): fpsynth's identity "
-                               "loss uses id_net"),
+        (
+            "recognition_model.",
+            "the identity-loss IR-50 (adaface_ir50_casia, as id_model): fpsynth's identity loss uses id_net",
+        ),
     ),
     "dcface": (
         ("model.", NON_EMA),
@@ -125,14 +129,14 @@ class Mapped:
 
 def _rename(key: str, rules: tuple[tuple[str, str], ...]) -> str | None:
     best = max((r for r in rules if key.startswith(r[0])), key=lambda r: len(r[0]), default=None)
-    return None if best is None else best[1] + key[len(best[0]):]
+    return None if best is None else best[1] + key[len(best[0]) :]
 
 
 def _style_encoder_rename(key: str) -> str:
     """external_mapping.<authors' name> -> style_encoder.<fpsynth name> (fpsynth.models.dcface)."""
     from fpsynth.models.dcface import AUTHORS_KEYS
 
-    suffix = key[len("style_encoder."):]
+    suffix = key[len("style_encoder.") :]
     if suffix not in AUTHORS_KEYS:
         raise MappingError(f"external_mapping.{suffix}: no counterpart in fpsynth's DCFace style encoder")
     return "style_encoder." + AUTHORS_KEYS[suffix]
@@ -154,7 +158,8 @@ def map_published(state: Mapping[str, torch.Tensor], kind: str, unet: str = "ema
         lefts = tuple((p, why) for p, why in lefts if p != "model.") + (("ema_model.", EMA_FOR_TRAINING),)
     elif unet != "ema":
         raise ValueError(f"unet must be 'ema' or 'trained', got {unet!r}")
-    tensors, sources, left, stray = {}, {}, {}, []
+    tensors, sources, stray = {}, {}, []
+    left: dict[str, tuple[int, str]] = {}  # prefix -> (tensors left out, why)
     for key, value in state.items():
         reason = next(((p, why) for p, why in lefts if key.startswith(p)), None)
         if reason is not None:
@@ -186,7 +191,11 @@ def check_against(mapped: Mapped, own: Mapping[str, torch.Tensor], kind: str) ->
     if unexpected:
         problems.append("unexpected " + ", ".join(f"{k} (from {mapped.sources[k]})" for k in unexpected[:8]))
     if wrong:
-        problems.append("wrong shape " + ", ".join(
-            f"{mapped.sources[k]} {tuple(mapped.tensors[k].shape)} vs {k} {tuple(own[k].shape)}" for k in wrong[:8]))
+        problems.append(
+            "wrong shape "
+            + ", ".join(
+                f"{mapped.sources[k]} {tuple(mapped.tensors[k].shape)} vs {k} {tuple(own[k].shape)}" for k in wrong[:8]
+            )
+        )
     if problems:
         raise MappingError(f"the {kind} checkpoint does not fit fpsynth's model: " + "; ".join(problems))

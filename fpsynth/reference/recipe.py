@@ -33,12 +33,24 @@ _M2 = np.uint64(0x94D049BB133111EB)
 _CHUNK = 1 << 20  # elements per numpy pass (keeps the temporaries in cache)
 
 _DTYPES: dict[str, torch.dtype] = {
-    "F32": torch.float32, "float32": torch.float32, "torch.float32": torch.float32,
-    "F64": torch.float64, "float64": torch.float64, "torch.float64": torch.float64,
-    "F16": torch.float16, "float16": torch.float16, "torch.float16": torch.float16,
-    "BF16": torch.bfloat16, "bfloat16": torch.bfloat16, "torch.bfloat16": torch.bfloat16,
-    "I64": torch.int64, "int64": torch.int64, "torch.int64": torch.int64,
-    "I32": torch.int32, "int32": torch.int32, "torch.int32": torch.int32,
+    "F32": torch.float32,
+    "float32": torch.float32,
+    "torch.float32": torch.float32,
+    "F64": torch.float64,
+    "float64": torch.float64,
+    "torch.float64": torch.float64,
+    "F16": torch.float16,
+    "float16": torch.float16,
+    "torch.float16": torch.float16,
+    "BF16": torch.bfloat16,
+    "bfloat16": torch.bfloat16,
+    "torch.bfloat16": torch.bfloat16,
+    "I64": torch.int64,
+    "int64": torch.int64,
+    "torch.int64": torch.int64,
+    "I32": torch.int32,
+    "int32": torch.int32,
+    "torch.int32": torch.int32,
 }
 
 

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from fpsynth.generate.sampling import Synthesizer
+from fpsynth.generate.synthesizer import Synthesizer
 from fpsynth.metrics.fid import AFIDResult, afid
 from fpsynth.metrics.suite import Opened
 from fpsynth.report.config import AFIDConfig, IdentityPool
@@ -61,7 +61,9 @@ def plan_afid(prepared: Prepared, cfg: AFIDConfig, split: str, seed: int) -> tup
             skipped.append({"patient": patient, "reason": f"{len(own)} frame(s): needs 2 (FID needs 2 images a side)"})
             continue
         if not len(pool):
-            skipped.append({"patient": patient, "reason": f"no other individual in the identity pool ({cfg.identity_pool.value})"})
+            skipped.append(
+                {"patient": patient, "reason": f"no other individual in the identity pool ({cfg.identity_pool.value})"}
+            )
             continue
         styles = own.iloc[np.sort(draw.choice(len(own), size=n, replace=False))]
         for k, style in enumerate(styles.itertuples(index=False)):
@@ -69,20 +71,29 @@ def plan_afid(prepared: Prepared, cfg: AFIDConfig, split: str, seed: int) -> tup
             back_pool = own[own["frame_id"] != style.frame_id]
             back = back_pool.iloc[int(draw.integers(len(back_pool)))]
             item = f"{patient}-afid-{k:04d}"
-            rows.append({
-                "item": item, "patient": patient, "k": k,
-                "style_frame": style.frame_id, "style_image": style.image,
-                **{c: getattr(style, c) for c in _PLAN_COLUMNS},
-                "id_frame": other["frame_id"], "id_image": other["image"], "id_subject": other["subject"],
-                "back_frame": back["frame_id"], "back_image": back["image"],
-                "seed_first": derive(seed, "report-afid", patient, k, 1),
-                "seed_back": derive(seed, "report-afid", patient, k, 2),
-            })
+            rows.append(
+                {
+                    "item": item,
+                    "patient": patient,
+                    "k": k,
+                    "style_frame": style.frame_id,
+                    "style_image": style.image,
+                    **{c: getattr(style, c) for c in _PLAN_COLUMNS},
+                    "id_frame": other["frame_id"],
+                    "id_image": other["image"],
+                    "id_subject": other["subject"],
+                    "back_frame": back["frame_id"],
+                    "back_image": back["image"],
+                    "seed_first": derive(seed, "report-afid", patient, k, 1),
+                    "seed_back": derive(seed, "report-afid", patient, k, 2),
+                }
+            )
     return pd.DataFrame(rows), skipped
 
 
-def run_transfers(plan: pd.DataFrame, synth: Synthesizer, batch_size: int, out_dir: Path, store: ItemStore,
-                  timings: Timings) -> pd.DataFrame:
+def run_transfers(
+    plan: pd.DataFrame, synth: Synthesizer, batch_size: int, out_dir: Path, store: ItemStore, timings: Timings
+) -> pd.DataFrame:
     """Both passes for every patient of ``plan`` with the generate stage's sampler (resuming finished
     patients from ``store``); returns ``plan`` with ``first_image`` and ``returned_image`` paths."""
     done = []
@@ -99,11 +110,15 @@ def run_transfers(plan: pd.DataFrame, synth: Synthesizer, batch_size: int, out_d
         for sl in batched(len(rows), batch_size):
             part = rows.iloc[sl]
             with timings("afid_sampling"):
-                first = synth(load_images(part["id_image"]), load_images(part["style_image"]), part["seed_first"].tolist())
+                first = synth(
+                    load_images(part["id_image"]), load_images(part["style_image"]), part["seed_first"].tolist()
+                )
                 for image, path in zip(first, part["first_image"]):
                     save_png(Path(path), image)
                 # the second pass reads the first pass back from its PNG: a resumed run sees the same input
-                back = synth(load_images(part["back_image"]), load_images(part["first_image"]), part["seed_back"].tolist())
+                back = synth(
+                    load_images(part["back_image"]), load_images(part["first_image"]), part["seed_back"].tolist()
+                )
                 for image, path in zip(back, part["returned_image"]):
                     save_png(Path(path), image)
         store.write(patient, rows)
@@ -126,6 +141,7 @@ def afid_of(plan: pd.DataFrame, nets: Networks, batch_size: int, eps: float, tim
 def _features(nets: Networks, paths: list[str], batch_size: int) -> np.ndarray:
     fid = nets.fid
     assert isinstance(fid, Opened), "aFID runs only when the FID network is present"
-    chunks = [fid.net(load_images(paths[sl]).to(nets.device)).double().cpu().numpy()
-              for sl in batched(len(paths), batch_size)]
+    chunks = [
+        fid.net(load_images(paths[sl]).to(nets.device)).double().cpu().numpy() for sl in batched(len(paths), batch_size)
+    ]
     return np.concatenate(chunks)  # (n, 2048)

@@ -31,7 +31,9 @@ class DatasetMismatchError(FpsynthError, ValueError):
     """The generated dataset does not fit this workspace's prepared data, or has lost files."""
 
 
-def read_generated(folder: Path, prepared: Prepared, max_images: int, seed: int, identity_dir: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
+def read_generated(
+    folder: Path, prepared: Prepared, max_images: int, seed: int, identity_dir: Path
+) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The evaluation set of a generated dataset (a seeded subset of ``max_images`` rows), and its description."""
     folder = Path(folder)
     try:
@@ -53,20 +55,22 @@ def read_generated(folder: Path, prepared: Prepared, max_images: int, seed: int,
     images = _checked_images(folder, meta)
     id_images = _identity_files(folder, sorted(set(meta["identity_id"])), identity_dir)
     style = frames.loc[meta["style_frame"]]
-    items = pd.DataFrame({
-        "item": meta["item_id"].to_numpy(),
-        "image": [str(p) for p in images],
-        "id_image": [id_images[i] for i in meta["identity_id"]],
-        "identity": meta["identity_id"].to_numpy(),
-        "style_frame": meta["style_frame"].to_numpy(),
-        "style_subject": meta["style_subject"].to_numpy(),
-        "style_image": style["image"].to_numpy(),
-        "rest_image": style["rest_image"].to_numpy(),
-        "severity": meta["severity"].to_numpy(),
-        "eface": meta["eface"].to_numpy(),
-        "expression": meta["expression"].to_numpy(),
-        "phase": meta["phase"].to_numpy(),
-    })
+    items = pd.DataFrame(
+        {
+            "item": meta["item_id"].to_numpy(),
+            "image": [str(p) for p in images],
+            "id_image": [id_images[i] for i in meta["identity_id"]],
+            "identity": meta["identity_id"].to_numpy(),
+            "style_frame": meta["style_frame"].to_numpy(),
+            "style_subject": meta["style_subject"].to_numpy(),
+            "style_image": style["image"].to_numpy(),
+            "rest_image": style["rest_image"].to_numpy(),
+            "severity": meta["severity"].to_numpy(),
+            "eface": meta["eface"].to_numpy(),
+            "expression": meta["expression"].to_numpy(),
+            "phase": meta["phase"].to_numpy(),
+        }
+    )
     return items, _describe(folder, meta, n_total)
 
 
@@ -88,8 +92,11 @@ def _checked_images(folder: Path, meta: pd.DataFrame) -> list[Path]:
             f"{folder}: {len(lost)} generated image(s) listed in {METADATA_FILE} are missing (e.g. {lost[0]}); {redo}"
         )
     if "image_sha256" in meta:
-        damaged = [str(p) for p, digest in zip(images, meta["image_sha256"])
-                   if hashlib.sha256(p.read_bytes()).hexdigest() != digest]
+        damaged = [
+            str(p)
+            for p, digest in zip(images, meta["image_sha256"])
+            if hashlib.sha256(p.read_bytes()).hexdigest() != digest
+        ]
         if damaged:
             raise DatasetMismatchError(
                 f"{folder}: {len(damaged)} generated image(s) do not match their sha256 in {METADATA_FILE} "
@@ -102,7 +109,9 @@ def _identity_files(folder: Path, used: list[str], out_dir: Path) -> dict[str, s
     """identity_id -> PNG path of its crop, written from ``identities.parquet`` when not there yet."""
     path = folder / IDENTITIES_FILE
     if not path.is_file():
-        raise DatasetMismatchError(f"{folder}: {IDENTITIES_FILE} (the identity crops) is missing; run `{GENERATE_COMMAND}` again")
+        raise DatasetMismatchError(
+            f"{folder}: {IDENTITIES_FILE} (the identity crops) is missing; run `{GENERATE_COMMAND}` again"
+        )
     table = pd.read_parquet(path, columns=["identity_id", "png"]).set_index("identity_id")
     absent = sorted(set(used) - set(table.index))
     if absent:

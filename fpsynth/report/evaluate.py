@@ -57,7 +57,9 @@ class SetResult:
 
 
 @torch.inference_mode()
-def evaluate_set(items: pd.DataFrame, nets: Networks, cfg: MetricsConfig, batch_size: int, timings: Timings) -> SetResult:
+def evaluate_set(
+    items: pd.DataFrame, nets: Networks, cfg: MetricsConfig, batch_size: int, timings: Timings
+) -> SetResult:
     """Every per-image metric of ``items`` (see the module notes)."""
     items = items.reset_index(drop=True)
     n = len(items)
@@ -92,8 +94,9 @@ def evaluate_set(items: pd.DataFrame, nets: Networks, cfg: MetricsConfig, batch_
     return SetResult(table, stats, emb)
 
 
-def _pair_values(gen: torch.Tensor, x: torch.Tensor, nets: Networks, cfg: MetricsConfig,
-                 timings: Timings) -> dict[str, torch.Tensor]:
+def _pair_values(
+    gen: torch.Tensor, x: torch.Tensor, nets: Networks, cfg: MetricsConfig, timings: Timings
+) -> dict[str, torch.Tensor]:
     """Every registered pair metric (``PAIR_METRICS``) whose network is present: name -> (B,).
 
     gen, x: (B, 3, H, W) in [-1, 1].

@@ -100,10 +100,15 @@ class SetSummary:
     privacy: dict[str, Any] | None = None  # the generated dataset's privacy audit, when it ran
 
     def to_json(self) -> dict[str, Any]:
-        block = {"n": self.n, "fid": as_json(self.fid),
-                 "pairwise": {name: as_json(s) for name, s in self.pairwise.items()},
-                 "identity": as_json(self.identity), "expression": as_json(self.expression),
-                 "by_severity": self.by_severity, "by_expression": self.by_expression}
+        block = {
+            "n": self.n,
+            "fid": as_json(self.fid),
+            "pairwise": {name: as_json(s) for name, s in self.pairwise.items()},
+            "identity": as_json(self.identity),
+            "expression": as_json(self.expression),
+            "by_severity": self.by_severity,
+            "by_expression": self.by_expression,
+        }
         if self.privacy is not None:
             block["privacy"] = self.privacy
         return block

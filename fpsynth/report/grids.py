@@ -22,7 +22,9 @@ def _thumb(path: str, alt: str, title: str = "") -> str:
     return img(file_data_uri(path), alt, title, THUMB)
 
 
-def fig1_cells(items: pd.DataFrame, identities: int, expressions: int) -> tuple[list[str], list[str], dict[tuple[str, str], pd.Series]]:
+def fig1_cells(
+    items: pd.DataFrame, identities: int, expressions: int
+) -> tuple[list[str], list[str], dict[tuple[str, str], pd.Series]]:
     """Rows (identities), columns (expressions) and the item shown in each cell.
 
     Columns: the most frequent expressions; rows: the identities covering most of them; per cell
@@ -49,17 +51,23 @@ def fig1_grid(items: pd.DataFrame, identities: int, expressions: int) -> str:
     id_image = items.drop_duplicates("identity").set_index("identity")["id_image"]
     body = []
     for ident in rows:
-        line = [f'{_thumb(id_image[ident], f"identity {ident}", f"identity source {ident} (X_ID)")}'
-                f'<div class="label">{esc(ident)}</div>']
+        line = [
+            f"{_thumb(id_image[ident], f'identity {ident}', f'identity source {ident} (X_ID)')}"
+            f'<div class="label">{esc(ident)}</div>'
+        ]
         for expr in cols:
             item = cells.get((ident, expr))
             if item is None:
                 line.append('<span class="muted">&ndash;</span>')
                 continue
-            title = (f"item {item['item']}: identity {ident}, {expr}, phase {item['phase']}, severity "
-                     f"{item['severity']}, style from {item['style_subject']}")
-            line.append(_thumb(item["image"], f"generated {item['item']}", title)
-                        + f'<div class="label">{esc(item["severity"])}</div>')
+            title = (
+                f"item {item['item']}: identity {ident}, {expr}, phase {item['phase']}, severity "
+                f"{item['severity']}, style from {item['style_subject']}"
+            )
+            line.append(
+                _thumb(item["image"], f"generated {item['item']}", title)
+                + f'<div class="label">{esc(item["severity"])}</div>'
+            )
         body.append(line)
     return table(["identity (X_ID)", *cols], body, cls="grid")
 
@@ -67,33 +75,66 @@ def fig1_grid(items: pd.DataFrame, identities: int, expressions: int) -> str:
 def afid_examples(plan: pd.DataFrame, n: int, show_real: bool) -> str:
     """Round trips of aFID, one patient after another: real frame -> other person -> back."""
     order = plan.sort_values(["k", "patient"]).head(n)
-    headers = (["patient", "P's frame (X_Style)", "other person (X_ID)", "first pass", "P's identity image",
-                "returned (ideally = P's frame)"] if show_real else ["patient", "first pass", "returned"])
+    headers = (
+        [
+            "patient",
+            "P's frame (X_Style)",
+            "other person (X_ID)",
+            "first pass",
+            "P's identity image",
+            "returned (ideally = P's frame)",
+        ]
+        if show_real
+        else ["patient", "first pass", "returned"]
+    )
     body = []
     for row in order.itertuples(index=False):
         first = _thumb(row.first_image, "first pass", f"{row.patient}'s expression on {row.id_subject}")
         back = _thumb(row.returned_image, "returned", f"carried back onto {row.patient}")
         if show_real:
-            body.append([esc(row.patient), _thumb(row.style_image, "real frame", f"{row.patient}, {row.expression}"),
-                         _thumb(row.id_image, "identity", f"identity source {row.id_subject}"), first,
-                         _thumb(row.back_image, "identity of P", f"{row.patient}, another frame"), back])
+            body.append(
+                [
+                    esc(row.patient),
+                    _thumb(row.style_image, "real frame", f"{row.patient}, {row.expression}"),
+                    _thumb(row.id_image, "identity", f"identity source {row.id_subject}"),
+                    first,
+                    _thumb(row.back_image, "identity of P", f"{row.patient}, another frame"),
+                    back,
+                ]
+            )
         else:
             body.append([esc(row.patient), first, back])
     return table(headers, body, cls="grid")
 
 
-def privacy_pairs(items: pd.DataFrame, flagged: list[dict[str, Any]], prepare_dir: Path, limit: int, show_real: bool) -> str:
+def privacy_pairs(
+    items: pd.DataFrame, flagged: list[dict[str, Any]], prepare_dir: Path, limit: int, show_real: bool
+) -> str:
     """The flagged images (most similar first) beside the closest training frame of their nearest subject."""
     by_item = items.set_index("item")
-    headers = ["item", "style subject", "nearest training subject", "score", "identity source is that subject",
-               "generated image"]
+    headers = [
+        "item",
+        "style subject",
+        "nearest training subject",
+        "score",
+        "identity source is that subject",
+        "generated image",
+    ]
     headers += ["closest training frame"] if show_real else []
     body = []
     for row in flagged[:limit]:
         item = by_item.loc[row["item"]]
-        line = [esc(row["item"]), esc(item["style_subject"]), esc(row["subject"]), num(row["score"]),
-                num(row["identity_source_is_subject"]), _thumb(item["image"], f"generated {row['item']}")]
+        line = [
+            esc(row["item"]),
+            esc(item["style_subject"]),
+            esc(row["subject"]),
+            num(row["score"]),
+            num(row["identity_source_is_subject"]),
+            _thumb(item["image"], f"generated {row['item']}"),
+        ]
         if show_real:
-            line.append(_thumb(str(Path(prepare_dir) / row["training_path"]), f"training frame {row['training_frame']}"))
+            line.append(
+                _thumb(str(Path(prepare_dir) / row["training_path"]), f"training frame {row['training_frame']}")
+            )
         body.append(line)
     return table(headers, body, cls="grid")

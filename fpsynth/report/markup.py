@@ -25,7 +25,7 @@ def num(value: Any, digits: int = 3) -> str:
     value = float(value)
     if value != 0 and (abs(value) >= 1e5 or abs(value) < 1e-3):
         return f"{value:.{digits - 1}e}"
-    return f"{value:.{digits}g}" if abs(value) < 10 ** digits else f"{value:,.0f}"
+    return f"{value:.{digits}g}" if abs(value) < 10**digits else f"{value:,.0f}"
 
 
 def pct(value: Any) -> str:
@@ -41,8 +41,9 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[str]], cls: str = "", 
 
 
 def img(uri: str, alt: str, title: str = "", size: int = 96) -> str:
-    return (f'<img src="{uri}" alt="{esc(alt)}" title="{esc(title or alt)}" width="{size}" height="{size}" '
-            f'loading="eager">')
+    return (
+        f'<img src="{uri}" alt="{esc(alt)}" title="{esc(title or alt)}" width="{size}" height="{size}" loading="eager">'
+    )
 
 
 def section(anchor: str, title: str, body: str, intro: str = "") -> str:
@@ -57,8 +58,10 @@ def note(text: str, kind: str = "note") -> str:
 def missing_cell(row: dict[str, Any]) -> str:
     """The cell of a metric that was not computed, naming the file and config key it needs."""
     if row.get("status") == MISSING:
-        return (f'<span class="missing" title="{esc(row.get("message", ""))}">{MISSING}: set '
-                f'<code>{esc(row["config_key"])}</code></span>')
+        return (
+            f'<span class="missing" title="{esc(row.get("message", ""))}">{MISSING}: set '
+            f"<code>{esc(row['config_key'])}</code></span>"
+        )
     return f'<span class="missing">{esc(row.get("status", "not computed"))}: {esc(row.get("reason", ""))}</span>'
 
 

@@ -40,7 +40,7 @@ def training_frames(prepared: Prepared, cfg: PrivacyConfig, seed: int) -> pd.Dat
 
 def audit(
     items: pd.DataFrame,
-    embeddings: np.ndarray,
+    embeddings: np.ndarray | None,
     prepared: Prepared,
     nets: Networks,
     cfg: PrivacyConfig,
@@ -52,6 +52,8 @@ def audit(
     identity = nets.identity
     if not isinstance(identity, Opened):
         return items, identity.to_dict()
+    if embeddings is None:  # evaluate_set embeds every image with an open identity network: none were read
+        return items, {"status": "not computed", "reason": "no generated image was embedded"}
     train = training_frames(prepared, cfg, seed)
     if not len(train):
         return items, {"status": "not computed", "reason": "the prepared data has no training subjects"}
@@ -69,7 +71,9 @@ def audit(
         source_subject = {p: s for p, s, f in zip(paths, of_sources.nearest_subject, of_sources.flagged) if f}
         flagged = result.flagged_items()
         for row in flagged:
-            row["identity_source_is_subject"] = source_subject.get(items["id_image"].iat[row["index"]]) == row["subject"]
+            row["identity_source_is_subject"] = (
+                source_subject.get(items["id_image"].iat[row["index"]]) == row["subject"]
+            )
             # the closest single training frame of the nearest subject, for the side-by-side view
             of_subject = np.flatnonzero(train["subject"].to_numpy() == row["subject"])
             scores = verifier.matrix(embeddings[row["index"]][None], emb_train[of_subject])[0]

@@ -31,7 +31,7 @@ from rich.console import Console
 from fpsynth.config import to_dict, to_toml
 from fpsynth.device import resolve_device
 from fpsynth.generate.merge import METADATA_FILE
-from fpsynth.generate.sampling import Synthesizer
+from fpsynth.generate.synthesizer import Synthesizer
 from fpsynth.metrics.fid import FeatureStats, extract_features, fid
 from fpsynth.metrics.table1 import describe_convention
 from fpsynth.nets.loading import MissingNetwork
@@ -121,37 +121,63 @@ def run(cfg: PipelineConfig, workspace: Path, force: bool = False) -> dict[str, 
     for name, evaluated in ev.sets.items():
         atomic_write_parquet(stage.dir / f"items-{name}.parquet", evaluated.items)
     atomic_write_json(stage.dir / "report.json", plain_json(report))
-    html = page.render(report, {name: s.items for name, s in ev.sets.items()}, ev.model.plan if ev.model else None,
-                       train_log, prepared.dir, rc.page, to_toml({"report": to_dict(rc)}))
+    html = page.render(
+        report,
+        {name: s.items for name, s in ev.sets.items()},
+        ev.model.plan if ev.model else None,
+        train_log,
+        prepared.dir,
+        rc.page,
+        to_toml({"report": to_dict(rc)}),
+    )
     atomic_write_text(stage.dir / "report.html", html)
     console.print(f"report: {stage.dir / 'report.html'} (figures in {stage.dir / 'report.json'})", highlight=False)
-    return stage.finish({"sets": {k: len(v.items) for k, v in ev.sets.items()},
-                         "missing": [m["metric"] for m in report["missing"]], "html": str(stage.dir / "report.html")})
+    return stage.finish(
+        {
+            "sets": {k: len(v.items) for k, v in ev.sets.items()},
+            "missing": [m["metric"] for m in report["missing"]],
+            "html": str(stage.dir / "report.html"),
+        }
+    )
 
 
-def _report(ev: Evaluation, workspace: Path, prepared: Prepared, reference: pd.DataFrame, nets: Networks,
-            rc: ReportConfig,
-            inputs: Inputs, train_log: pd.DataFrame | None, timings: Timings) -> dict[str, Any]:
+def _report(
+    ev: Evaluation,
+    workspace: Path,
+    prepared: Prepared,
+    reference: pd.DataFrame,
+    nets: Networks,
+    rc: ReportConfig,
+    inputs: Inputs,
+    train_log: pd.DataFrame | None,
+    timings: Timings,
+) -> dict[str, Any]:
     """report.json's content, which the page also reads: the one place the typed figures become
     plain dicts (``plain_json`` then makes them JSON-safe)."""
     blocks = {name: s.summary.to_json() for name, s in ev.sets.items()}
     report = {
         "title": "fpsynth report",
-        "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "created_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "fpsynth_version": __version__,
         "workspace": str(workspace),
         "provenance": provenance(workspace, prepared),
         "evaluated": {"dataset": ev.dataset, "model": ev.model.info if ev.model else None},
-        "reference": {"split": rc.split, "n": int(len(reference)), "subjects": int(reference["subject"].nunique()),
-                      "what": f"real prepared frames of the {rc.split} split (FID reference)"},
+        "reference": {
+            "split": rc.split,
+            "n": int(len(reference)),
+            "subjects": int(reference["subject"].nunique()),
+            "what": f"real prepared frames of the {rc.split} split (FID reference)",
+        },
         "networks": nets.summary(),
         "missing": nets.missing(),
         "random_init": nets.random_init(),
         "sets": blocks,
         "afid": ev.afid,
         "table1_convention": describe_convention(rc.metrics.table1),
-        "table1": [table1_row(name, block, ev.afid if name == "model" else None, rc.metrics.table1)
-                   for name, block in blocks.items()],
+        "table1": [
+            table1_row(name, block, ev.afid if name == "model" else None, rc.metrics.table1)
+            for name, block in blocks.items()
+        ],
         "training": _training(inputs.train_log, train_log),
         "timings_s": dict(timings),
         "utility": utility_section.read(workspace),  # fpsynth utility's figures, when it has run
@@ -164,27 +190,45 @@ def _report(ev: Evaluation, workspace: Path, prepared: Prepared, reference: pd.D
 def _located(inputs: Inputs) -> dict[str, Path | None]:
     """Where this run finds REPORT's dependencies (None: absent, evaluated without)."""
     utility = inputs.prepared.dir.parent / utility_section.UTILITY_JSON
-    return {"frames": inputs.prepared.dir / "frames.parquet",
-            "dataset": inputs.dataset / METADATA_FILE if inputs.dataset is not None else None,
-            "checkpoint": inputs.checkpoint, "train_log": inputs.train_log,
-            "utility": utility if utility.is_file() else None}
+    return {
+        "frames": inputs.prepared.dir / "frames.parquet",
+        "dataset": inputs.dataset / METADATA_FILE if inputs.dataset is not None else None,
+        "checkpoint": inputs.checkpoint,
+        "train_log": inputs.train_log,
+        "utility": utility if utility.is_file() else None,
+    }
 
 
-def _dataset(inputs: Inputs, rc: ReportConfig, seed: int, nets: Networks, ref_stats: FeatureStats | None, stage: Stage,
-             timings: Timings) -> tuple[dict[str, Any], EvaluatedSet]:
+def _dataset(
+    inputs: Inputs,
+    rc: ReportConfig,
+    seed: int,
+    nets: Networks,
+    ref_stats: FeatureStats | None,
+    stage: Stage,
+    timings: Timings,
+) -> tuple[dict[str, Any], EvaluatedSet]:
     """The generated dataset's description, and its per-image table and figures (privacy audit included)."""
     assert inputs.dataset is not None  # the caller evaluates a dataset only when one was found
     items, info = read_generated(inputs.dataset, inputs.prepared, rc.max_images, seed, stage.dir / "identities")
     result = evaluate_set(items, nets, rc.metrics, rc.batch_size, timings)
     privacy = None
     if rc.privacy.enabled:
-        result.items, privacy = audit(result.items, result.embeddings, inputs.prepared, nets, rc.privacy,
-                                      rc.batch_size, seed, timings)
+        result.items, privacy = audit(
+            result.items, result.embeddings, inputs.prepared, nets, rc.privacy, rc.batch_size, seed, timings
+        )
     return info, _evaluated(result, nets, ref_stats, rc, timings, privacy)
 
 
-def _model(inputs: Inputs, rc: ReportConfig, seed: int, nets: Networks, ref_stats: FeatureStats | None, stage: Stage,
-           timings: Timings) -> ModelEvaluation:
+def _model(
+    inputs: Inputs,
+    rc: ReportConfig,
+    seed: int,
+    nets: Networks,
+    ref_stats: FeatureStats | None,
+    stage: Stage,
+    timings: Timings,
+) -> ModelEvaluation:
     """The checkpoint evaluated: aFID, and every per-image metric on aFID's first-pass images."""
     from fpsynth.train.checkpoint import load_checkpoint
 
@@ -192,14 +236,23 @@ def _model(inputs: Inputs, rc: ReportConfig, seed: int, nets: Networks, ref_stat
     loaded = load_checkpoint(inputs.checkpoint, ema=True, device=nets.device)
     info = _model_info(loaded)
     plan, skipped = plan_afid(inputs.prepared, rc.afid, rc.split, seed)
-    base = {"split": rc.split, "sampler": to_dict(rc.afid.sampler), "identity_pool": rc.afid.identity_pool.value,
-            "images_per_patient": rc.afid.images_per_patient, "skipped": skipped}
+    base = {
+        "split": rc.split,
+        "sampler": to_dict(rc.afid.sampler),
+        "identity_pool": rc.afid.identity_pool.value,
+        "images_per_patient": rc.afid.images_per_patient,
+        "skipped": skipped,
+    }
     if not len(plan):
-        return ModelEvaluation(info, {"status": "not computed",
-                                      "reason": f"no test patient can be evaluated ({len(skipped)} skipped)", **base})
+        return ModelEvaluation(
+            info,
+            {"status": "not computed", "reason": f"no test patient can be evaluated ({len(skipped)} skipped)", **base},
+        )
     synth = Synthesizer(loaded.model, loaded.schedule, rc.afid.sampler, nets.device)
     plan = run_transfers(plan, synth, rc.afid.batch_size, stage.dir / AFID_DIR, stage.items("afid"), timings)
-    items = plan.rename(columns={"first_image": "image", "patient": "style_subject"}).assign(identity=plan["id_subject"])
+    items = plan.rename(columns={"first_image": "image", "patient": "style_subject"}).assign(
+        identity=plan["id_subject"]
+    )
     result = evaluate_set(items, nets, rc.metrics, rc.batch_size, timings)
     if isinstance(nets.fid, MissingNetwork):
         block = {**nets.fid.to_dict(), **base}
@@ -242,14 +295,21 @@ def _feature_stats(nets: Networks, paths: list[str], batch_size: int, timings: T
         return extract_features(nets.net("fid"), batches)
 
 
-def _evaluated(result: SetResult, nets: Networks, ref_stats: FeatureStats | None, rc: ReportConfig, timings: Timings,
-               privacy: dict[str, Any] | None) -> EvaluatedSet:
+def _evaluated(
+    result: SetResult,
+    nets: Networks,
+    ref_stats: FeatureStats | None,
+    rc: ReportConfig,
+    timings: Timings,
+    privacy: dict[str, Any] | None,
+) -> EvaluatedSet:
     fid_result = None
     if result.stats is not None and ref_stats is not None and result.stats.n >= 2:
         with timings("fid_distance"):
             fid_result = fid(result.stats, ref_stats, rc.metrics.fid.eps)
-    summary = set_summary(result.items, nets, fid_result, f"real frames of the {rc.split} split", rc.metrics.table1,
-                          privacy)
+    summary = set_summary(
+        result.items, nets, fid_result, f"real frames of the {rc.split} split", rc.metrics.table1, privacy
+    )
     return EvaluatedSet(result.items, summary)
 
 

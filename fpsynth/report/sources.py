@@ -150,7 +150,8 @@ def provenance(workspace: Path, prepared: Prepared) -> dict[str, Any]:
         "datasets": {str(k): int(v) for k, v in frames["dataset"].value_counts().sort_index().items()},
         "severity_subjects": {
             s: int(frames.loc[frames["severity"] == s, "subject"].nunique())
-            for s in SEVERITY_ORDER if (frames["severity"] == s).any()
+            for s in SEVERITY_ORDER
+            if (frames["severity"] == s).any()
         },
     }
 

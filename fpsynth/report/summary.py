@@ -19,7 +19,13 @@ from fpsynth.metrics.fid import FIDResult
 from fpsynth.metrics.table1 import PAIR_METRICS, REFERENCES, table1_metrics
 from fpsynth.nets.loading import MissingNetwork
 from fpsynth.report.figures import (
-    ExpressionSummary, FIDSummary, IdentitySummary, NotComputed, PairSummary, Row, SetSummary,
+    ExpressionSummary,
+    FIDSummary,
+    IdentitySummary,
+    NotComputed,
+    PairSummary,
+    Row,
+    SetSummary,
 )
 from fpsynth.report.networks import Networks
 from fpsynth.report.sources import severity_sort_key
@@ -28,8 +34,14 @@ EXPRESSION_UNIT = "inter-ocular distances (IOD)"
 ASYMMETRY_UNIT = "IOD (mouth, brow); eye-aspect-ratio difference (eye)"
 
 
-def set_summary(items: pd.DataFrame, nets: Networks, fid_result: FIDResult | None, reference: str,
-                convention: Table1Convention, privacy: dict[str, Any] | None = None) -> SetSummary:
+def set_summary(
+    items: pd.DataFrame,
+    nets: Networks,
+    fid_result: FIDResult | None,
+    reference: str,
+    convention: Table1Convention,
+    privacy: dict[str, Any] | None = None,
+) -> SetSummary:
     """Every figure of one evaluated set from its per-image table (``evaluate_set``'s items)."""
     shown = list(table1_metrics(convention).values())
     return SetSummary(
@@ -69,8 +81,11 @@ def pair_metrics(items: pd.DataFrame, nets: Networks) -> dict[str, PairSummary |
         if isinstance(network, MissingNetwork):
             out[name] = network
             continue
-        out[name] = PairSummary({ref: describe(items[column]) for ref, column in zip(REFERENCES, metric.columns)},
-                                metric.unit, metric.definition)
+        out[name] = PairSummary(
+            {ref: describe(items[column]) for ref, column in zip(REFERENCES, metric.columns)},
+            metric.unit,
+            metric.definition,
+        )
     return out
 
 
@@ -83,7 +98,8 @@ def identity_summary(items: pd.DataFrame, nets: Networks) -> IdentitySummary | M
         embedder=nets.identity.net.name,
         score=verifier.kind.value,
         threshold=verifier.threshold,
-        rule="same person when distance < threshold" if verifier.kind.value == "euclidean"
+        rule="same person when distance < threshold"
+        if verifier.kind.value == "euclidean"
         else "same person when cosine similarity >= threshold",
         distribution=describe(items["identity_score"]),
         verification_rate=float(same.mean()) if len(same) else None,
@@ -103,9 +119,7 @@ def expression_summary(items: pd.DataFrame, nets: Networks) -> ExpressionSummary
             row[f"{name}_gen"] = _mean(np.abs(group[f"asym_{name}_gen"]))
             row[f"{name}_err"] = _mean(group[f"asym_{name}_err"])
         rows.append(row)
-    correlation = {
-        name: _corr(items[f"asym_{name}_gen"], items[f"asym_{name}_style"]) for name in Asymmetry.NAMES
-    }
+    correlation = {name: _corr(items[f"asym_{name}_gen"], items[f"asym_{name}_style"]) for name in Asymmetry.NAMES}
     return ExpressionSummary(
         expression_error=describe(items["expression_error"]),
         without_rest_frame=int(items["rest_image"].isna().sum()),
@@ -143,12 +157,20 @@ def fid_summary(result: FIDResult | None, nets: Networks, reference: str) -> FID
     return FIDSummary(result, reference)
 
 
-def table1_row(set_name: str, evaluation: dict[str, Any], afid: dict[str, Any] | None,
-               convention: Table1Convention = Table1Convention.AUTHORS) -> dict[str, Any]:
+def table1_row(
+    set_name: str,
+    evaluation: dict[str, Any],
+    afid: dict[str, Any] | None,
+    convention: Table1Convention = Table1Convention.AUTHORS,
+) -> dict[str, Any]:
     """One row of the paper's Table 1: aFID, then PSNR/SSIM/LPIPS/PL against X_ID and X_Style (means),
     each column filled by the pair metric of ``convention`` (``fpsynth.metrics.table1``)."""
-    row: dict[str, Any] = {"set": set_name, "n": evaluation["n"], "convention": Table1Convention(convention).value,
-                           "afid": None}
+    row: dict[str, Any] = {
+        "set": set_name,
+        "n": evaluation["n"],
+        "convention": Table1Convention(convention).value,
+        "afid": None,
+    }
     if afid is not None and afid.get("status") == "ok":
         row["afid"] = afid["pooled"]["value"]
     for column, metric in table1_metrics(convention).items():

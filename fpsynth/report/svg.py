@@ -57,8 +57,10 @@ class _Frame:
         return self.y0 - (y - self.ylo) / ((self.yhi - self.ylo) or 1.0) * (self.y0 - self.y1)
 
     def axes(self, xlabel: str, ylabel: str, xticks: bool = True) -> list[str]:
-        parts = [f'<line x1="{self.x0}" y1="{self.y0}" x2="{self.x1}" y2="{self.y0}" class="axis"/>',
-                 f'<line x1="{self.x0}" y1="{self.y0}" x2="{self.x0}" y2="{self.y1}" class="axis"/>']
+        parts = [
+            f'<line x1="{self.x0}" y1="{self.y0}" x2="{self.x1}" y2="{self.y0}" class="axis"/>',
+            f'<line x1="{self.x0}" y1="{self.y0}" x2="{self.x0}" y2="{self.y1}" class="axis"/>',
+        ]
         for t in self.yticks:
             y = self.py(t)
             parts.append(f'<line x1="{self.x0}" y1="{y:.1f}" x2="{self.x1}" y2="{y:.1f}" class="grid"/>')
@@ -68,18 +70,24 @@ class _Frame:
                 x = self.px(t)
                 parts.append(f'<line x1="{x:.1f}" y1="{self.y0}" x2="{x:.1f}" y2="{self.y0 + 4}" class="axis"/>')
                 parts.append(f'<text x="{x:.1f}" y="{self.y0 + 16}" text-anchor="middle">{_fmt(t)}</text>')
-        parts.append(f'<text x="{(self.x0 + self.x1) / 2:.1f}" y="{self.height - 8}" text-anchor="middle" '
-                     f'class="label">{escape(xlabel)}</text>')
-        parts.append(f'<text transform="translate(14 {(self.y0 + self.y1) / 2:.1f}) rotate(-90)" '
-                     f'text-anchor="middle" class="label">{escape(ylabel)}</text>')
+        parts.append(
+            f'<text x="{(self.x0 + self.x1) / 2:.1f}" y="{self.height - 8}" text-anchor="middle" '
+            f'class="label">{escape(xlabel)}</text>'
+        )
+        parts.append(
+            f'<text transform="translate(14 {(self.y0 + self.y1) / 2:.1f}) rotate(-90)" '
+            f'text-anchor="middle" class="label">{escape(ylabel)}</text>'
+        )
         return parts
 
 
 def _svg(width: int, height: int, title: str, parts: list[str]) -> str:
     body = "\n".join(parts)
-    return (f'<svg xmlns="http://www.w3.org/2000/svg" class="plot" width="{width}" height="{height}" '
-            f'viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}">'
-            f'<title>{escape(title)}</title>\n{body}\n</svg>')
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="plot" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}">'
+        f"<title>{escape(title)}</title>\n{body}\n</svg>"
+    )
 
 
 def _legend(labels: Sequence[str], left: float) -> list[str]:
@@ -92,8 +100,16 @@ def _legend(labels: Sequence[str], left: float) -> list[str]:
     return parts
 
 
-def histogram(series: Mapping[str, Sequence[float]], *, xlabel: str, title: str, bins: int = 30,
-              marker: tuple[float, str] | None = None, width: int = 440, height: int = 250) -> str:
+def histogram(
+    series: Mapping[str, Sequence[float]],
+    *,
+    xlabel: str,
+    title: str,
+    bins: int = 30,
+    marker: tuple[float, str] | None = None,
+    width: int = 440,
+    height: int = 250,
+) -> str:
     """Overlaid histograms of each series (finite values) on shared bins; ``marker`` = (x, label)
     draws a vertical line, e.g. a verification threshold."""
     data = {k: np.asarray(v, np.float64) for k, v in series.items()}
@@ -111,26 +127,39 @@ def histogram(series: Mapping[str, Sequence[float]], *, xlabel: str, title: str,
     top = max([int(c.max()) for c in counts.values()] + [1])
     f = _Frame(width, height, (lo, hi), (0, top))
     parts = f.axes(xlabel, "images")
-    for i, (label, c) in enumerate(counts.items()):
+    for i, c in enumerate(counts.values()):
         color = PALETTE[i % len(PALETTE)]
         for j, count in enumerate(c):
             if count:
                 x, w = f.px(edges[j]), f.px(edges[j + 1]) - f.px(edges[j])
-                parts.append(f'<rect x="{x:.1f}" y="{f.py(count):.1f}" width="{max(w - 0.5, 0.5):.1f}" '
-                             f'height="{f.py(0) - f.py(count):.1f}" fill="{color}" fill-opacity="0.55"/>')
+                parts.append(
+                    f'<rect x="{x:.1f}" y="{f.py(count):.1f}" width="{max(w - 0.5, 0.5):.1f}" '
+                    f'height="{f.py(0) - f.py(count):.1f}" fill="{color}" fill-opacity="0.55"/>'
+                )
     if marker is not None:
         x = f.px(marker[0])
         parts.append(f'<line x1="{x:.1f}" y1="{f.y0}" x2="{x:.1f}" y2="{f.y1}" class="marker"/>')
         left = x > (f.x0 + f.x1) / 2  # label on the side with room
-        parts.append(f'<text x="{x - 3 if left else x + 3:.1f}" y="{f.y1 + 10}" text-anchor="{"end" if left else "start"}" '
-                     f'class="marker-label">{escape(marker[1])}</text>')
+        parts.append(
+            f'<text x="{x - 3 if left else x + 3:.1f}" y="{f.y1 + 10}" text-anchor="{"end" if left else "start"}" '
+            f'class="marker-label">{escape(marker[1])}</text>'
+        )
     parts += _legend([f"{k} (n={len(v)})" for k, v in data.items()], f.x0)
     parts.append(f'<text x="{f.x0}" y="14" class="title">{escape(title)}</text>')
     return _svg(width, height, title, parts)
 
 
-def line_chart(x: Sequence[float], series: Mapping[str, Sequence[float]], *, xlabel: str, ylabel: str, title: str,
-               log_y: bool = False, width: int = 640, height: int = 280) -> str:
+def line_chart(
+    x: Sequence[float],
+    series: Mapping[str, Sequence[float]],
+    *,
+    xlabel: str,
+    ylabel: str,
+    title: str,
+    log_y: bool = False,
+    width: int = 640,
+    height: int = 280,
+) -> str:
     """Lines of ``series`` over shared ``x`` (NaNs break a line); ``log_y`` plots log10 of positive values."""
     xs = np.asarray(x, np.float64)
     ys = {k: np.asarray(v, np.float64) for k, v in series.items()}
@@ -142,7 +171,7 @@ def line_chart(x: Sequence[float], series: Mapping[str, Sequence[float]], *, xla
         return _svg(width, 60, title, [f'<text x="10" y="30">{escape(title)}: no values</text>'])
     f = _Frame(width, height, (float(xs.min()), float(xs.max())), (float(finite.min()), float(finite.max())))
     parts = f.axes(xlabel, ylabel)
-    for i, (label, y) in enumerate(ys.items()):
+    for i, y in enumerate(ys.values()):
         segments, current = [], []
         for xv, yv in zip(xs, y):
             if np.isfinite(yv):
@@ -156,15 +185,24 @@ def line_chart(x: Sequence[float], series: Mapping[str, Sequence[float]], *, xla
                 cx, cy = seg[0].split(",")
                 parts.append(f'<circle cx="{cx}" cy="{cy}" r="2" fill="{PALETTE[i % len(PALETTE)]}"/>')
             elif seg:
-                parts.append(f'<polyline fill="none" stroke="{PALETTE[i % len(PALETTE)]}" stroke-width="1.5" '
-                             f'points="{" ".join(seg)}"/>')
+                parts.append(
+                    f'<polyline fill="none" stroke="{PALETTE[i % len(PALETTE)]}" stroke-width="1.5" '
+                    f'points="{" ".join(seg)}"/>'
+                )
     parts += _legend(list(ys), f.x0)
     parts.append(f'<text x="{f.x0}" y="14" class="title">{escape(title)}</text>')
     return _svg(width, height, title, parts)
 
 
-def bar_chart(groups: Sequence[str], series: Mapping[str, Sequence[float | None]], *, ylabel: str, title: str,
-              width: int = 640, height: int = 290) -> str:
+def bar_chart(
+    groups: Sequence[str],
+    series: Mapping[str, Sequence[float | None]],
+    *,
+    ylabel: str,
+    title: str,
+    width: int = 640,
+    height: int = 290,
+) -> str:
     """Grouped bars: one group per entry of ``groups``, one bar per series (None: no bar)."""
     values = [v for s in series.values() for v in s if v is not None and math.isfinite(v)]
     if not groups or not values:
@@ -174,16 +212,20 @@ def bar_chart(groups: Sequence[str], series: Mapping[str, Sequence[float | None]
     slot = (f.x1 - f.x0) / len(groups)
     bar = slot * 0.8 / max(len(series), 1)
     for g, name in enumerate(groups):
-        parts.append(f'<text transform="translate({f.x0 + slot * (g + 0.5):.1f} {f.y0 + 12}) rotate(-30)" '
-                     f'text-anchor="end">{escape(name)}</text>')
+        parts.append(
+            f'<text transform="translate({f.x0 + slot * (g + 0.5):.1f} {f.y0 + 12}) rotate(-30)" '
+            f'text-anchor="end">{escape(name)}</text>'
+        )
         for i, s in enumerate(series.values()):
             v = s[g]
             if v is None or not math.isfinite(v):
                 continue
             x = f.x0 + slot * g + slot * 0.1 + bar * i
             top, base = f.py(max(v, 0.0)), f.py(min(v, 0.0))
-            parts.append(f'<rect x="{x:.1f}" y="{top:.1f}" width="{bar * 0.92:.1f}" height="{max(base - top, 0.5):.1f}" '
-                         f'fill="{PALETTE[i % len(PALETTE)]}"><title>{escape(name)}: {_fmt(v)}</title></rect>')
+            parts.append(
+                f'<rect x="{x:.1f}" y="{top:.1f}" width="{bar * 0.92:.1f}" height="{max(base - top, 0.5):.1f}" '
+                f'fill="{PALETTE[i % len(PALETTE)]}"><title>{escape(name)}: {_fmt(v)}</title></rect>'
+            )
     parts += _legend(list(series), f.x0)
     parts.append(f'<text x="{f.x0}" y="14" class="title">{escape(title)}</text>')
     return _svg(width, height, title, parts)

@@ -216,8 +216,13 @@ def save_checkpoint(folder: Path, step: int, payload: CheckpointPayload, keep_la
     }
     for name, data in blobs.items():
         _write_synced(tmp / name, data)
-    state = {**payload.state, "format": FORMAT, "step": step, "fpsynth_version": __version__,
-             "files": {name: _sha256(data) for name, data in blobs.items()}}
+    state = {
+        **payload.state,
+        "format": FORMAT,
+        "step": step,
+        "fpsynth_version": __version__,
+        "files": {name: _sha256(data) for name, data in blobs.items()},
+    }
     _write_synced(tmp / STATE_FILE, (json.dumps(state, indent=1, sort_keys=True) + "\n").encode())
     _fsync_dir(tmp)
     if final.exists():  # the same step saved again (a resumed run that was already at its end)
@@ -266,7 +271,9 @@ def resolve_checkpoint(path: Path) -> Path:
         if complete_checkpoints(folder):
             good = newest_good(folder)
             if good is None:
-                raise CheckpointError(f"every checkpoint in {folder} is damaged (see the warnings); retrain or restore one")
+                raise CheckpointError(
+                    f"every checkpoint in {folder} is damaged (see the warnings); retrain or restore one"
+                )
             return good
     if path.is_dir() and _STEP_DIR.match(path.name):
         raise CheckpointError(f"{path} is an incomplete checkpoint (no {STATE_FILE}); use an earlier one")
@@ -291,7 +298,9 @@ def read_state(path: Path) -> dict[str, Any]:
     return state
 
 
-def read_tensors(path: Path, name: str, state: Mapping[str, Any], device: torch.device | str = "cpu") -> tuple[dict[str, torch.Tensor], str]:
+def read_tensors(
+    path: Path, name: str, state: Mapping[str, Any], device: torch.device | str = "cpu"
+) -> tuple[dict[str, torch.Tensor], str]:
     """(tensors, sha256) of one safetensors file of a checkpoint, checked against state.json."""
     try:
         data = (Path(path) / name).read_bytes()
@@ -300,14 +309,18 @@ def read_tensors(path: Path, name: str, state: Mapping[str, Any], device: torch.
     digest = _sha256(data)
     expected = state["files"].get(name)
     if digest != expected:
-        raise CheckpointError(f"{path}/{name} is corrupt: sha256 {digest[:12]}... != {str(expected)[:12]}... in {STATE_FILE}")
+        raise CheckpointError(
+            f"{path}/{name} is corrupt: sha256 {digest[:12]}... != {str(expected)[:12]}... in {STATE_FILE}"
+        )
     tensors = load_safetensors(data)
     if str(device) != "cpu":
         tensors = {k: v.to(device) for k, v in tensors.items()}
     return tensors, digest
 
 
-def read_optimizer(path: Path, state: Mapping[str, Any], device: torch.device | str = "cpu") -> tuple[dict[str, Any], list[str]]:
+def read_optimizer(
+    path: Path, state: Mapping[str, Any], device: torch.device | str = "cpu"
+) -> tuple[dict[str, Any], list[str]]:
     """(optimizer state_dict, parameter name per index) of a checkpoint."""
     tensors, _ = read_tensors(path, OPTIM_FILE, state, device)
     raw = (Path(path) / OPTIM_INDEX).read_bytes()
@@ -371,5 +384,10 @@ def load_published(path: Path, *, device: torch.device | str = "cpu") -> LoadedC
     with torch.device("meta"):
         model = CCFExp(converted.model_config)
     model.load_state_dict(converted.tensors, strict=True, assign=True)
-    return LoadedCheckpoint(model.to(device).eval(), NoiseSchedule(AUTHORS_DIFFUSION), describe(converted),
-                            converted.source["sha256"], Path(path))
+    return LoadedCheckpoint(
+        model.to(device).eval(),
+        NoiseSchedule(AUTHORS_DIFFUSION),
+        describe(converted),
+        converted.source["sha256"],
+        Path(path),
+    )

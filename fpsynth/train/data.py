@@ -91,7 +91,7 @@ class StepBatches(Sampler[list[int]]):
     def global_batch(self, step: int) -> list[int]:
         epoch, pos = divmod(step, self.per_epoch)
         size = self.batching.batch_size
-        return self.epoch_permutation(epoch)[pos * size:(pos + 1) * size].tolist()
+        return self.epoch_permutation(epoch)[pos * size : (pos + 1) * size].tolist()
 
     def __iter__(self) -> Iterator[list[int]]:
         for step in range(self.start, self.stop):
@@ -107,8 +107,9 @@ def dropout_seeds(seed: int, step: int, batching: Batching, rank: int) -> list[i
     return [derive(seed, "train-dropout", step, first + k) for k in range(batching.accum)]
 
 
-def step_noise(seed: int, step: int, batch_size: int, num_timesteps: int,
-               shape: tuple[int, ...] = (3, 112, 112)) -> tuple[torch.Tensor, torch.Tensor]:
+def step_noise(
+    seed: int, step: int, batch_size: int, num_timesteps: int, shape: tuple[int, ...] = (3, 112, 112)
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(t (B,) int64, eps (B, *shape) float32) of a step's global batch, on the CPU.
 
     Drawn on the CPU whatever the device, so a run gives the same numbers on any machine; the
@@ -137,7 +138,10 @@ class _Images(Dataset):
 def pair_loader(pairs: PairDataset, sampler: StepBatches, num_workers: int, pin_memory: bool, seed: int) -> DataLoader:
     """Batches (x0, x_id), each (b, 3, 112, 112), in the sampler's step order."""
     return DataLoader(
-        _Images(pairs), batch_sampler=sampler, num_workers=num_workers, pin_memory=pin_memory,
+        _Images(pairs),
+        batch_sampler=sampler,
+        num_workers=num_workers,
+        pin_memory=pin_memory,
         # the loader draws its workers' base seed from this generator, not from the global RNG
         generator=torch_generator(seed, "train-loader"),
         prefetch_factor=4 if num_workers else None,

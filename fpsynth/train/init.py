@@ -49,7 +49,9 @@ class InitRecord:
         if self.kept:
             out.append("  kept their own initialisation: " + ", ".join(self.kept))
         if self.unused:
-            out.append("  in the file but not in this model: " + ", ".join(f"{m} ({n})" for m, n in self.unused.items()))
+            out.append(
+                "  in the file but not in this model: " + ", ".join(f"{m} ({n})" for m, n in self.unused.items())
+            )
         return out
 
 
@@ -113,7 +115,8 @@ def init_model_from(model: torch.nn.Module, path: Path) -> InitRecord:
     modules = {k.split(".", 1)[0] for k in own}
     kept = sorted(m for m in modules if m not in loaded) + sorted(
         f"{m} (partly: {n} of {sum(1 for k in own if k.startswith(m + '.'))})"
-        for m, n in loaded.items() if n < sum(1 for k in own if k.startswith(m + "."))
+        for m, n in loaded.items()
+        if n < sum(1 for k in own if k.startswith(m + "."))
     )
     unused = _by_module([k for k in tensors if k not in own])
     return InitRecord(str(path), _digest(path), kind, loaded, kept, unused)

@@ -62,6 +62,7 @@ class CsvLog:
         self.path = path
         self.rows: list[dict[str, str]] = []
         if resume_step is not None and path.is_file():
+
             def kept(step: int) -> bool:
                 return step < resume_step or (step == resume_step and step % every == 0)
 
@@ -84,8 +85,18 @@ class CsvLog:
 class TrainLogger:
     """CSV + TensorBoard + progress for rank 0; every method is a no-op on other ranks."""
 
-    def __init__(self, out_dir: Path, *, start_step: int, total_steps: int, resumed: bool, every: int,
-                 tensorboard: bool, progress: bool, enabled: bool) -> None:
+    def __init__(
+        self,
+        out_dir: Path,
+        *,
+        start_step: int,
+        total_steps: int,
+        resumed: bool,
+        every: int,
+        tensorboard: bool,
+        progress: bool,
+        enabled: bool,
+    ) -> None:
         self.enabled = enabled
         self.total = total_steps
         self.last_row: dict[str, Any] = {}
@@ -101,8 +112,12 @@ class TrainLogger:
         self.bar: Progress | None = None
         if progress and self.console.is_terminal:
             self.bar = Progress(
-                TextColumn("train"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-                TimeRemainingColumn(), console=self.console,
+                TextColumn("train"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[info]}"),
+                TimeRemainingColumn(),
+                console=self.console,
             )
             self.task = self.bar.add_task("train", total=total_steps, completed=start_step, info="")
             self.bar.start()
@@ -139,7 +154,9 @@ class TrainLogger:
                     self.tb.add_scalar(f"train/{key}", row[key], step)
             self.tb.flush()
         if self.bar is None:
-            self.console.print(f"step {step}/{self.total}  {self._info(means.get('loss', float('nan')))}", highlight=False)
+            self.console.print(
+                f"step {step}/{self.total}  {self._info(means.get('loss', float('nan')))}", highlight=False
+            )
 
     def image(self, tag: str, rgb: Any, step: int) -> None:
         """An (H, W, 3) uint8 image into TensorBoard (the sample grids)."""

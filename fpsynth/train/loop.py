@@ -35,13 +35,12 @@ from fpsynth.seeds import global_torch_rng
 from fpsynth.stages import TRAIN
 from fpsynth.train import checkpoint as ckpt
 from fpsynth.train.config import TrainConfig
-from fpsynth.train.data import (Batching, StepBatches, dropout_seeds, pair_loader, step_noise,
-                                steps_per_epoch)
+from fpsynth.train.data import Batching, StepBatches, dropout_seeds, pair_loader, step_noise, steps_per_epoch
 from fpsynth.train.distributed import DistContext, gather_objects, mean_over_ranks
 from fpsynth.train.ema import EMA
-from fpsynth.train.logs import LogWindow, TrainLogger
-from fpsynth.train.samples import held_out_pairs, sample_grid, write_png
+from fpsynth.train.grids import held_out_pairs, sample_grid, write_png
 from fpsynth.train.init import init_model_from, resolve_init_from
+from fpsynth.train.logs import LogWindow, TrainLogger
 from fpsynth.weights import LoadRecord, WeightsConfig
 
 if TYPE_CHECKING:  # pipeline.py sits above the stage packages; train() records the whole config
@@ -66,8 +65,14 @@ def parameter_names(model: CCFExp) -> list[str]:
 
 def make_optimizer(model: CCFExp, cfg: TrainConfig, device: torch.device) -> torch.optim.AdamW:
     o = cfg.optim
-    return torch.optim.AdamW(model.trainable_parameters(), lr=o.lr, betas=o.betas, eps=o.eps,
-                             weight_decay=o.weight_decay, fused=device.type == "cuda")
+    return torch.optim.AdamW(
+        model.trainable_parameters(),
+        lr=o.lr,
+        betas=o.betas,
+        eps=o.eps,
+        weight_decay=o.weight_decay,
+        fused=device.type == "cuda",
+    )
 
 
 @dataclasses.dataclass
@@ -84,8 +89,17 @@ class Trainer:
     step: int  # optimizer steps done
     window: LogWindow
 
-    def train_step(self, batching: Batching, x0: torch.Tensor, x_id: torch.Tensor, t: torch.Tensor,
-                   eps: torch.Tensor, seeds: list[int], lr: float, grad_clip: float) -> dict[str, float]:
+    def train_step(
+        self,
+        batching: Batching,
+        x0: torch.Tensor,
+        x_id: torch.Tensor,
+        t: torch.Tensor,
+        eps: torch.Tensor,
+        seeds: list[int],
+        lr: float,
+        grad_clip: float,
+    ) -> dict[str, float]:
         """One optimizer step over this process's micro-batches; returns its logged values.
 
         ``seeds``: one per micro-batch, for its dropout masks (``fpsynth.train.data.dropout_seeds``);
@@ -97,8 +111,11 @@ class Trainer:
         for k in range(accum):
             part = slice(k * micro, (k + 1) * micro)
             last = k == accum - 1
-            sync = self.objective.no_sync() if isinstance(self.objective, DistributedDataParallel) and not last \
+            sync = (
+                self.objective.no_sync()
+                if isinstance(self.objective, DistributedDataParallel) and not last
                 else contextlib.nullcontext()
+            )
             with sync, global_torch_rng(seeds[k], "train-dropout-mask", devices=devices):
                 with self.amp.context():
                     losses = self.objective(x0[part], x_id[part], t[part], eps[part])
@@ -125,8 +142,7 @@ class Trainer:
         return values
 
 
-def build_trainer(tc: TrainConfig, weights: WeightsConfig, seed: int, ctx: DistContext,
-                  resume: Path | None) -> Trainer:
+def build_trainer(tc: TrainConfig, weights: WeightsConfig, seed: int, ctx: DistContext, resume: Path | None) -> Trainer:
     """Model, EMA, optimizer and scaler: fresh (pretrained ``weights``, init seeded by ``seed``) or
     from a checkpoint."""
     device = ctx.device
@@ -156,7 +172,7 @@ def build_trainer(tc: TrainConfig, weights: WeightsConfig, seed: int, ctx: DistC
     window = LogWindow()
     if resume is not None:
         shadow, _ = ckpt.read_tensors(resume, ckpt.EMA_FILE, state, device)
-        ema.load_state_dict({k[len("unet."):]: v for k, v in shadow.items()}, state["ema_updates"])
+        ema.load_state_dict({k[len("unet.") :]: v for k, v in shadow.items()}, state["ema_updates"])
         opt_state, names = ckpt.read_optimizer(resume, state)
         if names != parameter_names(model):
             raise ckpt.CheckpointError(f"{resume}: the optimizer state belongs to another parameter list")
@@ -173,7 +189,9 @@ def build_trainer(tc: TrainConfig, weights: WeightsConfig, seed: int, ctx: DistC
 def _check_finite(model: CCFExp, records: list[LoadRecord]) -> None:
     """Weights with NaN or inf would make the first loss NaN, which looks like a learning-rate
     problem; name the tensors and the files they came from instead."""
-    bad = [name for name, t in model.state_dict().items() if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+    bad = [
+        name for name, t in model.state_dict().items() if t.is_floating_point() and not bool(torch.isfinite(t).all())
+    ]
     if bad:
         files = ", ".join(f"{r.name}: {r.path}" for r in records if r.path) or "no file (random init)"
         raise TrainingDiverged(
@@ -205,15 +223,29 @@ def save(trainer: Trainer, cfg: PipelineConfig, out_dir: Path, ctx: DistContext,
         return None
     epoch, in_epoch = divmod(trainer.step, run["steps_per_epoch"])
     state = {
-        **ckpt.describe_run(cfg, trainer.records), **run,
-        "epoch": epoch, "batch_in_epoch": in_epoch, "images_seen": trainer.step * cfg.train.data.batch_size,
-        "world_size": ctx.world_size, "precision": trainer.amp.name, "ema_updates": trainer.ema.updates,
-        "rng": {"per_rank": rng, "seed": cfg.seed, "draws": "derived from (seed, stream, step, micro-batch): fpsynth.train.data"},
+        **ckpt.describe_run(cfg, trainer.records),
+        **run,
+        "epoch": epoch,
+        "batch_in_epoch": in_epoch,
+        "images_seen": trainer.step * cfg.train.data.batch_size,
+        "world_size": ctx.world_size,
+        "precision": trainer.amp.name,
+        "ema_updates": trainer.ema.updates,
+        "rng": {
+            "per_rank": rng,
+            "seed": cfg.seed,
+            "draws": "derived from (seed, stream, step, micro-batch): fpsynth.train.data",
+        },
         "scaler": trainer.scaler.state_dict() if trainer.amp.needs_scaler else None,
         "log_window": trainer.window.state(),
     }
-    payload = ckpt.CheckpointPayload(trainer.model.state_dict(), trainer.ema.state_dict(),
-                                     trainer.optimizer.state_dict(), parameter_names(trainer.model), state)
+    payload = ckpt.CheckpointPayload(
+        trainer.model.state_dict(),
+        trainer.ema.state_dict(),
+        trainer.optimizer.state_dict(),
+        parameter_names(trainer.model),
+        state,
+    )
     return ckpt.save_checkpoint(out_dir / ckpt.CHECKPOINTS, trainer.step, payload, cfg.train.checkpoint.keep_last)
 
 
@@ -221,8 +253,15 @@ def _due(done: int, every: int, total: int) -> bool:
     return done == total or (every > 0 and done % every == 0)
 
 
-def train(cfg: PipelineConfig, out_dir: Path, prepare_dir: Path, ctx: DistContext, *, resume: Path | None,
-          run: dict[str, Any] | None = None) -> dict[str, Any]:
+def train(
+    cfg: PipelineConfig,
+    out_dir: Path,
+    prepare_dir: Path,
+    ctx: DistContext,
+    *,
+    resume: Path | None,
+    run: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Train until the configured duration; resume from ``resume`` (a checkpoint folder) if given.
 
     ``run`` is stored in every checkpoint's state (the stage puts the run key there).
@@ -235,11 +274,21 @@ def train(cfg: PipelineConfig, out_dir: Path, prepare_dir: Path, ctx: DistContex
     trainer = build_trainer(tc, cfg.weights, cfg.seed, ctx, resume)
     start = trainer.step
     run = {**(run or {}), "steps_per_epoch": per_epoch, "total_steps": total, "num_pairs": len(pairs)}
-    logger = TrainLogger(out_dir, start_step=start, total_steps=total, resumed=resume is not None,
-                         every=tc.log.every, tensorboard=tc.log.tensorboard, progress=tc.log.progress, enabled=ctx.is_main)
-    logger.note(f"train: {len(pairs)} pairs, {per_epoch} steps/epoch, steps {start} -> {total}, batch "
-                f"{batching.batch_size} = {ctx.world_size} process(es) x {batching.accum} x {batching.micro}, "
-                f"{trainer.amp.name} on {ctx.device}" + (f", resumed from {resume}" if resume else ""))
+    logger = TrainLogger(
+        out_dir,
+        start_step=start,
+        total_steps=total,
+        resumed=resume is not None,
+        every=tc.log.every,
+        tensorboard=tc.log.tensorboard,
+        progress=tc.log.progress,
+        enabled=ctx.is_main,
+    )
+    logger.note(
+        f"train: {len(pairs)} pairs, {per_epoch} steps/epoch, steps {start} -> {total}, batch "
+        f"{batching.batch_size} = {ctx.world_size} process(es) x {batching.accum} x {batching.micro}, "
+        f"{trainer.amp.name} on {ctx.device}" + (f", resumed from {resume}" if resume else "")
+    )
     held = held_out_pairs(prepare_dir, tc.log.sample_pairs, cfg.seed) if ctx.is_main and tc.log.sample_pairs else None
     schedule = NoiseSchedule(tc.diffusion)
     sampler = StepBatches(len(pairs), batching, cfg.seed, start, total, ctx.rank)
@@ -251,9 +300,14 @@ def train(cfg: PipelineConfig, out_dir: Path, prepare_dir: Path, ctx: DistContex
             t, eps = step_noise(cfg.seed, step, batching.batch_size, schedule.num_timesteps)
             dev = ctx.device
             values = trainer.train_step(
-                batching, x0.to(dev, non_blocking=True), x_id.to(dev, non_blocking=True),
-                t[share].to(dev, non_blocking=True), eps[share].to(dev, non_blocking=True),
-                dropout_seeds(cfg.seed, step, batching, ctx.rank), lr_at(step, tc), tc.optim.grad_clip,
+                batching,
+                x0.to(dev, non_blocking=True),
+                x_id.to(dev, non_blocking=True),
+                t[share].to(dev, non_blocking=True),
+                eps[share].to(dev, non_blocking=True),
+                dropout_seeds(cfg.seed, step, batching, ctx.rank),
+                lr_at(step, tc),
+                tc.optim.grad_clip,
             )
             values = _mean_over_ranks(ctx, values)
             if not math.isfinite(values["loss"]) and not trainer.amp.needs_scaler:
@@ -265,12 +319,15 @@ def train(cfg: PipelineConfig, out_dir: Path, prepare_dir: Path, ctx: DistContex
             done = trainer.step
             logger.step(done, values["loss"])
             if _due(done, tc.log.every, total):
-                logger.row(done, round(done / per_epoch, 4), trainer.window.means(), lr_at(step, tc),
-                           batching.batch_size)
+                logger.row(
+                    done, round(done / per_epoch, 4), trainer.window.means(), lr_at(step, tc), batching.batch_size
+                )
                 if done % tc.log.every == 0:  # a run's last, partial window stays open for its resumption
                     trainer.window.reset()
             if held is not None and _due(done, tc.log.sample_every, total):
-                grid = sample_grid(trainer.model, trainer.ema, schedule, tc.sampler, held, cfg.seed, trainer.amp.context())
+                grid = sample_grid(
+                    trainer.model, trainer.ema, schedule, tc.sampler, held, cfg.seed, trainer.amp.context()
+                )
                 write_png(out_dir / "samples" / f"step-{done:08d}.png", grid)
                 logger.image(f"samples/{held.split}", grid, done)
             if _due(done, tc.checkpoint.every, total):
@@ -278,10 +335,15 @@ def train(cfg: PipelineConfig, out_dir: Path, prepare_dir: Path, ctx: DistContex
     finally:
         logger.close()
     return {
-        "steps": trainer.step, "start_step": start, "total_steps": total, "epochs": round(trainer.step / per_epoch, 4),
+        "steps": trainer.step,
+        "start_step": start,
+        "total_steps": total,
+        "epochs": round(trainer.step / per_epoch, 4),
         "resumed_from": str(resume) if resume else None,
         "checkpoint": str(last_checkpoint) if last_checkpoint else None,
-        "last_log": logger.last_row, "precision": trainer.amp.name, "world_size": ctx.world_size,
+        "last_log": logger.last_row,
+        "precision": trainer.amp.name,
+        "world_size": ctx.world_size,
     }
 
 

@@ -69,8 +69,12 @@ def run_identity(tc: TrainConfig, seed: int, inputs: dict[str, Any]) -> dict[str
     train = to_dict(tc)
     paths = {k: v for k, v in inputs.items() if isinstance(v, Path)}
     digests = {k: v for k, v in inputs.items() if isinstance(v, str)}
-    return {"seed": seed, "inputs": hash_paths(paths), **({"weights": digests} if digests else {}),
-            **{f"train.{name}": _pick(train, name) for name in RUN_KEY_FIELDS}}
+    return {
+        "seed": seed,
+        "inputs": hash_paths(paths),
+        **({"weights": digests} if digests else {}),
+        **{f"train.{name}": _pick(train, name) for name in RUN_KEY_FIELDS},
+    }
 
 
 def run_key(identity: dict[str, Any]) -> str:
@@ -80,11 +84,15 @@ def run_key(identity: dict[str, Any]) -> str:
 def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     def flat(tree: Any, prefix: str) -> dict[str, Any]:
         if isinstance(tree, dict):
-            return {k: v for key, sub in tree.items() for k, v in flat(sub, f"{prefix}.{key}" if prefix else key).items()}
+            return {
+                k: v for key, sub in tree.items() for k, v in flat(sub, f"{prefix}.{key}" if prefix else key).items()
+            }
         return {prefix: tree}
 
     a, b = flat(old, ""), flat(new, "")
-    return [f"{k}: {a.get(k, '(unset)')} -> {b.get(k, '(unset)')}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+    return [
+        f"{k}: {a.get(k, '(unset)')} -> {b.get(k, '(unset)')}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)
+    ]
 
 
 def archive_run(train_dir: Path) -> Path | None:
@@ -92,7 +100,7 @@ def archive_run(train_dir: Path) -> Path | None:
     present = [train_dir / name for name in RUN_FILES if (train_dir / name).exists()]
     if not present:
         return None
-    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = _dt.datetime.now(_dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     dest = train_dir / ARCHIVE / stamp
     n = 1
     while dest.exists():
@@ -144,8 +152,9 @@ def train_stage(cfg: PipelineConfig, workspace: Path, force: bool = False) -> tu
     if init is not None:
         extra[CONFIG_KEY] = Input(init, weights_made_by(CONFIG_KEY))
         digests[CONFIG_KEY] = _content_digest(init)
-    stage = Stage.declared(TRAIN, Path(workspace), cfg, force=force, inputs=extra, digests=digests,
-                           weights=weight_keys(cfg.train))
+    stage = Stage.declared(
+        TRAIN, Path(workspace), cfg, force=force, inputs=extra, digests=digests, weights=weight_keys(cfg.train)
+    )
     paths = {key: stage.inputs[key].path for key in TRAIN.deps}
     return stage, {**paths, **{f"{k}.sha256": v for k, v in stage.digests.items()}}
 
@@ -184,8 +193,9 @@ def _run(cfg: PipelineConfig, workspace: Path, force: bool, ctx: DistContext) ->
         stage.begin(cfg)
     barrier(ctx)
     resume = Path(decision["resume"]) if decision["resume"] else None
-    summary = train(cfg, stage.dir, prepare_dir, ctx, resume=resume,
-                    run={"run_key": run_key(identity), "run_identity": identity})
+    summary = train(
+        cfg, stage.dir, prepare_dir, ctx, resume=resume, run={"run_key": run_key(identity), "run_identity": identity}
+    )
     summary["archived_previous_run"] = decision["archived"]
     if not ctx.is_main:
         return {"stage": "train", "rank": ctx.rank, "summary": summary}

@@ -18,9 +18,13 @@ import numpy as np
 from fpsynth.metrics.expression import asymmetry, eye_frame
 
 # iBUG 68 mirror partners (image-left <-> image-right)
-_PAIRS = ([(i, 16 - i) for i in range(8)] + [(17 + i, 26 - i) for i in range(5)] + [(31, 35), (32, 34)]
-          + [(36, 45), (37, 44), (38, 43), (39, 42), (40, 47), (41, 46)]
-          + [(48, 54), (49, 53), (50, 52), (55, 59), (56, 58), (60, 64), (61, 63), (65, 67)])
+_PAIRS = (
+    [(i, 16 - i) for i in range(8)]
+    + [(17 + i, 26 - i) for i in range(5)]
+    + [(31, 35), (32, 34)]
+    + [(36, 45), (37, 44), (38, 43), (39, 42), (40, 47), (41, 46)]
+    + [(48, 54), (49, 53), (50, 52), (55, 59), (56, 58), (60, 64), (61, 63), (65, 67)]
+)
 MIRROR = np.arange(68)
 for _a, _b in _PAIRS:
     MIRROR[_a], MIRROR[_b] = _b, _a

@@ -41,8 +41,9 @@ if TYPE_CHECKING:
 EFACE_SCALE = 100.0  # eFACE is learnt as eFACE / 100 by the CNN
 
 
-def geometry_grader(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, kind: Kind,
-                    cfg: GeometryConfig, seed: int) -> np.ndarray:
+def geometry_grader(
+    x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, kind: Kind, cfg: GeometryConfig, seed: int
+) -> np.ndarray:
     """A scikit-learn model on geometry features (N, F) -> (M,) outputs for ``x_test``."""
     if cfg.model is GeometryModel.LINEAR:
         return linear_head(x_train, y_train, x_test, kind, cfg.c, seed)
@@ -63,8 +64,9 @@ def geometry_grader(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray
     return model.predict(x_test)
 
 
-def linear_head(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, kind: Kind, c: float,
-                seed: int) -> np.ndarray:
+def linear_head(
+    x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, kind: Kind, c: float, seed: int
+) -> np.ndarray:
     """Standardised features (N, F) -> logistic regression (P(1), balanced class weights) or ridge
     (alpha = 1 / c) -> (M,) outputs for ``x_test``. The geometry grader's linear model and the head
     on frozen IR-50 features."""
@@ -75,8 +77,9 @@ def linear_head(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, ki
     y = np.asarray(y_train)
     if kind is Kind.BINARY:
         y = y.astype(int)
-        model = make_pipeline(StandardScaler(), LogisticRegression(C=c, class_weight="balanced", max_iter=2000,
-                                                                   random_state=seed))
+        model = make_pipeline(
+            StandardScaler(), LogisticRegression(C=c, class_weight="balanced", max_iter=2000, random_state=seed)
+        )
         model.fit(x_train, y)
         return model.predict_proba(x_test)[:, list(model.classes_).index(1)]
     model = make_pipeline(StandardScaler(), Ridge(alpha=1.0 / c))
@@ -129,8 +132,9 @@ def training_steps(n: int, cfg: AppearanceConfig) -> int:
     return min(total, cfg.max_steps) if cfg.max_steps else total
 
 
-def appearance_grader(x_train: np.ndarray | Rows, y_train: np.ndarray, x_test: np.ndarray, kind: Kind,
-                      cfg: AppearanceConfig, seed: int) -> np.ndarray:
+def appearance_grader(
+    x_train: np.ndarray | Rows, y_train: np.ndarray, x_test: np.ndarray, kind: Kind, cfg: AppearanceConfig, seed: int
+) -> np.ndarray:
     """A small CNN trained :func:`training_steps` steps on crops (N, 112, 112, 3) uint8 -> (M,) outputs
     (``x_train`` an array or :class:`~fpsynth.utility.regimes.Rows`, indexed one batch at a time)."""
     device = torch.device(cfg.device)
@@ -152,7 +156,7 @@ def appearance_grader(x_train: np.ndarray | Rows, y_train: np.ndarray, x_test: n
     while steps < total:
         order = torch.randperm(len(y), generator=gen)
         for i in range(0, len(order), cfg.batch_size):
-            idx = order[i:i + cfg.batch_size]
+            idx = order[i : i + cfg.batch_size]
             if len(idx) < 2 or steps == total:  # batch norm needs two samples
                 break
             rows = np.sort(idx.numpy())  # sorted: gathers from memory-mapped or stacked sources stay sequential
@@ -166,14 +170,15 @@ def appearance_grader(x_train: np.ndarray | Rows, y_train: np.ndarray, x_test: n
     outs = []
     with torch.no_grad():
         for i in range(0, len(x_test), 256):
-            outs.append(net(cnn_input(x_test[i:i + 256], cfg.input, device, cfg.side)).float().cpu())
+            outs.append(net(cnn_input(x_test[i : i + 256], cfg.input, device, cfg.side)).float().cpu())
     out = torch.cat(outs).numpy() if outs else np.zeros(0, np.float32)
     if kind is Kind.BINARY:
         return 1.0 / (1.0 + np.exp(-out))
     return out * EFACE_SCALE if kind is Kind.REGRESSION else out
 
 
-def ir50_grader(f_train: np.ndarray, y_train: np.ndarray, f_test: np.ndarray, kind: Kind, cfg: Ir50GraderConfig,
-                seed: int) -> np.ndarray:
+def ir50_grader(
+    f_train: np.ndarray, y_train: np.ndarray, f_test: np.ndarray, kind: Kind, cfg: Ir50GraderConfig, seed: int
+) -> np.ndarray:
     """The linear head on frozen IR-50 features (N, 2E) from :func:`fpsynth.utility.ir50.ir50_features`."""
     return linear_head(f_train, y_train, f_test, kind, cfg.c, seed)

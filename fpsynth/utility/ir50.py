@@ -20,7 +20,9 @@ from fpsynth.utility.config import Ir50GraderConfig
 from fpsynth.weights import LoadRecord, load_into
 
 
-def load_ir50(cfg: Ir50GraderConfig, path: Path | None, random_init: tuple[str, ...] = ()) -> tuple[IResNet, LoadRecord]:
+def load_ir50(
+    cfg: Ir50GraderConfig, path: Path | None, random_init: tuple[str, ...] = ()
+) -> tuple[IResNet, LoadRecord]:
     """The frozen network of ``path`` (weights.ir50_id); a WeightsError (one line) when it is unset or wrong."""
     net = IResNet(cfg.network)
     record = load_into(net, IR50_ID, path, random_init)
@@ -35,10 +37,10 @@ def ir50_features(images: np.ndarray, net: IResNet, cfg: Ir50GraderConfig) -> np
     dim = cfg.network.embedding_dim * (2 if cfg.mirror else 1)
     out = np.zeros((len(images), dim), np.float32)
     for i in range(0, len(images), cfg.batch_size):
-        x = torch.from_numpy(np.ascontiguousarray(images[i:i + cfg.batch_size])).to(device)
+        x = torch.from_numpy(np.ascontiguousarray(images[i : i + cfg.batch_size])).to(device)
         x = x.permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)  # (B, 3, 112, 112) RGB in [-1, 1]
         e = F.normalize(net(x).embedding.float(), dim=1)  # (B, E)
         if cfg.mirror:
             e = torch.cat([e, e - F.normalize(net(x.flip(3)).embedding.float(), dim=1)], 1)  # (B, 2E)
-        out[i:i + len(x)] = e.cpu().numpy()
+        out[i : i + len(x)] = e.cpu().numpy()
     return out

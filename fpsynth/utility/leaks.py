@@ -61,5 +61,7 @@ def check_training_set(real_subjects: np.ndarray, synthetic: pd.DataFrame, test_
     if len(synthetic):
         left = synthetic_exclusions(synthetic, test_subjects, set())
         if (left != "").any():
-            raise LeakError(f"{int((left != '').sum())} generated training image(s) come from a test subject "
-                            f"({left[left != ''].iloc[0]})")
+            raise LeakError(
+                f"{int((left != '').sum())} generated training image(s) come from a test subject "
+                f"({left[left != ''].iloc[0]})"
+            )

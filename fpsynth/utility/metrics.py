@@ -25,8 +25,16 @@ METRICS = {
     Kind.ORDINAL: ("qwk", "mae_categories", "macro_f1", "balanced_accuracy"),
     Kind.REGRESSION: ("mae",),
 }
-HIGHER_IS_BETTER = {"macro_f1": True, "balanced_accuracy": True, "auroc": True, "sensitivity": True,
-                    "specificity": True, "qwk": True, "mae_categories": False, "mae": False}
+HIGHER_IS_BETTER = {
+    "macro_f1": True,
+    "balanced_accuracy": True,
+    "auroc": True,
+    "sensitivity": True,
+    "specificity": True,
+    "qwk": True,
+    "mae_categories": False,
+    "mae": False,
+}
 _K = len(GRADED)
 
 
@@ -61,7 +69,7 @@ def _average_ranks(sorted_values: np.ndarray) -> np.ndarray:
     _, start, counts = np.unique(sorted_values, return_index=True, return_counts=True)
     for s, c in zip(start, counts):
         if c > 1:
-            ranks[s:s + c] = s + (c + 1) / 2
+            ranks[s : s + c] = s + (c + 1) / 2
     return ranks
 
 
@@ -85,17 +93,26 @@ def task_metrics(kind: Kind, y: np.ndarray, score: np.ndarray) -> dict[str, floa
         pred = (score >= 0.5).astype(np.float64)
         f1, bacc = _class_scores(y, pred, np.unique(y))
         pos, neg = y == 1, y == 0
-        return {"macro_f1": f1, "balanced_accuracy": bacc, "auroc": auroc(y, score),
-                "sensitivity": float(pred[pos].mean()) if pos.any() else float("nan"),
-                "specificity": float(1 - pred[neg].mean()) if neg.any() else float("nan")}
+        return {
+            "macro_f1": f1,
+            "balanced_accuracy": bacc,
+            "auroc": auroc(y, score),
+            "sensitivity": float(pred[pos].mean()) if pos.any() else float("nan"),
+            "specificity": float(1 - pred[neg].mean()) if neg.any() else float("nan"),
+        }
     pred = np.clip(np.rint(score), 0, _K - 1)
     f1, bacc = _class_scores(y, pred, np.unique(y))
-    return {"qwk": qwk(y, pred), "mae_categories": float(np.mean(np.abs(pred - y))), "macro_f1": f1,
-            "balanced_accuracy": bacc}
+    return {
+        "qwk": qwk(y, pred),
+        "mae_categories": float(np.mean(np.abs(pred - y))),
+        "macro_f1": f1,
+        "balanced_accuracy": bacc,
+    }
 
 
-def subject_bootstrap(subjects: np.ndarray, fn: Callable[[np.ndarray], dict[str, float]], n: int,
-                      rng: np.random.Generator) -> dict[str, np.ndarray]:
+def subject_bootstrap(
+    subjects: np.ndarray, fn: Callable[[np.ndarray], dict[str, float]], n: int, rng: np.random.Generator
+) -> dict[str, np.ndarray]:
     """``n`` values of each metric of ``fn(rows)`` over resamples of the SUBJECTS (with replacement):
     each resample draws as many subjects as there are, and takes all rows of every subject drawn."""
     uniq, inverse = np.unique(subjects, return_inverse=True)

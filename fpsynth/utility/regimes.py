@@ -36,8 +36,10 @@ class Samples:
         self.table = self.table.reset_index(drop=True)
         self.landmarks = np.asarray(self.landmarks, np.float32).reshape(-1, 68, 2)
         if len(self.landmarks) != len(self.table) or (self.images is not None and len(self.images) != len(self.table)):
-            raise ValueError(f"{len(self.table)} rows, {len(self.landmarks)} landmark sets, "
-                             f"{None if self.images is None else len(self.images)} images: they must match")
+            raise ValueError(
+                f"{len(self.table)} rows, {len(self.landmarks)} landmark sets, "
+                f"{None if self.images is None else len(self.images)} images: they must match"
+            )
 
     def __len__(self) -> int:
         return len(self.table)

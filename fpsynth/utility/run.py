@@ -55,12 +55,20 @@ def run(cfg: PipelineConfig, workspace: Path, force: bool = False) -> dict[str, 
     workspace = Path(workspace)
     prepare_dir = workspace / "prepare"
     dataset = Path(uc.run).expanduser() if uc.run is not None else workspace / "generate"
-    stage = Stage.declared(UTILITY, workspace, cfg, force=force, at={"dataset": dataset / METADATA_FILE},
-                           weights=UTILITY.weights if Grader.IR50 in uc.graders else ())
+    stage = Stage.declared(
+        UTILITY,
+        workspace,
+        cfg,
+        force=force,
+        at={"dataset": dataset / METADATA_FILE},
+        weights=UTILITY.weights if Grader.IR50 in uc.graders else (),
+    )
     stage.require_inputs()
     if stage.is_up_to_date():
         return stage.skipped()
-    image_features, networks = _image_features(uc, cfg.weights)  # a missing or wrong weights file fails before the stage begins
+    image_features, networks = _image_features(
+        uc, cfg.weights
+    )  # a missing or wrong weights file fails before the stage begins
     stage.begin(cfg)
     landmarker = _landmarker(cfg.weights.dlib_models)
     need_images = Grader.APPEARANCE in uc.graders or Grader.IR50 in uc.graders
@@ -71,12 +79,13 @@ def run(cfg: PipelineConfig, workspace: Path, force: bool = False) -> dict[str, 
     meta = _metadata(dataset, frames, uc.max_synthetic, cfg.seed)
     synthetic = _samples(meta, [dataset / f for f in meta["file_name"]], landmarker, need_images, uc.batch_size)
     reading = {"read_landmarks_real": round(t1 - t0, 3), "read_landmarks_generated": round(time.perf_counter() - t1, 3)}
-    result = evaluate(real, synthetic, uc, cfg.seed, image_features=image_features,
-                      log=lambda s: console.print(s, highlight=False))
+    result = evaluate(
+        real, synthetic, uc, cfg.seed, image_features=image_features, log=lambda s: console.print(s, highlight=False)
+    )
     result.summary["timings_s"] = {**reading, **result.summary["timings_s"]}
     summary = {
         "title": "fpsynth utility: train on real / synthetic / mixed, test on real test subjects",
-        "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "created_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "fpsynth_version": __version__,
         "inputs": {"prepare": str(prepare_dir), "dataset": str(dataset), "generated_images": int(len(meta))},
         "landmarks": "dlib 68-point predictor in the fixed crop box, for real and generated images alike",
@@ -88,8 +97,9 @@ def run(cfg: PipelineConfig, workspace: Path, force: bool = False) -> dict[str, 
     atomic_write_parquet(stage.dir / "runs.parquet", result.runs)
     atomic_write_json(stage.dir / UTILITY_FILE, plain(summary))
     console.print(f"utility: {stage.dir / UTILITY_FILE} ({len(result.runs)} runs)", highlight=False)
-    return stage.finish({"runs": int(len(result.runs)),
-                         "tasks": {k: v["status"] for k, v in result.summary["tasks"].items()}})
+    return stage.finish(
+        {"runs": int(len(result.runs)), "tasks": {k: v["status"] for k, v in result.summary["tasks"].items()}}
+    )
 
 
 def _image_features(uc: UtilityConfig, weights: WeightsConfig) -> tuple[Any, list[dict[str, Any]]]:
@@ -117,8 +127,10 @@ def _metadata(dataset: Path, frames: pd.DataFrame, max_images: int, seed: int) -
     try:
         meta = pd.read_parquet(dataset / METADATA_FILE).sort_values("item_id").reset_index(drop=True)
     except (OSError, ValueError) as exc:
-        raise FpsynthError(f"{dataset / METADATA_FILE} cannot be read ({type(exc).__name__}); run "
-                           f"`{GENERATE.usage} --out {dataset}` again") from None
+        raise FpsynthError(
+            f"{dataset / METADATA_FILE} cannot be read ({type(exc).__name__}); run "
+            f"`{GENERATE.usage} --out {dataset}` again"
+        ) from None
     if max_images and len(meta) > max_images:
         rows = np.sort(rng(seed, "utility-rows").choice(len(meta), max_images, replace=False))
         meta = meta.iloc[rows].reset_index(drop=True)
@@ -132,13 +144,16 @@ def _samples(table: pd.DataFrame, paths: list[Path], landmarker: Any, keep_image
     """Read the crops of ``table`` in batches; landmarks of each from ``landmarker``."""
     lms, images = [], []
     for i in range(0, len(paths), batch):
-        crops = np.stack([_read(p) for p in paths[i:i + batch]])
+        crops = np.stack([_read(p) for p in paths[i : i + batch]])
         lms.append(landmarker(crops))
         if keep_images:
             images.append(crops)
     empty = np.zeros((0, 68, 2), np.float32)
-    return Samples(table, np.concatenate(lms) if lms else empty,
-                   (np.concatenate(images) if images else np.zeros((0, CROP, CROP, 3), np.uint8)) if keep_images else None)
+    return Samples(
+        table,
+        np.concatenate(lms) if lms else empty,
+        (np.concatenate(images) if images else np.zeros((0, CROP, CROP, 3), np.uint8)) if keep_images else None,
+    )
 
 
 def _read(path: Path) -> np.ndarray:

@@ -32,16 +32,24 @@ class Task:
 
 
 TASKS = {
-    "palsy": Task("palsy", Kind.BINARY, "palsy (any category above normal) vs normal, from severity", "balanced_accuracy"),
+    "palsy": Task(
+        "palsy", Kind.BINARY, "palsy (any category above normal) vs normal, from severity", "balanced_accuracy"
+    ),
     "severity": Task("severity", Kind.ORDINAL, "severity category " + " < ".join(GRADED), "qwk"),
     "eface": Task("eface", Kind.REGRESSION, "eFACE score (0-100) where known", "mae"),
-    "side": Task("side", Kind.BINARY, "affected side (1 = left) of palsy rows where the side is known", "balanced_accuracy"),
+    "side": Task(
+        "side", Kind.BINARY, "affected side (1 = left) of palsy rows where the side is known", "balanced_accuracy"
+    ),
 }
 
 
 def labels(table: pd.DataFrame, task: Task) -> np.ndarray:
     """(N,) float labels of ``table``'s rows for ``task``; NaN where the row has none."""
-    sev = table["severity"].astype("string").fillna("unknown").to_numpy() if "severity" in table else np.full(len(table), "unknown")
+    sev = (
+        table["severity"].astype("string").fillna("unknown").to_numpy()
+        if "severity" in table
+        else np.full(len(table), "unknown")
+    )
     rank = np.array([GRADED.index(s) if s in GRADED else -1 for s in sev], np.float64)  # ordinal 0..5
     rank[rank < 0] = np.nan
     if task.name == "palsy":
@@ -49,8 +57,14 @@ def labels(table: pd.DataFrame, task: Task) -> np.ndarray:
     if task.name == "severity":
         return rank
     if task.name == "eface":
-        return pd.to_numeric(table["eface"], errors="coerce").to_numpy(np.float64) if "eface" in table else np.full(len(table), np.nan)
-    side = table["side"].astype("string").fillna("").str.lower().to_numpy() if "side" in table else np.full(len(table), "")
+        return (
+            pd.to_numeric(table["eface"], errors="coerce").to_numpy(np.float64)
+            if "eface" in table
+            else np.full(len(table), np.nan)
+        )
+    side = (
+        table["side"].astype("string").fillna("").str.lower().to_numpy() if "side" in table else np.full(len(table), "")
+    )
     out = np.where(side == "left", 1.0, np.where(side == "right", 0.0, np.nan))
     return np.where(rank > 0, out, np.nan)  # a normal face has no affected side
 

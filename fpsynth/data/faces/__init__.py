@@ -25,7 +25,6 @@ from fpsynth.data.config import Backend, FaceConfig
 from fpsynth.data.faces.base import Face, FaceBackend
 from fpsynth.data.ibug68 import STABLE_POINTS
 
-
 DEFAULT_MIN_SCORE = {Backend.DLIB: 0.0, Backend.INSIGHTFACE: 0.5, Backend.FACE_ALIGNMENT: 0.5}
 
 
@@ -79,8 +78,9 @@ def detect_faces(backend: FaceBackend, rgb: np.ndarray, max_side: int, upsample:
     return sorted(faces, key=lambda f: -f.side)
 
 
-def detect_near(backend: FaceBackend, rgb: np.ndarray, bbox: np.ndarray, face_px: int = 110,
-                upsample: int = 0) -> list[Face]:
+def detect_near(
+    backend: FaceBackend, rgb: np.ndarray, bbox: np.ndarray, face_px: int = 110, upsample: int = 0
+) -> list[Face]:
     """Faces in a window around ``bbox`` (4,) (the box's size again on every side), shrunk so that
     the box is about ``face_px`` wide; landmarks refitted at full resolution, largest first.
 
@@ -98,8 +98,9 @@ def detect_near(backend: FaceBackend, rgb: np.ndarray, bbox: np.ndarray, face_px
     scale = min(1.0, face_px / side)
     if scale < 1.0:  # linear: a detector's input needs no area averaging (the whole-frame search's
         # INTER_AREA at a fractional factor costs more than the search it saves)
-        roi = cv2.resize(roi, (max(1, round((x1 - x0) * scale)), max(1, round((y1 - y0) * scale))),
-                         interpolation=cv2.INTER_LINEAR)
+        roi = cv2.resize(
+            roi, (max(1, round((x1 - x0) * scale)), max(1, round((y1 - y0) * scale))), interpolation=cv2.INTER_LINEAR
+        )
     faces = []
     for f in backend.detect(np.ascontiguousarray(roi), upsample):
         box = (f.bbox / scale + np.array([x0, y0, x0, y0])).astype(np.float32)
@@ -122,7 +123,6 @@ def box_anchor(lm: np.ndarray, bbox: np.ndarray) -> np.ndarray:
     """(4,) ``bbox`` relative to the landmarks' stable-point centre, in units of their scale."""
     centre, scale = _stable_frame(lm)
     return np.concatenate([(bbox[:2] - centre) / scale, (bbox[2:] - centre) / scale]).astype(np.float32)
-
 
 
 def _stable_frame(lm: np.ndarray) -> tuple[np.ndarray, float]:

@@ -57,7 +57,11 @@ class FanBackend:
                 f"the face-alignment package does not import ({exc}); install its missing dependency "
                 "(README, optional face backends)"
             ) from None
-        kwargs: dict = {"device": "cpu", "face_detector": "sfd", "face_detector_kwargs": {"filter_threshold": min_score}}
+        kwargs: dict = {
+            "device": "cpu",
+            "face_detector": "sfd",
+            "face_detector_kwargs": {"filter_threshold": min_score},
+        }
         if "compile" in inspect.signature(face_alignment.FaceAlignment).parameters:
             kwargs["compile"] = False  # torch.compile on first call costs minutes on CPU
         self.min_score = min_score

@@ -68,7 +68,9 @@ class InsightFaceBackend:
             ) from None
         self.min_score = min_score
         self._app = FaceAnalysis(
-            name=name, root=str(Path(root).expanduser()), allowed_modules=["detection", "landmark_3d_68"],
+            name=name,
+            root=str(Path(root).expanduser()),
+            allowed_modules=["detection", "landmark_3d_68"],
             providers=["CPUExecutionProvider"],
         )
         self._app.prepare(ctx_id=-1, det_thresh=min_score, det_size=(640, 640))

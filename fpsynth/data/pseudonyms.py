@@ -73,12 +73,32 @@ def pseudonymise(found: list[Found], seed: int) -> Pseudonymised:
         else:
             subject, original = subjects[(f.dataset, f.subject)], f.subject
             input_id = unique(_base_id(f, subject, counters))
-            jobs.append(Job(input_id, f.dataset, f.kind, subject, f.expression, f.side,
-                            tuple(str(p) for p in f.files), f.phases, f.segment, f.note))
+            jobs.append(
+                Job(
+                    input_id,
+                    f.dataset,
+                    f.kind,
+                    subject,
+                    f.expression,
+                    f.side,
+                    tuple(str(p) for p in f.files),
+                    f.phases,
+                    f.segment,
+                    f.note,
+                )
+            )
         for i, path in enumerate(f.files):
-            mapping.append({"input": input_id, "dataset": f.dataset, "kind": f.kind.value if f.kind else None,
-                            "subject": subject, "subject_original": original, "file_index": i,
-                            "path": str(path.absolute())})
+            mapping.append(
+                {
+                    "input": input_id,
+                    "dataset": f.dataset,
+                    "kind": f.kind.value if f.kind else None,
+                    "subject": subject,
+                    "subject_original": original,
+                    "file_index": i,
+                    "path": str(path.absolute()),
+                }
+            )
     return Pseudonymised(jobs, unusable, subjects, pd.DataFrame(mapping, columns=MAPPING_COLUMNS))
 
 

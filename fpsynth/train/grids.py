@@ -46,8 +46,16 @@ def held_out_pairs(prepare_dir: Path, count: int, seed: int) -> HeldOut:
 
 
 @torch.no_grad()
-def sample_with_ema(model: CCFExp, ema: EMA, schedule: NoiseSchedule, cfg: SamplerConfig, x_id: torch.Tensor,
-                    x0: torch.Tensor, seed: int, autocast: contextlib.AbstractContextManager) -> torch.Tensor:
+def sample_with_ema(
+    model: CCFExp,
+    ema: EMA,
+    schedule: NoiseSchedule,
+    cfg: SamplerConfig,
+    x_id: torch.Tensor,
+    x0: torch.Tensor,
+    seed: int,
+    autocast: contextlib.AbstractContextManager,
+) -> torch.Tensor:
     """Samples (n, 3, 112, 112) in [-1, 1] fp32 from the EMA U-Net, model in eval mode; train mode restored.
 
     ``autocast`` (the training's) is entered around each network call, not around the sampler's fp32 arithmetic.
@@ -63,8 +71,15 @@ def sample_with_ema(model: CCFExp, ema: EMA, schedule: NoiseSchedule, cfg: Sampl
         model.train(was_training)
 
 
-def sample_grid(model: CCFExp, ema: EMA, schedule: NoiseSchedule, cfg: SamplerConfig, held: HeldOut, seed: int,
-                autocast: contextlib.AbstractContextManager) -> np.ndarray:
+def sample_grid(
+    model: CCFExp,
+    ema: EMA,
+    schedule: NoiseSchedule,
+    cfg: SamplerConfig,
+    held: HeldOut,
+    seed: int,
+    autocast: contextlib.AbstractContextManager,
+) -> np.ndarray:
     """(n*112, 3*112, 3) uint8 RGB: rows of identity | style | sample from the EMA U-Net."""
     samples = sample_with_ema(model, ema, schedule, cfg, held.x_id, held.x0, seed, autocast)
     rows = torch.cat([held.x_id.cpu(), held.x0.cpu(), samples.cpu()], dim=3)  # (n, 3, 112, 336)

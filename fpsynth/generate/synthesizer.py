@@ -48,8 +48,9 @@ def compiled(model: CCFExp) -> torch.nn.Module:
     return _COMPILED[model]
 
 
-def pad_batch(x_id: torch.Tensor, x_style: torch.Tensor, seeds: Sequence[int],
-              size: int) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+def pad_batch(
+    x_id: torch.Tensor, x_style: torch.Tensor, seeds: Sequence[int], size: int
+) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
     """A batch of B <= size items padded to ``size`` with copies of its last item."""
     extra = size - len(seeds)
     if extra <= 0:
@@ -64,8 +65,14 @@ def pad_batch(x_id: torch.Tensor, x_style: torch.Tensor, seeds: Sequence[int],
 class Synthesizer:
     """A CCFExp model, its noise schedule and a sampler, placed on one device."""
 
-    def __init__(self, model: CCFExp, schedule: NoiseSchedule, sampler: SamplerConfig, device: torch.device,
-                 runtime: RuntimeConfig = RuntimeConfig()) -> None:
+    def __init__(
+        self,
+        model: CCFExp,
+        schedule: NoiseSchedule,
+        sampler: SamplerConfig,
+        device: torch.device,
+        runtime: RuntimeConfig = RuntimeConfig(),
+    ) -> None:
         self.device = device
         self.cuda = device.type == "cuda"
         self.amp = Amp.resolve(runtime.precision, device, on_cpu=False)  # a CPU samples in fp32
@@ -91,7 +98,7 @@ class Synthesizer:
 
     @property
     def precision(self) -> str:
-        """"bf16" or "fp32": what the metadata records for each image."""
+        """ "bf16" or "fp32": what the metadata records for each image."""
         return self.amp.name
 
     @torch.no_grad()
@@ -100,9 +107,18 @@ class Synthesizer:
         n = len(seeds)
         if self.compiled:  # one batch shape for the compiled graph
             x_id, x_style, seeds = pad_batch(x_id, x_style, seeds, self.batch_size())
-        return sample_conditioned(self.model, x_id, x_style, item_generators(seeds, self.device), self.schedule,
-                                  self.sampler, device=self.device, network=self.network, amp=self.amp.context,
-                                  memory_format=self.memory_format)[:n]
+        return sample_conditioned(
+            self.model,
+            x_id,
+            x_style,
+            item_generators(seeds, self.device),
+            self.schedule,
+            self.sampler,
+            device=self.device,
+            network=self.network,
+            amp=self.amp.context,
+            memory_format=self.memory_format,
+        )[:n]
 
     def batch_size(self, divides: int | None = None) -> int:
         """The runtime's batch size, fixed at the first call; "auto": cpu_batch_size on CPU, a memory probe on CUDA.
