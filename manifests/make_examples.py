@@ -47,7 +47,9 @@ def raw_tree(root: Path) -> dict[str, Path]:
         cv2.imwrite(str(seq / f"{wanted[index]}.png"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
         write_pts(seq / f"{wanted[index]}.pts", detect_faces(backend, rgb, 640, 0)[0].landmarks)
     scores = root / "scores.csv"
-    scores.write_text("subject,eFACE,House-Brackmann,Sunnybrook\npatient_A,84,II,78\npatient_B,,,\nsubject_C,63,4,40\nghost,9x,,\n")
+    scores.write_text(
+        "subject,eFACE,House-Brackmann,Sunnybrook\npatient_A,84,II,78\npatient_B,,,\nsubject_C,63,4,40\nghost,9x,,\n"
+    )
     return {"meei": meei, "aflfp": root / "aflfp", "scores": scores}
 
 
@@ -65,8 +67,13 @@ def main() -> None:
         mapping = pd.read_parquet(prep / "private" / "mapping.parquet")
 
     video = frames[frames["kind"] == "video"]
-    keep = pd.concat([video.groupby("phase").head(1), frames[frames["kind"] == "photo"],
-                      frames[frames["kind"] == "sequence"].head(2)]).sort_index()
+    keep = pd.concat(
+        [
+            video.groupby("phase").head(1),
+            frames[frames["kind"] == "photo"],
+            frames[frames["kind"] == "sequence"].head(2),
+        ]
+    ).sort_index()
     pair_rows = pairs[pairs["style_frame"].isin(keep["frame_id"])].head(4)
     inputs = set(keep["clip"]) | set(rejects["input"])
     mapping = mapping[mapping["input"].isin(inputs)].copy()
