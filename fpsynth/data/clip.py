@@ -27,6 +27,7 @@ import math
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -215,26 +216,16 @@ def process_clip(job: Job, ctx: Context) -> Result:
     phases = label_phases(curve, vc)
     filled = level_phases(curve, phases, vc)
     keep = pick_frames(phases, vc.quota, filled)
-    rows = []
-    for k in keep:
-        c = a.candidates[k]
-        rows.append(
-            frame_row(
-                job,
-                c.index,
-                c.aligned,
-                c.face,
-                c.quality,
-                a.size,
-                time_s=a.info.time_of(c.index),
-                phase=filled[k],
-                motion=float(curve[k]),
-            )
-        )
+    rows = [candidate_row(job, a, a.candidates[k], phase=filled[k], motion=float(curve[k])) for k in keep]
     write_crops(ctx, [(row["path"], a.candidates[k].aligned.crop) for row, k in zip(rows, keep)])
     end = max(a.decoded - 1, 0)
     rejects += shortfall_rows(job, "the clip", len(rows), vc.quota.total, len(a.candidates), a.failures, 0, end, stride)
     return Result(rows, rejects)
+
+
+def candidate_row(job: Job, a: Analysis, c: Candidate, **fields: Any) -> dict[str, Any]:
+    """The frames.parquet row of an analysed candidate of ``a``; ``fields``: phase, motion, clip, expression."""
+    return frame_row(job, c.index, c.aligned, c.face, c.quality, a.size, time_s=a.info.time_of(c.index), **fields)
 
 
 def write_crops(ctx: Context, crops: list[tuple[str, np.ndarray]]) -> None:

@@ -21,6 +21,7 @@ from fpsynth.data.config import PrepareConfig
 from fpsynth.data.faces import FaceBackend, get_backend
 from fpsynth.data.pseudonyms import Job
 from fpsynth.data.quality import Quality
+from fpsynth.data.sources import Found
 from fpsynth.errors import FpsynthError
 from fpsynth.stage import atomic_write_bytes
 
@@ -72,6 +73,20 @@ class Result:
 
 
 # --------------------------------------------------------------------------- rows
+
+
+def unusable_row(input_id: str, found: Found) -> dict[str, Any]:
+    """The rejects row of an input discovery could not use (it never became a job: no subject)."""
+    assert found.reason is not None  # discovery gives every input it cannot use a reason
+    return {
+        "input": input_id,
+        "dataset": found.dataset,
+        "subject": None,
+        "frame_start": None,
+        "frame_end": None,
+        "reason": found.reason.value,
+        "detail": found.detail,
+    }
 
 
 def reject_row(job: Job, reason: str, detail: str, start: int | None = None, end: int | None = None) -> dict[str, Any]:

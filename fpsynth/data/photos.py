@@ -13,7 +13,7 @@ import pandas as pd
 
 from fpsynth.data.config import PrepareConfig
 from fpsynth.data.faces import check_backend
-from fpsynth.data.jobs import Context
+from fpsynth.data.jobs import Context, unusable_row
 from fpsynth.data.manifests import REJECTS
 from fpsynth.data.pseudonyms import pseudonymise
 from fpsynth.data.runner import execute
@@ -53,19 +53,7 @@ def process_photos(
     ctx = Context(cfg, Path(out_dir), dlib_models)
     check_backend(cfg.faces, dlib_models)  # fail here, before any work
     execute(ps.jobs, ctx, cfg.n_jobs if n_jobs is None else n_jobs, sink, label="identity photos")
-    for input_id, f in ps.unusable:
-        assert f.reason is not None  # discovery gives every input it cannot use a reason
-        rejects.append(
-            {
-                "input": input_id,
-                "dataset": f.dataset,
-                "subject": None,
-                "frame_start": None,
-                "frame_end": None,
-                "reason": f.reason.value,
-                "detail": f.detail,
-            }
-        )
+    rejects += [unusable_row(input_id, f) for input_id, f in ps.unusable]
     kept = pd.DataFrame(frames)
     kept = kept.assign(source=[source[c] for c in kept["clip"]]) if len(kept) else pd.DataFrame(columns=["source"])
     rej = pd.DataFrame(rejects, columns=REJECTS.names)

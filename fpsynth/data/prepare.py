@@ -30,7 +30,7 @@ from fpsynth.data.crop_checks import damaged_jobs, with_crop_checks, write_crop_
 from fpsynth.data.faces import check_backend
 from fpsynth.data.grades import merge, read_scores, read_sheet
 from fpsynth.data.input_sources import BY_NAME, flags_text, given_roots
-from fpsynth.data.jobs import CROPS_DIR, Context
+from fpsynth.data.jobs import CROPS_DIR, Context, unusable_row
 from fpsynth.data.manifests import (
     FRAMES,
     PAIRS,
@@ -190,21 +190,7 @@ def _write_manifests(
 
 
 def _discovery_rejects(ps: Pseudonymised) -> pd.DataFrame:
-    rows = []
-    for input_id, f in ps.unusable:
-        assert f.reason is not None  # unusable: discovery said why
-        rows.append(
-            {
-                "input": input_id,
-                "dataset": f.dataset,
-                "subject": None,
-                "frame_start": None,
-                "frame_end": None,
-                "reason": f.reason.value,
-                "detail": f.detail,
-            }
-        )
-    return pd.DataFrame(rows, columns=REJECTS.names)
+    return pd.DataFrame([unusable_row(input_id, f) for input_id, f in ps.unusable], columns=REJECTS.names)
 
 
 def _score_rejects(ps: Pseudonymised, scores: ScoreTable, notes: list[Problem], graded: set[str]) -> pd.DataFrame:

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from fpsynth.data.clip import Analysis, Candidate, analyse, decode_rows, shortfall_rows, write_crops
+from fpsynth.data.clip import Analysis, Candidate, analyse, candidate_row, decode_rows, shortfall_rows, write_crops
 from fpsynth.data.config import MovementsConfig, VideoConfig
-from fpsynth.data.jobs import Context, Result, frame_row, reject_row
+from fpsynth.data.jobs import Context, Result, reject_row
 from fpsynth.data.motion import Phase, label_phases, level_phases, pick_frames, smooth, unlabelled
 from fpsynth.data.movements import Segmentation, regional_motion, segment
 from fpsynth.data.pseudonyms import Job
@@ -147,19 +147,7 @@ def _rows(
     rows = []
     for k, phase, motion in picked:
         c = a.candidates[k]
-        row = frame_row(
-            job,
-            c.index,
-            c.aligned,
-            c.face,
-            c.quality,
-            a.size,
-            time_s=a.info.time_of(c.index),
-            phase=phase,
-            motion=float(motion),
-            clip=clip,
-            expression=label,
-        )
+        row = candidate_row(job, a, c, phase=phase, motion=float(motion), clip=clip, expression=label)
         crops.append((row["path"], c.aligned.crop))
         rows.append(row)
     return rows
