@@ -19,10 +19,12 @@ import contextlib
 import dataclasses
 import enum
 import os
-
-import torch
+from typing import TYPE_CHECKING
 
 from fpsynth.errors import FpsynthError
+
+if TYPE_CHECKING:  # torch is imported where a device is resolved, not with this module: the config
+    import torch  # sections import Precision, and the CLI starts without torch (about 1.5 s)
 
 
 class DeviceError(FpsynthError, RuntimeError):
@@ -59,6 +61,8 @@ class Launch:
 
 def resolve_device(setting: str, local_rank: int | None = None) -> torch.device:
     """``setting`` ("auto", "cpu", "cuda", "cuda:1" ...) -> the device; ``local_rank`` defaults to $LOCAL_RANK."""
+    import torch
+
     if local_rank is None:
         local_rank = Launch.from_env().local_rank
     if setting == "auto":
@@ -83,8 +87,9 @@ class Precision(str, enum.Enum):
     FP16 = "fp16"  # autocast with a GradScaler when training (the authors' setting)
 
 
-_DTYPES = {Precision.FP32: None, Precision.BF16: torch.bfloat16, Precision.FP16: torch.float16}
-_NAMES = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
+# Precision -> the name of its autocast dtype in torch (None: plain fp32), and back to the short name.
+_DTYPES = {Precision.FP32: None, Precision.BF16: "bfloat16", Precision.FP16: "float16"}
+_NAMES = {None: "fp32", "bfloat16": "bf16", "float16": "fp16"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,6 +109,8 @@ class Amp:
         bf16 is slower there and would change the images). ``setting`` names the config key in
         the error a CPU-only fp16 gets.
         """
+        import torch
+
         cuda = device.type == "cuda"
         if not cuda and not on_cpu:
             return cls(device.type, None)
@@ -112,21 +119,24 @@ class Amp:
         elif precision is Precision.FP16 and not cuda:
             raise DeviceError(f"{setting} = 'fp16' needs a GPU; use 'auto' (fp32 on CPU) or 'bf16'")
         else:
-            dtype = _DTYPES[precision]
+            name = _DTYPES[precision]
+            dtype = None if name is None else getattr(torch, name)
         return cls(device.type, dtype)
 
     @property
     def needs_scaler(self) -> bool:
         """fp16 gradients underflow without loss scaling (bf16 has fp32's exponent range)."""
-        return self.dtype is torch.float16
+        return self.name == "fp16"
 
     def context(self) -> contextlib.AbstractContextManager:
         """The autocast block the networks run in (a no-op for fp32)."""
         if self.dtype is None:
             return contextlib.nullcontext()
+        import torch
+
         return torch.autocast(self.device_type, dtype=self.dtype)
 
     @property
     def name(self) -> str:
         """The precision's name ("fp32", "bf16" or "fp16"), as the outputs' records give it."""
-        return _NAMES[self.dtype]
+        return _NAMES[None if self.dtype is None else str(self.dtype).removeprefix("torch.")]

@@ -79,3 +79,14 @@ def test_one_precision_enum_same_config_strings():
     for training_only in ("auto", "fp16"):  # generate takes bf16 or fp32, as before
         with pytest.raises(ConfigError, match="not one of"):
             from_dict(RuntimeConfig, {"precision": training_only})
+
+
+def test_the_cli_starts_without_importing_torch():
+    """fpsynth.device is imported by the config sections (Precision) and the lock (Launch), so by
+    every command at start-up: it must not pull torch in (about 1.5 s on a 2-core machine)."""
+    import subprocess
+    import sys
+
+    code = "import sys, fpsynth.cli; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
