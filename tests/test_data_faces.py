@@ -18,6 +18,7 @@ from fpsynth.data.images import read_image
 from fpsynth.data.pts import format_pts, read_pts, write_pts
 from fpsynth.data.quality import assess, check, dominant_face, eye_centres, interocular, yaw_proxy
 from fpsynth.data.reasons import Reason, Rejected
+from fpsynth.data.video import VideoDecoder
 from helpers.fixtures import fixture_path
 
 ANNOTATED = ("lenna.png", "takeo.ppm", "einstein.jpg", "breakingbad.jpg")
@@ -240,23 +241,51 @@ def test_cli_reports_backend_error_and_exits_2(tmp_path):
 
 
 def test_tracked_landmarks_agree_with_detection(dlib_backend):
-    """Landmarks refitted in the carried box stay within a small NME of per-frame detection."""
+    """Landmarks refitted in the carried box stay within a small NME of per-frame detection; where
+    one frame's differ by 5% or more, two detections of that frame (the detector at 640 and at 360 px)
+    differ by as much: the detector's box jumped a pyramid level there, the tracking did not drift.
+    (lp_d18 frame 90: the 640 px detection's box is 20% smaller than at the frames either side.)"""
     from fpsynth.data.clip import _Tracker
     from fpsynth.data.config import PrepareConfig
     from fpsynth.data.jobs import Context
-    from fpsynth.data.video import VideoDecoder
 
     tracker = _Tracker(dlib_backend, Context(PrepareConfig(), Path(".")))
-    errs = []
+    errs, spread = [], []
     for i, rgb in VideoDecoder(fixture_path("videos", "lp_d18.mp4")).frames(max_frames=160):
         tracked = tracker.step(rgb)
         if tracked.source == "tracked" and i % 4 == 2:
             detected = detect_faces(dlib_backend, rgb, 640, 0)[0].landmarks
             errs.append(_nme(tracked.landmarks, detected))
+            spread.append(_nme(detect_faces(dlib_backend, rgb, 360, 0)[0].landmarks, detected))
     print(
-        f"tracked vs detected landmarks: mean NME {np.mean(errs):.4f}, max {np.max(errs):.4f} over {len(errs)} frames"
+        f"tracked vs detected landmarks: mean NME {np.mean(errs):.4f}, max {np.max(errs):.4f} over {len(errs)} "
+        f"frames; two detections of a frame: mean {np.mean(spread):.4f}, max {np.max(spread):.4f}"
     )
-    assert np.mean(errs) < 0.02 and np.max(errs) < 0.05
+    assert np.mean(errs) < 0.02 and np.quantile(errs, 0.9) < 0.05
+    assert all(s >= 0.05 for e, s in zip(errs, spread) if e >= 0.05), list(zip(errs, spread))
+
+
+def test_a_lost_face_is_searched_for_again_within_lost_every(dlib_backend):
+    """After frames with no face (a cut through black) the detector runs again every LOST_EVERY-th
+    frame, not only at the next scheduled detection (detect_every, 20 by default)."""
+    from fpsynth.data.clip import LOST_EVERY, _Tracker
+    from fpsynth.data.config import PrepareConfig
+    from fpsynth.data.jobs import Context
+
+    pc = PrepareConfig()
+    assert pc.video.detect_every > LOST_EVERY
+    tracker = _Tracker(dlib_backend, Context(pc, Path(".")))
+    frames = [rgb for _, rgb in VideoDecoder(fixture_path("videos", "lp_d18.mp4")).frames(max_frames=12)]
+    black = [np.zeros_like(frames[0])] * 2
+    found = []
+    for k, rgb in enumerate(black + frames):
+        try:
+            found.append((k, tracker.step(rgb).source))
+        except Rejected as r:
+            assert r.reason is Reason.NO_FACE
+    # detections at frames 0 (black: lost), LOST_EVERY (the face again), then tracked
+    assert found[0] == (LOST_EVERY, "detected") and all(src == "tracked" for _, src in found[1:])
+    assert len(found) == len(black) + len(frames) - LOST_EVERY
 
 
 def _face(side: float, score: float = 1.0) -> Face:

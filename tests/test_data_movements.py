@@ -119,6 +119,44 @@ def test_a_held_peak_is_one_movement_and_a_blink_is_a_burst(face):
     assert len(seg.bursts) == 1 and seg.bursts[0][0] <= blink + 3 and seg.bursts[0][1] >= blink
 
 
+def _speech(face, hover):
+    """A scripted video: rest, a smile (0.2 inter-ocular), 1.5 s of the mouth hovering at ``hover``
+    (speech between two expressions, never back at rest), another smile, rest. Returns
+    (landmarks, frame numbers, (first, last) frames of the hover)."""
+    io = _io(face)
+    lms, index, _ = session(face, [(1.5, None, 0), (8.0, None, 0)])
+    profile = np.r_[
+        np.linspace(0, 0.2, 15), np.full(15, 0.2), np.linspace(0.2, hover, 9), np.full(45, hover),
+        np.linspace(hover, 0.2, 9), np.full(15, 0.2), np.linspace(0.2, 0, 15),
+    ]  # fmt: skip
+    start = 45
+    lms[start : start + len(profile), MOUTH, 1] += profile[:, None] * io
+    return lms, index, (start + 39, start + 83)
+
+
+@pytest.mark.parametrize("hover", [0.055, 0.065, 0.075])
+def test_motion_hovering_below_active_at_but_not_at_rest_is_one_movement(face, hover):
+    """Between rest_at and active_at the face is neither moving enough to start a movement nor back
+    at rest: a movement there goes on (two thresholds); with one threshold (rest_at = active_at, the
+    earlier rule) the same landmarks split into two movements at the hover."""
+    lms, index, (a, b) = _speech(face, hover)
+    seg = segment(lms, index, FPS, MovementsConfig())
+    assert len(seg.movements) == 1 and seg.movements[0].start < a and seg.movements[0].end > b
+    single = segment(lms, index, FPS, MovementsConfig(rest_at=MovementsConfig().active_at))
+    assert len(single.movements) == 2 and single.movements[0].end < b and single.movements[1].start > a
+
+
+def test_the_movement_ends_only_once_back_below_rest_at(face):
+    """The fall of a movement is its own until motion is below rest_at, not merely below active_at."""
+    lms, index, _ = session(face, [(1.5, None, 0), (2.0, MOUTH, 0.25), (2.0, None, 0)])
+    cfg = MovementsConfig()
+    end = segment(lms, index, FPS, cfg).movements[0].end
+    single_end = segment(lms, index, FPS, MovementsConfig(rest_at=cfg.active_at)).movements[0].end
+    assert end > single_end
+    motion = regional_motion(lms[end + 3 : end + 30], lms[:45].mean(0))
+    assert np.median(motion) < cfg.rest_at
+
+
 def test_a_cut_to_another_face_starts_a_new_rest(face):
     """Another face, held still, straight after a movement: the movement ends at the cut and the
     new face's rest is not a movement (its shape differs from the first face's by more than active_at)."""
@@ -153,6 +191,10 @@ def test_movements_config_checks_names():
         MovementsConfig(names=("rest", "smile", "smile"))
     with pytest.raises(ValueError, match="lower-case"):
         MovementsConfig(names=("Big Smile",))
+    with pytest.raises(ValueError, match="rest_at must be in"):
+        MovementsConfig(rest_at=0.09)  # above active_at (0.08)
+    with pytest.raises(ValueError, match="rest_at must be in"):
+        MovementsConfig(rest_at=0.0)
 
 
 # --------------------------------------------------------------------------- 32 frames whatever the shape

@@ -115,3 +115,37 @@ def test_dense_pass_decodes_from_the_start_when_a_seek_misses(monkeypatch):
     short = session._densify("v.mp4", None, first, seg, 2, VideoConfig())
     assert short == {0} and calls == [True, False]
     assert [c.index for c in first.candidates if 190 <= c.index <= 220] == list(range(190, 221))
+
+
+def test_dense_pass_covers_the_movement_not_its_rest(monkeypatch):
+    """A short movement is analysed again over its own frames only: the rest on each side gives the
+    neutral share, which the coarse pass covers. Its rest too only when even every frame of the
+    movement and the rest's coarse frames would not reach the quota."""
+    from types import SimpleNamespace
+
+    import fpsynth.data.session as session
+    from fpsynth.data.config import VideoConfig
+    from fpsynth.data.movements import Movement, Segmentation
+
+    def fake_analyse(decoder, ctx, wanted, end, restart, known=None, next_wanted=None):
+        picked = [i for i in range(end) if wanted(i)]
+        return SimpleNamespace(candidates=[SimpleNamespace(index=i) for i in picked], failures=[])
+
+    monkeypatch.setattr(session, "analyse", fake_analyse)
+    monkeypatch.setattr(session, "VideoDecoder", lambda path: None)
+    first = SimpleNamespace(
+        candidates=[SimpleNamespace(index=i) for i in range(0, 600, 2)],
+        failures=[],
+        signatures={i: b"x" for i in range(0, 600, 2)},
+    )
+    # 51 frames moving (26 analysed at stride 2: short of 28), a second of rest either side analysed
+    # coarsely: 51 + 30 >= 32, so only 200-250 is analysed again; 400-410 with 10 rest frames either
+    # side cannot reach 32 without its rest at every frame: 390-420 is.
+    seg = Segmentation(
+        [Movement(200, 250, 170, 280, np.zeros((68, 2))), Movement(400, 410, 390, 420, np.zeros((68, 2)))], [], [], []
+    )
+    assert session._densify("v.mp4", None, first, seg, 2, VideoConfig()) == {0, 1}
+    got = {c.index for c in first.candidates}
+    assert set(range(200, 251)) <= got and not {i for i in range(171, 200, 2)} & got
+    assert not {i for i in range(251, 281, 2)} & got
+    assert set(range(390, 421)) <= got

@@ -4,7 +4,8 @@ One decoding pass; about ``analyse_fps`` frames per second are analysed, the oth
 (a coarse pass is enough to pick 32 frames). The detector runs on every ``detect_every``-th
 analysed frame: near the tracked face (a window around it at the detector's scale), on the whole
 frame shrunk to ``faces.video_max_side`` every ``WHOLE_FRAME_EVERY``-th time or when that finds
-nothing, and at photo settings when that finds nothing either (small faces). Between detections
+nothing, and at photo settings when that finds nothing either (small faces); a face lost is
+searched for every ``LOST_EVERY``-th analysed frame. Between detections
 the 68 landmarks are refitted in a box carried along from the previous frame's landmarks
 (tracking, about a millisecond), and a jump of the tracked points calls the detector at once.
 A frame whose face region has not changed since the last fitted frame (repeated frames of an
@@ -72,6 +73,9 @@ REDETECT_AT = 0.2
 # While a face is tracked the detector searches a window around it (faces.detect_near); every
 # n-th detection searches the whole frame, so a second face entering the picture is still seen.
 WHOLE_FRAME_EVERY = 4
+# While the face is lost the detector runs on every n-th analysed frame (at most detect_every):
+# the frames after a cut are not lost for a whole detect_every.
+LOST_EVERY = 5
 WRITERS = 4  # threads writing a job's crops (write_crops)
 SMALL_FACE_PX = 120  # a face box below this at the video search's scale may be missed by it (HOG window: 80)
 
@@ -103,7 +107,10 @@ class _Tracker:
 
     def step(self, rgb: np.ndarray) -> Face68:
         """Face of this frame, or :class:`Rejected` (the last detection's reason while lost)."""
-        if self.since < self.every:
+        # A lost face (no face in the last detection: a cut through black, the face out of the picture)
+        # is searched for again sooner than a tracked one is checked.
+        every = self.every if self.face is not None else min(self.every, LOST_EVERY)
+        if self.since < every:
             self.since += 1
             if self.face is None:
                 raise self.lost or Rejected(Reason.NO_FACE)

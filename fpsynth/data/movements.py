@@ -10,8 +10,11 @@ One scan, left to right (``prepare.movements``):
 
 1. the video starts at rest: R is the medoid of its first ``min_rest_s``;
 2. a movement starts where motion reaches ``active_at`` and ends where the face has been back
-   below it for ``min_rest_s``; those rest frames become the next R, so slow drift of the head
-   between movements does not add up;
+   below ``rest_at`` (lower) for ``min_rest_s``; those rest frames become the next R, so slow
+   drift of the head between movements does not add up. Speech or a held half-expression hovers
+   around ``active_at`` for seconds: with one threshold, landmark noise of a few thousandths of
+   the inter-ocular distance decided whether such a stretch was one movement or three
+   (BENCHMARKS.md, issue 12); the face must now really be back at rest;
 3. a jump between two analysed frames (of the regional shape, or of the face's place or size),
    three times the steps on either side of it, straight into a pose then held (within
    ``active_at``) for ``min_rest_s``, is a cut (an edited video, another take, another person, the
@@ -163,7 +166,7 @@ def segment(lms: np.ndarray, index: np.ndarray, fps: float, cfg: MovementsConfig
             if moving:
                 close("rest", rest_from, p - 1, ref)
                 move_from, quiet_from = p, None
-        elif not moving:
+        elif s[p] < cfg.rest_at:  # back at rest (in between the two thresholds: still moving)
             quiet_from = p if quiet_from is None else quiet_from
             if t[p] - t[quiet_from] >= cfg.min_rest_s:  # back at rest long enough: the movement is over
                 close("move", move_from, quiet_from - 1, ref)

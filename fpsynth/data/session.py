@@ -25,7 +25,7 @@ from fpsynth.data.clip import Analysis, Candidate, analyse, candidate_row, decod
 from fpsynth.data.config import MovementsConfig, VideoConfig
 from fpsynth.data.jobs import Context, Result, reject_row
 from fpsynth.data.motion import Phase, label_phases, level_phases, pick_frames, smooth, unlabelled
-from fpsynth.data.movements import Segmentation, regional_motion, segment
+from fpsynth.data.movements import Movement, Segmentation, regional_motion, segment
 from fpsynth.data.pseudonyms import Job
 from fpsynth.data.reasons import Reason
 from fpsynth.data.video import SeekMismatch, VideoDecoder
@@ -119,7 +119,7 @@ def _densify(path: Path, ctx: Context, a: Analysis, seg: Segmentation, stride: i
     short = {n for n, m in enumerate(seg.movements) if ((index >= m.start) & (index <= m.end)).sum() < moving}
     if not short:
         return short
-    spans = [(seg.movements[n].pad_from, seg.movements[n].pad_to) for n in sorted(short)]
+    spans = [_dense_span(seg.movements[n], index, vc.quota.total) for n in sorted(short)]
     starts = {lo for lo, _ in spans}
     wanted = lambda i: i % stride != 0 and any(lo <= i <= hi for lo, hi in spans)  # noqa: E731
     restart = lambda i: i in starts or i - 1 in starts  # noqa: E731
@@ -137,6 +137,16 @@ def _densify(path: Path, ctx: Context, a: Analysis, seg: Segmentation, stride: i
     a.candidates = sorted(a.candidates + more.candidates, key=lambda c: c.index)
     a.failures = sorted(a.failures + more.failures, key=lambda f: f[0])
     return short
+
+
+def _dense_span(m: Movement, index: np.ndarray, wanted: int) -> tuple[int, int]:
+    """(first, last) frames a short movement ``m`` is analysed again over: the movement itself (its
+    pads' rest gives only the neutral share, which the coarse pass covers), or its whole clip when
+    the movement's every frame and the pads' coarse frames together would still fall short of ``wanted``."""
+    pads = int(((index >= m.pad_from) & (index < m.start)).sum() + ((index > m.end) & (index <= m.pad_to)).sum())
+    if (m.end - m.start + 1) + pads < wanted:
+        return m.pad_from, m.pad_to
+    return m.start, m.end
 
 
 def _rows(
