@@ -141,15 +141,19 @@ def meei_tree(videos: list[Path], root: Path) -> Path:
 
 def standard_set(videos: list[Path], root: Path, side: int) -> list[Path]:
     """Two participant videos, ROOT/flaccidN.mp4, each the concatenation of half of ``videos``."""
+    return list(standard_set_truth(videos, root, side))
+
+
+def standard_set_truth(videos: list[Path], root: Path, side: int) -> dict[Path, list[tuple[int, int]]]:
+    """:func:`standard_set`'s videos, each with the (first, last) frames of the clips joined in it."""
     from fpsynth.data.video import join_clips
 
     root.mkdir(parents=True, exist_ok=True)
     halves = [videos[0::2], videos[1::2]]
-    out = []
+    out = {}
     for n, half in enumerate(h for h in halves if h):
         path = root / f"flaccid{n + 1}.mp4"
-        join_clips([(v, 0, 10**9) for v in half], path, still_s=3.0, fps=30.0, side=side, blank_s=0.5)
-        out.append(path)
+        out[path] = join_clips([(v, 0, 10**9) for v in half], path, still_s=3.0, fps=30.0, side=side, blank_s=0.5)
     return out
 
 

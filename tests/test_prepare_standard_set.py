@@ -127,13 +127,12 @@ def test_movements_found_at_the_true_boundaries(raw, analysed):
         _assert_at_truth(segment(lms, index, 30.0, MovementsConfig()), spans, key)
 
 
-# Landmark jitter the segmentation must ride out: 0.5% of the inter-ocular distance per point and
-# per frame, plus as much again as a shift of the whole face (a detector box that moves) -- about
-# what a different detection schedule or landmark model changes. A guard, not a margin: on clips
-# that pause near active_at inside (the benchmark's lp_d6) this much jitter does change the count
-# (BENCHMARKS.md, issue 12); a variant with a mean-pose reference and time-averaged shifts that
-# steadied those failed here (a slow drift's start 28 frames late) and was not kept.
-JITTER = 0.005
+# Landmark jitter the segmentation must ride out: 1% of the inter-ocular distance per point and per
+# frame, plus as much again as a shift of the whole face (a detector box that moves) -- more than a
+# different detection schedule changes (benchmarks/tracking_drift.py: 20 instead of 10 moves the
+# points 0.1% on average). With a single threshold (rest_at = active_at) 0.25% already changed
+# the count on clips whose motion hovers near active_at (BENCHMARKS.md, issue 12): see below.
+JITTER = 0.01
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -146,6 +145,44 @@ def test_movements_survive_landmark_jitter(raw, analysed, seed):
         sd = JITTER * float(np.median(_interocular(lms)))
         noisy = lms + rng.normal(0, sd, lms.shape) + rng.normal(0, sd, (len(lms), 1, 2))
         _assert_at_truth(segment(noisy, index, 30.0, MovementsConfig()), spans, key, f"jitter seed {seed}")
+
+
+# Whole fixture clips, one after the other: lp_d6 talks and pulls faces for 33 s without coming back
+# to rest (its regional motion stays at 0.05-0.2 inter-ocular), lp_d18 smiles twice, lp_d20 drifts.
+# Movements are separated by rest, so each clip is one movement. With one threshold the talk hovered
+# around active_at and landmark noise cut it into one to four movements (the benchmark's flaccid1).
+WHOLE_CLIPS = ("lp_d18", "lp_d20", "lp_d6")
+
+
+@pytest.fixture(scope="module")
+def whole_clips(tmp_path_factory):
+    """(landmarks (N, 68, 2), frame index (N,), the clips' (first, last) frames) of the three whole
+    clips joined as a participant's video and analysed as prepare analyses it (every 2nd frame)."""
+    from fpsynth.data.clip import analyse
+    from fpsynth.data.jobs import Context
+    from fpsynth.data.video import VideoDecoder
+
+    path = tmp_path_factory.mktemp("whole") / "normal1.mp4"
+    parts = [(fixture_path("videos", f"{v}.mp4"), 0, 10**9) for v in WHOLE_CLIPS]
+    spans = join_clips(parts, path, still_s=3.0, fps=30.0, side=480, blank_s=0.5)
+    a = analyse(VideoDecoder(path), Context(PrepareConfig(), path.parent), lambda i: i % 2 == 0)
+    lms = np.stack([c.face.landmarks for c in a.candidates]).astype(np.float64)
+    return lms, np.array([c.index for c in a.candidates]), spans
+
+
+@pytest.mark.parametrize("seed", [None, 0, 1, 2, 3])
+def test_a_clip_that_never_rests_is_one_movement_under_jitter(whole_clips, seed):
+    from fpsynth.data.movements import _interocular, segment
+
+    lms, index, spans = whole_clips
+    if seed is not None:
+        rng = np.random.default_rng(seed)
+        sd = JITTER * float(np.median(_interocular(lms)))
+        lms = lms + rng.normal(0, sd, lms.shape) + rng.normal(0, sd, (len(lms), 1, 2))
+    found = [(m.start, m.end) for m in segment(lms, index, 30.0, MovementsConfig()).movements]
+    assert len(found) == len(spans), (found, spans)
+    for (start, end), (first, last) in zip(found, spans):  # each inside its clip, over most of it
+        assert first - TOL <= start < end <= last + TOL and end - start >= 0.75 * (last - first), (found, spans)
 
 
 def test_every_movement_gives_32_frames_within_its_clip(prepared, raw):
