@@ -86,20 +86,18 @@ def test_signature_tells_frames_apart_and_is_stable(video):
     assert frame_signature(decoded[7].copy()) == sigs[7]
 
 
-def test_dense_pass_decodes_from_the_start_when_a_seek_misses(monkeypatch):
-    """prepare's dense pass (session._densify): a SeekMismatch from the seeking pass is answered by a
-    pass from the start over the same frames, whose results are the ones kept."""
+def _fake_dense_pass(monkeypatch, frames: int, seek_misses: bool = False):
+    """session._densify over a stand-in analysis: every frame ``wanted`` is a candidate, the first
+    pass had every 2nd frame of ``frames``. Returns (first pass, calls: True for a seeking pass)."""
     from types import SimpleNamespace
 
     import fpsynth.data.session as session
-    from fpsynth.data.config import VideoConfig
-    from fpsynth.data.movements import Movement, Segmentation
 
     calls = []
 
     def fake_analyse(decoder, ctx, wanted, end, restart, known=None, next_wanted=None):
         calls.append(known is not None)
-        if known is not None:
+        if known is not None and seek_misses:
             raise SeekMismatch("lands elsewhere")
         picked = [i for i in range(end) if wanted(i)]
         return SimpleNamespace(candidates=[SimpleNamespace(index=i) for i in picked], failures=[])
@@ -107,10 +105,21 @@ def test_dense_pass_decodes_from_the_start_when_a_seek_misses(monkeypatch):
     monkeypatch.setattr(session, "analyse", fake_analyse)
     monkeypatch.setattr(session, "VideoDecoder", lambda path: None)
     first = SimpleNamespace(
-        candidates=[SimpleNamespace(index=i) for i in range(0, 400, 2)],
+        candidates=[SimpleNamespace(index=i) for i in range(0, frames, 2)],
         failures=[],
-        signatures={i: b"x" for i in range(0, 400, 2)},
+        signatures={i: b"x" for i in range(0, frames, 2)},
     )
+    return first, calls
+
+
+def test_dense_pass_decodes_from_the_start_when_a_seek_misses(monkeypatch):
+    """prepare's dense pass (session._densify): a SeekMismatch from the seeking pass is answered by a
+    pass from the start over the same frames, whose results are the ones kept."""
+    import fpsynth.data.session as session
+    from fpsynth.data.config import VideoConfig
+    from fpsynth.data.movements import Movement, Segmentation
+
+    first, calls = _fake_dense_pass(monkeypatch, 400, seek_misses=True)
     seg = Segmentation([Movement(200, 210, 190, 220, np.zeros((68, 2)))], [], [], [])
     short = session._densify("v.mp4", None, first, seg, 2, VideoConfig())
     assert short == {0} and calls == [True, False]
@@ -121,23 +130,11 @@ def test_dense_pass_covers_the_movement_not_its_rest(monkeypatch):
     """A short movement is analysed again over its own frames only: the rest on each side gives the
     neutral share, which the coarse pass covers. Its rest too only when even every frame of the
     movement and the rest's coarse frames would not reach the quota."""
-    from types import SimpleNamespace
-
     import fpsynth.data.session as session
     from fpsynth.data.config import VideoConfig
     from fpsynth.data.movements import Movement, Segmentation
 
-    def fake_analyse(decoder, ctx, wanted, end, restart, known=None, next_wanted=None):
-        picked = [i for i in range(end) if wanted(i)]
-        return SimpleNamespace(candidates=[SimpleNamespace(index=i) for i in picked], failures=[])
-
-    monkeypatch.setattr(session, "analyse", fake_analyse)
-    monkeypatch.setattr(session, "VideoDecoder", lambda path: None)
-    first = SimpleNamespace(
-        candidates=[SimpleNamespace(index=i) for i in range(0, 600, 2)],
-        failures=[],
-        signatures={i: b"x" for i in range(0, 600, 2)},
-    )
+    first, _ = _fake_dense_pass(monkeypatch, 600)
     # 51 frames moving (26 analysed at stride 2: short of 28), a second of rest either side analysed
     # coarsely: 51 + 30 >= 32, so only 200-250 is analysed again; 400-410 with 10 rest frames either
     # side cannot reach 32 without its rest at every frame: 390-420 is.
