@@ -121,8 +121,8 @@ def test_dense_pass_decodes_from_the_start_when_a_seek_misses(monkeypatch):
 
     first, calls = _fake_dense_pass(monkeypatch, 400, seek_misses=True)
     seg = Segmentation([Movement(200, 210, 190, 220, np.zeros((68, 2)))], [], [], [])
-    short = session._densify("v.mp4", None, first, seg, 2, VideoConfig())
-    assert short == {0} and calls == [True, False]
+    dense = session._densify("v.mp4", None, first, seg, 2, VideoConfig())
+    assert dense == {0: (190, 220)} and calls == [True, False]
     assert [c.index for c in first.candidates if 190 <= c.index <= 220] == list(range(190, 221))
 
 
@@ -141,8 +141,26 @@ def test_dense_pass_covers_the_movement_not_its_rest(monkeypatch):
     seg = Segmentation(
         [Movement(200, 250, 170, 280, np.zeros((68, 2))), Movement(400, 410, 390, 420, np.zeros((68, 2)))], [], [], []
     )
-    assert session._densify("v.mp4", None, first, seg, 2, VideoConfig()) == {0, 1}
+    assert session._densify("v.mp4", None, first, seg, 2, VideoConfig()) == {0: (200, 250), 1: (390, 420)}
     got = {c.index for c in first.candidates}
     assert set(range(200, 251)) <= got and not {i for i in range(171, 200, 2)} & got
     assert not {i for i in range(251, 281, 2)} & got
     assert set(range(390, 421)) <= got
+
+
+def test_shortfall_says_how_a_partly_densified_movement_was_analysed():
+    """A movement analysed again over its own frames says so in its too_few_frames row (its rest was
+    analysed at the coarse stride); otherwise the stride is given as an ordinal."""
+    from types import SimpleNamespace
+
+    from fpsynth.data.clip import ordinal, shortfall_rows
+
+    job = SimpleNamespace(input="P0001-video", dataset="meei", subject="P0001")
+    mixed = "every frame of the movement analysed, every 2nd of the rest around it"
+    (row,) = shortfall_rows(job, "movement smile", 20, 32, 20, [], 100, 160, 1, analysed=mixed)
+    assert row["reason"] == "too_few_frames" and row["detail"].endswith(f"(frames 100-160, {mixed})")
+    (row,) = shortfall_rows(job, "the clip", 20, 32, 20, [], 0, 60, 3)
+    assert row["detail"].endswith("(frames 0-60, every 3rd frame analysed)")
+    assert [ordinal(n) for n in (1, 2, 3, 4, 11, 12, 13, 21, 22, 102, 111)] == [
+        "1st", "2nd", "3rd", "4th", "11th", "12th", "13th", "21st", "22nd", "102nd", "111th"
+    ]  # fmt: skip

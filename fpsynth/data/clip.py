@@ -277,8 +277,11 @@ def shortfall_rows(
     start: int,
     end: int,
     stride: int,
+    analysed: str | None = None,
 ) -> list[dict]:
     """A row per share of the ``wanted`` frames that ``what`` (frames ``start``-``end``) did not give.
+
+    ``analysed``: how its frames were analysed, where one ``stride`` does not say it.
 
     The share lost to rejected frames is said first (``frames_rejected``, with the gates that
     failed), the rest is a movement too short for the quota (``too_few_frames``).
@@ -305,7 +308,7 @@ def shortfall_rows(
             )
         )
     if missing - lost:
-        every = f", every {stride}th frame analysed" if stride > 1 else ""
+        every = f", {analysed}" if analysed else f", every {ordinal(stride)} frame analysed" if stride > 1 else ""
         rows.append(
             reject_row(
                 job,
@@ -317,6 +320,12 @@ def shortfall_rows(
             )
         )
     return rows
+
+
+def ordinal(n: int) -> str:
+    """1st, 2nd, 3rd, 4th ... 11th, 12th, 13th ... 21st."""
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
 
 
 def analysis_stride(fps: float, n_frames: int, vc: VideoConfig) -> int:

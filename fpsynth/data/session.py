@@ -21,7 +21,16 @@ from pathlib import Path
 
 import numpy as np
 
-from fpsynth.data.clip import Analysis, Candidate, analyse, candidate_row, decode_rows, shortfall_rows, write_crops
+from fpsynth.data.clip import (
+    Analysis,
+    Candidate,
+    analyse,
+    candidate_row,
+    decode_rows,
+    ordinal,
+    shortfall_rows,
+    write_crops,
+)
 from fpsynth.data.config import MovementsConfig, VideoConfig
 from fpsynth.data.jobs import Context, Result, reject_row
 from fpsynth.data.motion import Phase, label_phases, level_phases, pick_frames, smooth, unlabelled
@@ -42,7 +51,7 @@ def process_session(job: Job, ctx: Context) -> Result:
     if not a.candidates:
         return Result([], decode_rows(job, a, stride, vc.max_frames))
     seg = segment(_landmarks(a.candidates), np.array([c.index for c in a.candidates]), fps, mc)
-    dense = _densify(path, ctx, a, seg, stride, vc) if stride > 1 else set()
+    dense = _densify(path, ctx, a, seg, stride, vc) if stride > 1 else {}
     rejects = decode_rows(job, a, stride, vc.max_frames)  # rejected frames of both passes
 
     labels, note = movement_labels(len(seg.movements), mc)
@@ -85,6 +94,11 @@ def process_session(job: Job, ctx: Context) -> Result:
             m.pad_from,
             m.pad_to,
             1 if n in dense else stride,
+            analysed=(
+                f"every frame of the movement analysed, every {ordinal(stride)} of the rest around it"
+                if n in dense and dense[n] != (m.pad_from, m.pad_to)
+                else None
+            ),
         )
     if mc.rest in mc.names:
         rows_, rejects_ = _rest_clip(job, ctx, a, seg, {r["frame_index"] for r in rows}, stride, crops)
@@ -111,15 +125,18 @@ def _landmarks(candidates: list[Candidate]) -> np.ndarray:
     return np.stack([c.face.landmarks for c in candidates]).astype(np.float64)  # (N, 68, 2)
 
 
-def _densify(path: Path, ctx: Context, a: Analysis, seg: Segmentation, stride: int, vc: VideoConfig) -> set[int]:
+def _densify(
+    path: Path, ctx: Context, a: Analysis, seg: Segmentation, stride: int, vc: VideoConfig
+) -> dict[int, tuple[int, int]]:
     """Analyse every frame of the movements that the coarse pass left short of the quota (``a`` in
-    place); returns their positions in ``seg.movements``."""
+    place); returns {position in ``seg.movements``: (first, last) frame analysed again}."""
     index = np.array([c.index for c in a.candidates])
     moving = vc.quota.total - vc.quota.neutral  # frames wanted from the movement itself
     short = {n for n, m in enumerate(seg.movements) if ((index >= m.start) & (index <= m.end)).sum() < moving}
     if not short:
-        return short
-    spans = [_dense_span(seg.movements[n], index, vc.quota.total) for n in sorted(short)]
+        return {}
+    dense = {n: _dense_span(seg.movements[n], index, vc.quota.total) for n in sorted(short)}
+    spans = list(dense.values())
     starts = {lo for lo, _ in spans}
     wanted = lambda i: i % stride != 0 and any(lo <= i <= hi for lo, hi in spans)  # noqa: E731
     restart = lambda i: i in starts or i - 1 in starts  # noqa: E731
@@ -136,7 +153,7 @@ def _densify(path: Path, ctx: Context, a: Analysis, seg: Segmentation, stride: i
         more = analyse(VideoDecoder(path), ctx, wanted, end, restart)
     a.candidates = sorted(a.candidates + more.candidates, key=lambda c: c.index)
     a.failures = sorted(a.failures + more.failures, key=lambda f: f[0])
-    return short
+    return dense
 
 
 def _dense_span(m: Movement, index: np.ndarray, wanted: int) -> tuple[int, int]:
