@@ -288,6 +288,33 @@ def test_a_lost_face_is_searched_for_again_within_lost_every(dlib_backend):
     assert len(found) == len(black) + len(frames) - LOST_EVERY
 
 
+def test_a_uniform_frame_is_not_searched(dlib_backend):
+    """Black or one-colour frames (a fade, black between takes) are rejected as faceless without a
+    detector run; a real frame, however dark its background, is searched."""
+    from types import SimpleNamespace
+
+    from fpsynth.data.clip import _Tracker, uniform
+    from fpsynth.data.config import PrepareConfig
+    from fpsynth.data.jobs import Context
+
+    runs = []
+    counting = SimpleNamespace(
+        min_score=dlib_backend.min_score,
+        detect=lambda rgb, upsample=0: runs.append(rgb.shape) or dlib_backend.detect(rgb, upsample),
+        landmarks=dlib_backend.landmarks,
+    )
+    tracker = _Tracker(counting, Context(PrepareConfig(), Path(".")))
+    (frame,) = [rgb for _, rgb in VideoDecoder(fixture_path("videos", "lp_d18.mp4")).frames(max_frames=1)]
+    for blank in (np.zeros_like(frame), np.full_like(frame, 128), np.clip(frame // 40 + 3, 0, 255)):
+        tracker.reset()
+        with pytest.raises(Rejected) as err:
+            tracker.step(blank)
+        assert err.value.reason is Reason.NO_FACE and "uniform" in err.value.detail
+    assert runs == [] and not uniform(frame) and not uniform(frame // 8)  # dark, not blank
+    tracker.reset()
+    assert tracker.step(frame).source == "detected" and runs
+
+
 def _face(side: float, score: float = 1.0) -> Face:
     return Face(np.array([0, 0, side, side], np.float32), score, np.zeros((68, 2), np.float32))
 

@@ -76,8 +76,17 @@ WHOLE_FRAME_EVERY = 4
 # While the face is lost the detector runs on every n-th analysed frame (at most detect_every):
 # the frames after a cut are not lost for a whole detect_every.
 LOST_EVERY = 5
+UNIFORM_LEVELS = 12  # a frame whose sampled pixels all lie within this many grey levels is blank (clip.uniform)
 WRITERS = 4  # threads writing a job's crops (write_crops)
 SMALL_FACE_PX = 120  # a face box below this at the video search's scale may be missed by it (HOG window: 80)
+
+
+def uniform(rgb: np.ndarray) -> bool:
+    """True when every 16th pixel of every 16th row of ``rgb`` (H, W, 3) lies within ``UNIFORM_LEVELS``
+    of the others in every channel (~0.02 ms): a black or one-colour frame, which holds no face
+    (a face's shading alone spans far more; a detector needs edges)."""
+    sample = rgb[::16, ::16].reshape(-1, rgb.shape[-1]) if rgb.ndim == 3 else rgb[::16, ::16].reshape(-1, 1)
+    return bool(sample.size) and int((sample.max(0).astype(np.int16) - sample.min(0)).max()) <= UNIFORM_LEVELS
 
 
 def _jump(a: np.ndarray, b: np.ndarray) -> float:
@@ -132,6 +141,9 @@ class _Tracker:
 
     def _detect(self, rgb: np.ndarray) -> Face | None:
         """The dominant face (None: lost, ``self.lost`` says why); counts faces on whole-frame searches."""
+        if uniform(rgb):  # black between takes, a fade: nothing for a detector to find (~20 ms a search)
+            self.lost = Rejected(Reason.NO_FACE, "a uniform frame (black or one colour: a fade, a cut between takes)")
+            return None
         fc, strong = self.ctx.cfg.faces, (lambda fs: any(f.score >= self.backend.min_score for f in fs))
         faces, whole = [], True
         if self.face is not None and self.detections % WHOLE_FRAME_EVERY:  # near the tracked face
