@@ -85,8 +85,8 @@ def uniform(rgb: np.ndarray) -> bool:
     """True when every 16th pixel of every 16th row of ``rgb`` (H, W, 3) lies within ``UNIFORM_LEVELS``
     of the others in every channel (~0.02 ms): a black or one-colour frame, which holds no face
     (a face's shading alone spans far more; a detector needs edges)."""
-    sample = rgb[::16, ::16].reshape(-1, rgb.shape[-1]) if rgb.ndim == 3 else rgb[::16, ::16].reshape(-1, 1)
-    return bool(sample.size) and int((sample.max(0).astype(np.int16) - sample.min(0)).max()) <= UNIFORM_LEVELS
+    sample = rgb[::16, ::16].reshape(-1, 3)
+    return int((sample.max(0).astype(np.int16) - sample.min(0)).max()) <= UNIFORM_LEVELS
 
 
 def _jump(a: np.ndarray, b: np.ndarray) -> float:

@@ -70,6 +70,12 @@ def slug(text: str) -> str:
 FileId = tuple[int, int]  # (st_dev, st_ino): one real file or folder, whatever the path to it
 
 
+# Why the walk leaves a path out (Walk.rows)
+_SPECIAL = "a FIFO, socket or device, not a regular file: never opened"
+_DUPLICATE = "the same file as another input below this folder (a link): taken once"
+_STAGE_FOLDER = "a folder of fpsynth outputs (it holds a stage.json): its files are not inputs"
+
+
 @dataclasses.dataclass(frozen=True)
 class Walk:
     """What lies below an input folder, each real file and folder taken once.
@@ -87,35 +93,15 @@ class Walk:
 
     def rows(self, dataset: str) -> list[Found]:
         """A reason row for each path the walk left out on purpose."""
-        return (
-            [
-                Found(
-                    dataset,
-                    (p,),
-                    reason=Reason.SPECIAL_FILE,
-                    detail="a FIFO, socket or device, not a regular file: never opened",
-                )
-                for p in self.special
-            ]
-            + [
-                Found(
-                    dataset,
-                    (p,),
-                    reason=Reason.DUPLICATE,
-                    detail="the same file as another input below this folder (a link): taken once",
-                )
-                for p in self.duplicates
-            ]
-            + [
-                Found(
-                    dataset,
-                    (p,),
-                    reason=Reason.STAGE_FOLDER,
-                    detail="a folder of fpsynth outputs (it holds a stage.json): its files are not inputs",
-                )
-                for p in self.stage_folders
-            ]
-        )
+        return [
+            Found(dataset, (p,), reason=reason, detail=detail)
+            for paths, reason, detail in (
+                (self.special, Reason.SPECIAL_FILE, _SPECIAL),
+                (self.duplicates, Reason.DUPLICATE, _DUPLICATE),
+                (self.stage_folders, Reason.STAGE_FOLDER, _STAGE_FOLDER),
+            )
+            for p in paths
+        ]
 
 
 def walk(root: Path) -> Walk:
